@@ -1,0 +1,5 @@
+import sys
+
+from authsvc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""The authorization library: request view → decision → response data. No gRPC, no I/O."""
+
+from authsvc.authz._credentials import (
+    DEFAULT_LOCATIONS,
+    Bearer,
+    Credential,
+    CredentialError,
+    CredentialLocation,
+    extract_credential,
+    parse_location,
+)
+from authsvc.authz._decide import STATUS, Decision, Reason, decide
+from authsvc.authz._paths import is_canonical, normalize_path, query_values, split_target
+from authsvc.authz._policy import Policy
+from authsvc.authz._respond import HEADER_PREFIX, KEY_NAME_HEADER, Allow, Deny, render
+from authsvc.authz._view import RequestView
+
+__all__ = [
+    "DEFAULT_LOCATIONS",
+    "HEADER_PREFIX",
+    "KEY_NAME_HEADER",
+    "STATUS",
+    "Allow",
+    "Bearer",
+    "Credential",
+    "CredentialError",
+    "CredentialLocation",
+    "Decision",
+    "Deny",
+    "Policy",
+    "Reason",
+    "RequestView",
+    "decide",
+    "extract_credential",
+    "is_canonical",
+    "normalize_path",
+    "parse_location",
+    "query_values",
+    "render",
+    "split_target",
+]

@@ -1,0 +1,140 @@
+"""The decision: a pure function from (request, policy, keys, clock) to allow or deny.
+
+Phases, in order, each with its combining rule:
+
+1. **route**      — a public path (exact, GET/HEAD) is allowed without a key.
+2. **readiness**  — no usable master key: every protected request is denied 503 (fail closed).
+3. **credential** — the first credential location present decides; malformed denies.
+4. **identity**   — the key's digest must be in the ring (constant-time confirmed), unexpired.
+5. **scope**      — a key restricted to paths must match the normalised path.
+
+Any phase that denies ends the pipeline. No I/O, no gRPC, no clock but ``now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from authsvc.authz._credentials import CredentialError, extract_credential
+from authsvc.authz._paths import normalize_path, split_target
+from authsvc.authz._policy import Policy
+from authsvc.authz._view import RequestView
+from authsvc.keys._ring import KeyRing, digest
+
+__all__ = ["STATUS", "Decision", "Reason", "decide"]
+
+
+class Reason(StrEnum):
+    """Stable reason codes: they are API (logs, metric labels, response bodies)."""
+
+    PUBLIC_PATH = "public_path"
+    KEY_VALID = "key_valid"
+    MISSING_CREDENTIAL = "missing_credential"
+    MALFORMED_CREDENTIAL = "malformed_credential"
+    UNKNOWN_KEY = "unknown_key"
+    EXPIRED_KEY = "expired_key"
+    PATH_NOT_ALLOWED = "path_not_allowed"
+    NO_MASTER_KEY = "no_master_key"
+    MALFORMED_REQUEST = "malformed_request"
+
+
+STATUS: dict[Reason, int] = {
+    Reason.PUBLIC_PATH: 200,
+    Reason.KEY_VALID: 200,
+    Reason.MISSING_CREDENTIAL: 401,
+    Reason.MALFORMED_CREDENTIAL: 401,
+    Reason.UNKNOWN_KEY: 401,
+    Reason.EXPIRED_KEY: 401,
+    Reason.PATH_NOT_ALLOWED: 403,
+    Reason.NO_MASTER_KEY: 503,
+    Reason.MALFORMED_REQUEST: 400,
+}
+"""The one table from reason to HTTP status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome. ``message`` is for humans and never contains a key."""
+
+    reason: Reason
+    message: str
+    key_name: str | None = None
+    key_fingerprint: str | None = None
+    credential_location: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return STATUS[self.reason] == 200
+
+    @property
+    def status(self) -> int:
+        return STATUS[self.reason]
+
+
+_PUBLIC = Decision(Reason.PUBLIC_PATH, "public path")
+
+
+def _deny(reason: Reason, message: str, location: str | None = None) -> Decision:
+    return Decision(reason, message, credential_location=location)
+
+
+def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Decision:
+    """Allow or deny one request. Total: never raises for any ``RequestView``."""
+    path, _ = split_target(view.target)
+    if not path:
+        return _deny(Reason.MALFORMED_REQUEST, "the request has no path")
+
+    # 1. route
+    if path in policy.public_paths and view.method in policy.public_methods:
+        return _PUBLIC
+
+    # 2. readiness
+    if not ring.ready:
+        return _deny(
+            Reason.NO_MASTER_KEY, f"authsvc has no usable master key: {ring.unready_reason}"
+        )
+
+    # 3. credential
+    found = extract_credential(
+        view.target, view.headers, policy.locations, policy.max_credential_length
+    )
+    if found is None:
+        return _deny(Reason.MISSING_CREDENTIAL, policy.missing_message)
+    if isinstance(found, CredentialError):
+        return _deny(
+            Reason.MALFORMED_CREDENTIAL,
+            f"malformed credential in {found.location}: {found.detail}",
+            found.location,
+        )
+
+    # 4. identity
+    record = ring.lookup(digest(found.key))
+    if record is None:
+        return _deny(
+            Reason.UNKNOWN_KEY, f"invalid api key sent in {found.location}", found.location
+        )
+    if record.expires_at is not None and now >= record.expires_at:
+        return Decision(
+            Reason.EXPIRED_KEY,
+            f"api key {record.name!r} has expired",
+            record.name,
+            record.fingerprint,
+            found.location,
+        )
+
+    # 5. scope
+    if record.paths is not None:
+        normalized = normalize_path(path)
+        if normalized is None or normalized != path or not record.paths.allows(normalized):
+            return Decision(
+                Reason.PATH_NOT_ALLOWED,
+                f"api key {record.name!r} is not allowed on this path",
+                record.name,
+                record.fingerprint,
+                found.location,
+            )
+
+    return Decision(
+        Reason.KEY_VALID, "key accepted", record.name, record.fingerprint, found.location
+    )

@@ -1,0 +1,81 @@
+"""Route policy: which requests need no key. Built once from config; the hot path only reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from authsvc.authz._credentials import (
+    DEFAULT_LOCATIONS,
+    MAX_CREDENTIAL_LENGTH,
+    CredentialLocation,
+)
+from authsvc.authz._paths import is_canonical
+
+__all__ = [
+    "DEFAULT_PROTECTED_HEALTH_PATH",
+    "DEFAULT_PUBLIC_METHODS",
+    "DEFAULT_PUBLIC_PATHS",
+    "Policy",
+]
+
+DEFAULT_PUBLIC_PATHS = ("/health/liveliness", "/health/liveness", "/health/readiness")
+DEFAULT_PUBLIC_METHODS = ("GET", "HEAD")
+DEFAULT_PROTECTED_HEALTH_PATH = "/health"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Everything ``decide()`` needs besides the request and the keys, precomputed.
+
+    Public paths are matched **exactly** against the raw path (query dropped), and must be in
+    normal form, so a path that only *normalises* to a public one (``%2F`` tricks, dot
+    segments, doubled slashes) is never public.
+    """
+
+    public_paths: frozenset[str] = frozenset(DEFAULT_PUBLIC_PATHS)
+    public_methods: frozenset[str] = frozenset(DEFAULT_PUBLIC_METHODS)
+    locations: tuple[CredentialLocation, ...] = DEFAULT_LOCATIONS
+    max_credential_length: int = MAX_CREDENTIAL_LENGTH
+    protected_health_path: str = DEFAULT_PROTECTED_HEALTH_PATH
+    missing_message: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        where = ", ".join(
+            f"{loc.label} (Bearer)" if loc.bearer == "required" else loc.label
+            for loc in self.locations
+        )
+        object.__setattr__(self, "missing_message", f"No api key passed in. Send it in: {where}.")
+
+    @classmethod
+    def build(
+        cls,
+        public_paths: Iterable[str] = DEFAULT_PUBLIC_PATHS,
+        *,
+        locations: Iterable[CredentialLocation] = DEFAULT_LOCATIONS,
+        max_credential_length: int = MAX_CREDENTIAL_LENGTH,
+        protected_health_path: str = DEFAULT_PROTECTED_HEALTH_PATH,
+    ) -> Policy:
+        """Validate and build. Raises ``ValueError`` naming the offending entry."""
+        paths = tuple(public_paths)
+        for path in paths:
+            if not is_canonical(path) or "?" in path:
+                raise ValueError(
+                    f"public path {path!r} is not in normal form "
+                    "(absolute, no query, no '.', '..', '//' or %-escapes)"
+                )
+        if protected_health_path in paths:
+            raise ValueError(
+                f"protected health path {protected_health_path!r} cannot also be a public path"
+            )
+        locs = tuple(locations)
+        if not locs:
+            raise ValueError("at least one credential location is required")
+        if max_credential_length < 16:
+            raise ValueError("max credential length must be at least 16")
+        return cls(
+            public_paths=frozenset(paths),
+            locations=locs,
+            max_credential_length=max_credential_length,
+            protected_health_path=protected_health_path,
+        )

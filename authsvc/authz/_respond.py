@@ -1,0 +1,84 @@
+"""What Envoy should do with a decision, as plain data (the gRPC adapter turns it into protobuf).
+
+Denials carry a LiteLLM-shaped JSON body, so clients that parse LiteLLM's errors keep working.
+Allows add ``x-authsvc-key-name`` and strip every client-sent ``x-authsvc-*`` header, so the
+upstream can trust those headers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authsvc.authz._decide import Decision, Reason
+
+__all__ = ["HEADER_PREFIX", "KEY_NAME_HEADER", "Allow", "Deny", "render"]
+
+HEADER_PREFIX = "x-authsvc-"
+KEY_NAME_HEADER = "x-authsvc-key-name"
+REASON_HEADER = "x-authsvc-reason"
+
+_ERROR_TYPE = {401: "auth_error", 403: "auth_error", 503: "service_unavailable", 400: "bad_request"}
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    set_headers: tuple[tuple[str, str], ...]  # overwrite-or-add on the upstream request
+    remove_headers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    status: int
+    headers: tuple[tuple[str, str], ...]  # sent to the client
+    body: str
+
+
+def _client_authsvc_headers(headers: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(name for name in headers if name.startswith(HEADER_PREFIX))
+
+
+def render(
+    decision: Decision,
+    headers: Mapping[str, str],
+    strip_headers: tuple[str, ...] = (),
+) -> Allow | Deny:
+    """Turn a decision into header mutations (allow) or a client response (deny).
+
+    ``strip_headers`` are removed from allowed requests too (e.g. credential headers when the
+    upstream must not see keys).
+    """
+    if decision.allowed:
+        remove = _client_authsvc_headers(headers)
+        if decision.key_name is not None:
+            remove = tuple(h for h in remove if h != KEY_NAME_HEADER)
+            set_headers: tuple[tuple[str, str], ...] = ((KEY_NAME_HEADER, decision.key_name),)
+        else:
+            set_headers = ()
+        return Allow(set_headers, remove + strip_headers)
+    status = decision.status
+    body = json.dumps(
+        {
+            "error": {
+                "message": decision.message,
+                "type": _ERROR_TYPE.get(status, "auth_error"),
+                "param": decision.credential_location,
+                "code": str(status),
+                "reason": decision.reason.value,
+            }
+        },
+        separators=(",", ":"),
+    )
+    out: list[tuple[str, str]] = [
+        ("content-type", "application/json"),
+        (REASON_HEADER, decision.reason.value),
+    ]
+    if status == 401:
+        error = (
+            "invalid_request" if decision.reason is Reason.MISSING_CREDENTIAL else "invalid_token"
+        )
+        out.append(("www-authenticate", f'Bearer realm="authsvc", error="{error}"'))
+    if status == 503:
+        out.append(("retry-after", "5"))
+    return Deny(status, tuple(out), body)

@@ -1,0 +1,59 @@
+"""Command-line entry point: parse, then hand over to the command's module.
+
+Each command lives in its own module exposing ``configure(parser)`` and ``run(args) -> int``;
+only the chosen command's module is imported, so ``authsvc explain`` never loads gRPC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMANDS", "main"]
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("authsvc.server._cli", "run the ext_authz gRPC server (and its status port)"),
+    "explain": ("authsvc.keys._explain", "show how the master key resolves, layer by layer"),
+    "envoy-config": ("authsvc.envoy._cli", "write the Envoy bootstrap that fronts the app"),
+    "up": ("authsvc.stack._cli", "run Envoy + authsvc + a demo upstream locally"),
+    "demo-upstream": ("authsvc.stack._demo", "run the LiteLLM-like demo upstream"),
+    "verify": ("authsvc.health._verify", "prove, through Envoy, that auth and health routes work"),
+    "inject": ("authsvc.kube._inject_cli", "add Envoy + authsvc sidecars to Kubernetes manifests"),
+    "webhook": ("authsvc.kube._webhook", "serve the pod-injection admission webhook"),
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="authsvc",
+        description="Envoy ext_authz sidecar with layered master-key resolution.",
+        epilog="commands:\n"
+        + "\n".join(f"  {name:<14} {helptext}" for name, (_, helptext) in COMMANDS.items())
+        + "\n\nRun 'authsvc COMMAND --help' for a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS:
+        _top_parser().parse_args(args[:1] or ["--help"])
+        return 2  # pragma: no cover - parse_args exits
+    name = args[0]
+    module_name, helptext = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"authsvc {name}", description=helptext)
+    module.configure(parser)
+    ns = parser.parse_args(args[1:])
+    try:
+        return int(module.run(ns))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""Boundaries the design depends on, enforced."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import authsvc
+
+PKG = Path(authsvc.__file__).parent
+PURE = [PKG / "authz", PKG / "keys" / "_ring.py"]
+FORBIDDEN = ("grpc", "google.protobuf", "google.rpc", "authsvc._proto", "authsvc.server")
+
+
+def _imports(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_decision_core_imports_no_grpc_or_protobuf() -> None:
+    files = [p for root in PURE for p in ([root] if root.is_file() else root.rglob("*.py"))]
+    assert files
+    for file in files:
+        bad = {n for n in _imports(file) if n.startswith(FORBIDDEN)}
+        assert not bad, f"{file.relative_to(PKG)} imports {bad}"
+
+
+def test_no_module_is_oversized() -> None:
+    for file in PKG.rglob("*.py"):
+        if "_proto" in file.parts:
+            continue
+        lines = len(file.read_text().splitlines())
+        assert lines <= 450, f"{file.relative_to(PKG)} has {lines} lines; split it"

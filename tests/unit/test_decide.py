@@ -1,0 +1,143 @@
+"""The decision table, case by case, straight on the pure function."""
+
+from __future__ import annotations
+
+import pytest
+
+from authsvc.authz import (
+    CredentialLocation,
+    Policy,
+    Reason,
+    RequestView,
+    decide,
+    parse_location,
+)
+from authsvc.keys import KeyRecord, KeyRing, PathRule, digest, fingerprint
+
+MASTER = "sk-master-0123456789abcdef"
+SCOPED = "sk-scoped-0123456789abcdef"
+OLD = "sk-expired-0123456789abcdef"
+NOW = 1_800_000_000.0
+
+
+def record(key: str, name: str, **kw: object) -> KeyRecord:
+    return KeyRecord(name, "test", fingerprint(key), digest(key), **kw)  # type: ignore[arg-type]
+
+
+RING = KeyRing(
+    [
+        record(SCOPED, "scoped", paths=PathRule.from_patterns(["/v1/models", "/v1/chat/*"])),
+        record(OLD, "old", expires_at=NOW - 1),
+    ],
+    master=record(MASTER, "master"),
+)
+POLICY = Policy.build()
+
+
+def check(method: str, target: str, headers: dict[str, str] | None = None, ring: KeyRing = RING):
+    return decide(RequestView(method, target, headers or {}), POLICY, ring, NOW)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"authorization": f"Bearer {MASTER}"},
+        {"authorization": f"bearer {MASTER}"},
+        {"authorization": f"BEARER   {MASTER}"},
+        {"x-litellm-api-key": MASTER},
+        {"x-litellm-api-key": f"Bearer {MASTER}"},
+        {"api-key": MASTER},
+        {"x-api-key": MASTER},
+        {"x-goog-api-key": MASTER},
+        {"x-api-key": f"{MASTER},{MASTER}"},  # repeated header, same value
+    ],
+)
+def test_every_header_location_accepts_the_master_key(headers: dict[str, str]) -> None:
+    d = check("POST", "/v1/chat/completions", headers)
+    assert d.allowed and d.reason is Reason.KEY_VALID and d.key_name == "master"
+
+
+def test_query_key() -> None:
+    d = check("GET", f"/v1beta/models?alt=sse&key={MASTER}")
+    assert d.allowed and d.credential_location == "query:key"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "reason"),
+    [
+        ("GET", "/v1/models", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/health", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": "Basic dXNlcjpwYXNz"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": MASTER}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": "Bearer"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": f"{MASTER},other"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": "a" * 5000}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": "abc\x01def"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": "sk-wrong-key-000000000"}, Reason.UNKNOWN_KEY),
+        ("GET", f"/v1/models?key={MASTER}&key=x", {}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models?key=", {}, Reason.MALFORMED_CREDENTIAL),
+        # first present location decides: a bad x-litellm-api-key is not rescued by a good
+        # Authorization header
+        (
+            "GET",
+            "/v1/models",
+            {"x-litellm-api-key": "nope-nope-nope", "authorization": f"Bearer {MASTER}"},
+            Reason.UNKNOWN_KEY,
+        ),
+        ("POST", "/health/liveliness", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/health/liveliness/", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/health//liveliness", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/health%2Fliveliness", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/health/liveliness/../../v1/models", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/Health/Liveliness", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "", {}, Reason.MALFORMED_REQUEST),
+        ("GET", "/v1/models", {"x-api-key": OLD}, Reason.EXPIRED_KEY),
+        ("GET", "/health", {"x-api-key": SCOPED}, Reason.PATH_NOT_ALLOWED),
+        ("GET", "/v1/chat", {"x-api-key": SCOPED}, Reason.KEY_VALID),
+        ("GET", "/v1/chat/completions", {"x-api-key": SCOPED}, Reason.KEY_VALID),
+        ("GET", "/v1/chatx", {"x-api-key": SCOPED}, Reason.PATH_NOT_ALLOWED),
+        ("GET", "/v1/models/../../health", {"x-api-key": SCOPED}, Reason.PATH_NOT_ALLOWED),
+        ("GET", "/v1/chat/%2e%2e/%2e%2e/health", {"x-api-key": SCOPED}, Reason.PATH_NOT_ALLOWED),
+    ],
+)
+def test_decision_table(method: str, target: str, headers: dict[str, str], reason: Reason) -> None:
+    d = check(method, target, headers)
+    assert d.reason is reason, d.message
+    assert MASTER not in d.message and SCOPED not in d.message
+
+
+@pytest.mark.parametrize("path", ["/health/liveliness", "/health/liveness", "/health/readiness"])
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_public_paths(method: str, path: str) -> None:
+    assert check(method, path).reason is Reason.PUBLIC_PATH
+    assert check(method, path + "?verbose=1").reason is Reason.PUBLIC_PATH
+
+
+def test_fail_closed_without_master_key() -> None:
+    ring = KeyRing([record(SCOPED, "scoped")], unready_reason="env:X unset; file:/k missing")
+    d = check("GET", "/v1/models", {"x-api-key": SCOPED}, ring=ring)
+    assert d.status == 503 and d.reason is Reason.NO_MASTER_KEY
+    assert "env:X unset; file:/k missing" in d.message
+    assert check("GET", "/health/readiness", ring=ring).allowed
+
+
+def test_configured_locations_replace_defaults() -> None:
+    policy = Policy.build(locations=[parse_location("header:X-Custom")])
+    view = RequestView("GET", "/v1/models", {"authorization": f"Bearer {MASTER}"})
+    assert decide(view, policy, RING, NOW).reason is Reason.MISSING_CREDENTIAL
+    view = RequestView("GET", "/v1/models", {"x-custom": MASTER})
+    assert decide(view, policy, RING, NOW).allowed
+    assert "header:x-custom" in policy.missing_message
+
+
+def test_policy_rejects_non_canonical_public_paths() -> None:
+    for bad in ["/health/../x", "//a", "/a%2Fb", "relative", "/a?x=1"]:
+        with pytest.raises(ValueError, match="normal form"):
+            Policy.build([bad])
+    with pytest.raises(ValueError, match="cannot also be a public path"):
+        Policy.build(["/health"])
+    with pytest.raises(ValueError, match="header:NAME"):
+        parse_location("cookie:x")
+    assert parse_location("header:Authorization") == CredentialLocation(
+        "header", "authorization", parse_location("header:authorization").bearer
+    )
