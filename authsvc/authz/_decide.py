@@ -37,6 +37,7 @@ class Reason(StrEnum):
     PATH_NOT_ALLOWED = "path_not_allowed"
     NO_MASTER_KEY = "no_master_key"
     MALFORMED_REQUEST = "malformed_request"
+    INTERNAL_ERROR = "internal_error"  # set by adapters only: decide() itself never fails
 
 
 STATUS: dict[Reason, int] = {
@@ -49,6 +50,7 @@ STATUS: dict[Reason, int] = {
     Reason.PATH_NOT_ALLOWED: 403,
     Reason.NO_MASTER_KEY: 503,
     Reason.MALFORMED_REQUEST: 400,
+    Reason.INTERNAL_ERROR: 500,
 }
 """The one table from reason to HTTP status."""
 

@@ -19,7 +19,13 @@ HEADER_PREFIX = "x-authsvc-"
 KEY_NAME_HEADER = "x-authsvc-key-name"
 REASON_HEADER = "x-authsvc-reason"
 
-_ERROR_TYPE = {401: "auth_error", 403: "auth_error", 503: "service_unavailable", 400: "bad_request"}
+_ERROR_TYPE = {
+    400: "bad_request",
+    401: "auth_error",
+    403: "auth_error",
+    500: "internal_error",
+    503: "service_unavailable",
+}
 
 
 @dataclass(frozen=True, slots=True)
