@@ -1,0 +1,98 @@
+"""Binding: TCP port conflicts, Unix socket preparation and cleanup, on a real server."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from authsvc.authz import Policy
+from authsvc.keys import KeyStore
+from authsvc.server import AuthzServer, ListenError
+from tests.server.conftest import LoopThread, Running, check, master_ring, request
+
+
+def test_busy_port_fails_clearly_naming_the_address(
+    start_server: Callable[..., Running],
+) -> None:
+    first = start_server()
+    with pytest.raises(ListenError) as info:
+        start_server([first.tcp])
+    assert repr(first.tcp) in str(info.value)
+    assert "already in use" in str(info.value)
+
+
+def test_unix_socket_parent_created_and_removed_on_stop(
+    loop_thread: LoopThread, short_tmp: Path
+) -> None:
+    path = short_tmp / "a" / "b" / "authz.sock"
+    server = AuthzServer(KeyStore(master_ring()), Policy.build(), [f"unix:{path}"])
+    loop_thread.run(server.start())
+    try:
+        assert path.is_socket()
+        assert server.bound_addresses == (f"unix:{path}",)
+        assert check(f"unix:{path}", request()).denied_response.status.code == 401
+    finally:
+        loop_thread.run(server.stop(1))
+    assert not path.exists()
+
+
+def test_stale_socket_file_is_replaced(
+    start_server: Callable[..., Running], short_tmp: Path
+) -> None:
+    path = short_tmp / "authz.sock"
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: a leftover from a crash
+    assert path.is_socket()
+    running = start_server([f"unix:{path}"])
+    assert check(running.unix, request()).denied_response.status.code == 401
+
+
+def test_live_socket_is_not_stolen(start_server: Callable[..., Running], short_tmp: Path) -> None:
+    path = short_tmp / "authz.sock"
+    start_server([f"unix:{path}"])
+    with pytest.raises(ListenError, match="already listening"):
+        start_server([f"unix:{path}"])
+    assert path.is_socket()
+
+
+@pytest.mark.parametrize("kind", ["file", "dir", "symlink"])
+def test_non_socket_path_is_refused_and_left_alone(
+    start_server: Callable[..., Running], short_tmp: Path, kind: str
+) -> None:
+    path = short_tmp / "authz.sock"
+    if kind == "file":
+        path.write_text("precious")
+    elif kind == "dir":
+        path.mkdir()
+    else:
+        os.symlink(short_tmp / "elsewhere", path)
+    with pytest.raises(ListenError, match="is not a socket") as info:
+        start_server([f"unix:{path}"])
+    assert str(path) in str(info.value)
+    assert os.path.lexists(path)
+    if kind == "file":
+        assert path.read_text() == "precious"
+
+
+def test_socket_is_connectable_by_other_users(
+    start_server: Callable[..., Running], short_tmp: Path
+) -> None:
+    running = start_server([f"unix:{short_tmp / 'authz.sock'}"])
+    assert (short_tmp / "authz.sock").stat().st_mode & 0o777 == 0o666
+    assert running.unix
+
+
+def test_one_bad_address_binds_nothing(
+    start_server: Callable[..., Running], short_tmp: Path
+) -> None:
+    blocker = short_tmp / "file"
+    blocker.write_text("x")
+    good = short_tmp / "good.sock"
+    with pytest.raises(ListenError):
+        start_server([f"unix:{good}", f"unix:{blocker}"])
+    assert not good.exists()
