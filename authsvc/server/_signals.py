@@ -59,7 +59,10 @@ async def serve_until_signal(
             for task in done:
                 if task is not waiter and not task.cancelled() and task.exception() is not None:
                     failure = task.exception()
-                    _log.error("a background task failed, shutting down: %r", failure)
+                    # type only: the exception itself is re-raised to the caller
+                    _log.error(
+                        "a background task failed (%s), shutting down", type(failure).__name__
+                    )
         waiter.cancel()
         if received:
             _log.info("received %s, shutting down", received[0].name)

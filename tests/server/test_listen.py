@@ -96,3 +96,26 @@ def test_one_bad_address_binds_nothing(
     with pytest.raises(ListenError):
         start_server([f"unix:{good}", f"unix:{blocker}"])
     assert not good.exists()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+def test_ipv6_and_port_zero_report_the_real_port(start_server: Callable[..., Running]) -> None:
+    running = start_server(["[::1]:0"])
+    (address,) = running.server.bound_addresses
+    assert address.startswith("[::1]:") and not address.endswith(":0")
+    assert check(address, request()).denied_response.status.code == 401
+
+
+def test_unresolvable_host_fails_clearly(start_server: Callable[..., Running]) -> None:
+    with pytest.raises(ListenError, match="does not resolve") as info:
+        start_server(["no-such-host.invalid:9191"])
+    assert "'no-such-host.invalid:9191'" in str(info.value)

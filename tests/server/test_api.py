@@ -1,0 +1,28 @@
+"""The wiring surface of authsvc.server stays small and explicit."""
+
+from __future__ import annotations
+
+import inspect
+
+import authsvc.server
+
+
+def test_server_package_exports() -> None:
+    assert sorted(authsvc.server.__all__) == [
+        "AUTHZ_SERVICE",
+        "AuthzServer",
+        "DecisionObserver",
+        "ListenError",
+        "serve_until_signal",
+    ]
+    assert authsvc.server.AUTHZ_SERVICE == "envoy.service.auth.v3.Authorization"
+    assert issubclass(authsvc.server.ListenError, authsvc.ConfigError)
+
+
+def test_authz_server_signature() -> None:
+    params = inspect.signature(authsvc.server.AuthzServer).parameters
+    assert list(params) == ["store", "policy", "listen", "strip_headers", "on_decision"]
+    assert params["strip_headers"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params["on_decision"].kind is inspect.Parameter.KEYWORD_ONLY
+    for name in ("start", "stop", "refresh_health", "bound_addresses", "started"):
+        assert hasattr(authsvc.server.AuthzServer, name)
