@@ -38,8 +38,11 @@ SERVICE_RE = re.compile(r"^\s*service\s+\w+", re.MULTILINE)
 
 
 def _include_dirs() -> list[Path]:
-    import google.rpc  # googleapis-common-protos
-    import grpc_tools
+    try:
+        import google.rpc  # googleapis-common-protos
+        import grpc_tools
+    except ImportError as exc:
+        raise SystemExit(f"genproto: {exc.name} is not installed; run `make venv` first") from exc
 
     well_known = Path(grpc_tools.__file__).resolve().parent / "_proto"
     # google/rpc/status.proto sits at <site-packages>/google/rpc/status.proto
