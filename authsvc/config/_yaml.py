@@ -37,7 +37,7 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"{mark.line + 1}" if mark is not None else "?"
-        problem = exc.problem or exc.context or "syntax error"
+        problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
         raise ConfigError(f"{filename}:{line}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:  # e.g. several documents in one file
         raise ConfigError(f"{filename}: invalid YAML: {type(exc).__name__}") from None
@@ -76,13 +76,14 @@ class Reader:
         """A mapping's entries by key; unknown or duplicate keys are errors."""
         if not isinstance(node, yaml.MappingNode):
             self.fail(node, path, f"expected a mapping, got {describe(node)}")
+        self._plain(node, path, "map")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
+            if key_node.tag == _TAG + "merge":
+                self.fail(key_node, path, "YAML merge keys ('<<') are not supported")
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _TAG + "str":
                 self.fail(key_node, path, f"keys must be plain names, got {describe(key_node)}")
             key = str(key_node.value)
-            if key == "<<":
-                self.fail(key_node, path, "YAML merge keys ('<<') are not supported")
             if key not in allowed:
                 self._unknown(key_node, key, path, allowed)
             if key in out:
@@ -91,6 +92,10 @@ class Reader:
             out[key] = (key_node, value_node)
         return out
 
+    def _plain(self, node: yaml.Node, path: str, kind: str) -> None:
+        if node.tag != _TAG + kind:
+            self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+
     def _unknown(self, node: yaml.Node, key: str, path: str, allowed: Collection[str]) -> NoReturn:
         under = path or "top level"
         here = f"{path}.{key}" if path else key
@@ -98,7 +103,9 @@ class Reader:
         if elsewhere:
             hint = f"; it belongs at {' or '.join(elsewhere)}"
         else:
-            close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6) or [
+                name for name in sorted(allowed) if name.startswith(key) or key.startswith(name)
+            ]
             if close:
                 hint = f"; did you mean {close[0]!r}?"
             else:
@@ -109,6 +116,7 @@ class Reader:
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
         if not isinstance(node, yaml.SequenceNode):
             self.fail(node, path, f"expected a list, got {describe(node)}")
+        self._plain(node, path, "seq")
         return list(node.value)
 
     def _scalar(self, node: yaml.Node, path: str, kinds: tuple[str, ...], want: str) -> str:

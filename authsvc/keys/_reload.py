@@ -48,8 +48,6 @@ def rejection(old: Resolution | None, new: Resolution) -> str | None:
         f"keeping the last good keys (master from {old.winner.source}, "
         f"fingerprint {old.winner.fingerprint})"
     )
-    if not new.resolved:
-        return f"reload rejected: no usable master key ({new.unready_reason}); {keep}"
     allow_weak = new.config.master_key.allow_weak if new.config is not None else False
     before = {r.source: r.state for r in _candidates(old)}
     for r in _candidates(new):
@@ -57,6 +55,8 @@ def rejection(old: Resolution | None, new: Resolution) -> str | None:
             continue
         if before.get(r.source) is not r.state:
             return f"reload rejected: {r.source} is now {r.state} ({r.detail}); {keep}"
+    if not new.resolved:
+        return f"reload rejected: no usable master key ({new.unready_reason}); {keep}"
     return None
 
 
@@ -160,14 +160,15 @@ class Reloader:
     # -- the loop --------------------------------------------------------------------------
 
     def watch_dirs(self) -> frozenset[str]:
-        """Existing directories holding a watched file (or its symlink target)."""
-        dirs: set[str] = set()
-        for path in self._files:
-            for candidate in (path, os.path.realpath(path)):
-                parent = os.path.dirname(candidate)
-                if os.path.isdir(parent):
-                    dirs.add(parent)
-        return frozenset(dirs)
+        """Existing directories holding a watched file.
+
+        The directory of the path *as configured*: symlinks are not followed, since a
+        Secret's ``..data`` target directory is deleted at every rotation. A file that is a
+        symlink into some other directory is still seen by the poll.
+        """
+        return frozenset(
+            parent for parent in {os.path.dirname(p) for p in self._files} if os.path.isdir(parent)
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and poll until ``stop`` is set."""
@@ -178,7 +179,7 @@ class Reloader:
         try:
             while not stop.is_set():
                 dirs = self.watch_dirs() if self._watch else frozenset()
-                if dirs != watched:
+                if dirs != watched or (watcher is not None and watcher[0].done()):
                     await _stop(watcher)
                     watcher = self._start_watcher(dirs) if dirs else None
                     watched = dirs
@@ -216,8 +217,11 @@ class Reloader:
                 ignore_permission_denied=True,
             ):
                 self._kick.set()
-        except Exception as exc:  # a directory vanished, inotify limits, ...: polling goes on
-            log.debug("file watch on %s stopped (%s); polling continues", dirs, exc)
+        except Exception as exc:  # a directory vanished, inotify limits, ...
+            log.debug("file watch on %s stopped (%s); restarting it", dirs, exc)
+            await asyncio.sleep(0.5)  # no busy loop if the watch cannot start at all
+        finally:
+            self._kick.set()  # something happened: re-read now, and restart the watch
 
 
 async def _stop(watcher: tuple[asyncio.Task[None], asyncio.Event] | None) -> None:
