@@ -20,6 +20,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from authsvc._errors import ConfigError
 from authsvc.config import ENV_CONFIG, load_config
@@ -31,6 +32,7 @@ from authsvc.keys._sources import resolve
 __all__ = ["Reloader", "rejection"]
 
 log = logging.getLogger("authsvc.keys.reload")
+T = TypeVar("T")
 
 _BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
 
@@ -63,8 +65,8 @@ def rejection(old: Resolution | None, new: Resolution) -> str | None:
 class Reloader:
     """Keeps ``store`` in step with the config and its key sources.
 
-    ``initial`` is the resolution whose ring ``store`` already serves (``None``: ``run`` does
-    a first reload itself). ``on_change(resolution)`` runs after every swap, ``on_error(msg)``
+    ``initial`` is the resolution already served (its ring is put in ``store`` at once); with
+    ``None`` the store is left alone until the first reload, which ``run`` does at its start. ``on_change(resolution)`` runs after every swap, ``on_error(msg)``
     once per distinct failure; both run on the event loop thread.
     """
 
@@ -117,9 +119,11 @@ class Reloader:
             config = load_config(
                 self._config_path, environ=self._environ, master_key_file=self._master_key_file
             )
+            return resolve(config, self._environ)
         except ConfigError as exc:
             return f"config reload failed: {exc}; keeping the last good keys"
-        return resolve(config, self._environ)
+        except Exception as exc:  # a bug must not end reloading; the type only: no key leaks
+            return f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
 
     def _apply(self, outcome: Resolution | str) -> bool:
         if isinstance(outcome, str):
@@ -150,12 +154,12 @@ class Reloader:
             self._files = res.config.watched_files() or self._files
             self._poll = self._poll_override or res.config.reload.poll_interval
         if notify:
-            self._on_change(res)
+            _call(self._on_change, res)
 
     def _error(self, message: str) -> None:
         if message != self._last_error:
             self._last_error = message
-            self._on_error(message)
+            _call(self._on_error, message)
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -171,11 +175,10 @@ class Reloader:
         )
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Watch and poll until ``stop`` is set."""
-        if self._current is None:
-            self._apply(await asyncio.to_thread(self._attempt))
+        """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""
         watcher: tuple[asyncio.Task[None], asyncio.Event] | None = None
         watched: frozenset[str] = frozenset()
+        first = True
         try:
             while not stop.is_set():
                 dirs = self.watch_dirs() if self._watch else frozenset()
@@ -183,9 +186,11 @@ class Reloader:
                     await _stop(watcher)
                     watcher = self._start_watcher(dirs) if dirs else None
                     watched = dirs
-                await self._sleep(stop)
-                if stop.is_set():
-                    break
+                if not first:
+                    await self._sleep(stop)
+                    if stop.is_set():
+                        break
+                first = False
                 self._kick.clear()
                 self._apply(await asyncio.to_thread(self._attempt))
         finally:
@@ -234,6 +239,14 @@ async def _stop(watcher: tuple[asyncio.Task[None], asyncio.Event] | None) -> Non
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _call(callback: Callable[[T], None], arg: T) -> None:
+    """Run a wiring callback; its failure is logged, never the end of reloading."""
+    try:
+        callback(arg)
+    except Exception:
+        log.exception("reload callback %r failed", getattr(callback, "__name__", callback))
 
 
 def _log_change(res: Resolution) -> None:

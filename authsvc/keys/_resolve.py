@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from authsvc._errors import KeySourceError
 from authsvc.keys._reading import Reading, Role, State
 from authsvc.keys._render import render_table, report
 from authsvc.keys._ring import KeyRecord, KeyRing, PathRule
@@ -71,8 +72,10 @@ class Resolution:
         """
         return self.winner.secret if self.winner is not None else None
 
-    def used(self, reading: Reading) -> bool:
-        return reading is self.winner
+    def require(self) -> None:
+        """For ``serve --strict``: raise ``KeySourceError`` with the fail-closed 503 message."""
+        if self.winner is None:
+            raise KeySourceError(f"authsvc has no usable master key: {self.unready_reason}")
 
     def report(self) -> dict[str, object]:
         """The stable JSON shape of ``explain --json`` (no keys, only fingerprints)."""

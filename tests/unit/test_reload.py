@@ -305,3 +305,40 @@ def test_default_logging_has_no_keys(
     assert any("keys reloaded" in m for m in caplog.messages)
     assert any("reload rejected" in m for m in caplog.messages)
     assert_no_key_in(caplog.messages)
+
+
+def test_a_failing_callback_does_not_stop_reloading(setup: tuple[Path, Secret]) -> None:
+    config, secret = setup
+    store = KeyStore()
+    calls: list[bool] = []
+
+    def broken(res: Resolution) -> None:
+        calls.append(res.resolved)
+        raise RuntimeError("wiring bug")
+
+    reloader = Reloader(str(config), {}, store, on_change=broken, poll_interval=0.1, watch=False)
+
+    async def body() -> None:
+        await wait_until(lambda: master_digest(store) == digest(KEY_A), 5)
+        secret.rotate({"master": KEY_B + "\n", "extra": KEY_C + "\n"})
+        await wait_until(lambda: master_digest(store) == digest(KEY_B), 2)
+
+    run_with(reloader, body)
+    assert calls == [True, True]
+
+
+def test_initial_resolution_is_installed_and_run_rechecks_at_start(
+    setup: tuple[Path, Secret],
+) -> None:
+    config, secret = setup
+    initial = resolve(load_config(str(config), environ={}), {})
+    store, rec = KeyStore(), Recorder()
+    reloader = make_reloader(config, store, rec, initial=initial)
+    assert store.current is initial.ring and reloader.current is initial
+    secret.rotate({"master": KEY_B + "\n", "extra": KEY_C + "\n"})  # before run() starts
+
+    async def body() -> None:
+        await wait_until(lambda: master_digest(store) == digest(KEY_B), 1)
+
+    run_with(reloader, body)
+    assert len(rec.changes) == 1

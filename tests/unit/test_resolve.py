@@ -263,3 +263,20 @@ def test_pure_resolver_does_no_io_and_imports_no_grpc() -> None:
                 assert not any(mod == f or mod.startswith(f + ".") for f in forbidden), (name, mod)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "open", name
+
+
+def test_require_raises_the_fail_closed_message() -> None:
+    from authsvc import KeySourceError
+    from authsvc.authz import Policy, Reason, RequestView, decide
+
+    res = resolve_readings([make(0, State.UNSET, "", Role.CANDIDATE)])
+    try:
+        res.require()
+    except KeySourceError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("no error")
+    assert message == "authsvc has no usable master key: checked env:LAYER_0 (unset)"
+    d = decide(RequestView("GET", "/v1/models", {}), Policy.build(), res.ring, 0.0)
+    assert d.reason is Reason.NO_MASTER_KEY and d.status == 503 and d.message == message
+    resolve_readings([make(0, State.SET, STRONG[0], Role.CANDIDATE)]).require()  # no error

@@ -195,3 +195,28 @@ def test_resolve_reads_everything_and_builds_the_ring(tmp_path: Path) -> None:
     assert res.config is config
     secret = res.master_secret()
     assert secret is not None and secret.reveal() == KEY
+
+
+def test_resolved_ring_drives_decide(tmp_path: Path) -> None:
+    from authsvc.authz import Reason, RequestView, decide
+
+    (tmp_path / "ci.keys").write_text(f"{OTHER}\n")
+    config = parse_config(
+        "master_key:\n  sources:\n    - env: M\n"
+        "keys:\n"
+        "  - name: ci\n    file: ci.keys\n    paths: [/v1/models]\n"
+        "  - name: old\n    value: os.environ/OLD\n    expires: 2020-01-01T00:00:00Z\n",
+        str(tmp_path / "c.yaml"),
+        environ={},
+    )
+    res = resolve(config, {"M": KEY, "OLD": "sk-old-key-0123456789abcdef"})
+
+    def check(key: str, path: str) -> Reason:
+        view = RequestView("POST", path, {"authorization": f"Bearer {key}"})
+        return decide(view, config.policy, res.ring, 1_800_000_000.0).reason
+
+    assert check(KEY, "/v1/chat/completions") is Reason.KEY_VALID
+    assert check(OTHER, "/v1/models") is Reason.KEY_VALID
+    assert check(OTHER, "/v1/chat/completions") is Reason.PATH_NOT_ALLOWED
+    assert check("sk-old-key-0123456789abcdef", "/v1/models") is Reason.EXPIRED_KEY
+    assert check("sk-unknown-0123456789abcdef", "/v1/models") is Reason.UNKNOWN_KEY
