@@ -20,6 +20,7 @@ from authsvc.authz._credentials import (
     CredentialLocation,
     parse_location,
 )
+from authsvc.authz._paths import is_canonical
 from authsvc.authz._policy import DEFAULT_PROTECTED_HEALTH_PATH, DEFAULT_PUBLIC_PATHS, Policy
 from authsvc.config._chain import ENV_PREFIX, default_sources, with_override
 from authsvc.config._model import (
@@ -109,11 +110,13 @@ class _Parser:
             else DEFAULT_PUBLIC_PATHS
         )
         node = get("protected_health_path")
-        health_path = (
-            self._str(node, "protected_health_path")
-            if node is not None
-            else DEFAULT_PROTECTED_HEALTH_PATH
-        )
+        health_path = DEFAULT_PROTECTED_HEALTH_PATH
+        if node is not None:
+            health_path = self._str(node, "protected_health_path")
+            if not is_canonical(health_path) or "?" in health_path:
+                r.fail(
+                    node, "protected_health_path", f"{health_path!r} is not a path in normal form"
+                )
         node = get("credentials")
         locations = self._credentials(node) if node is not None else None
         node = get("max_credential_length")

@@ -91,7 +91,7 @@ class Reloader:
         self._on_error = on_error or _log_error
         self._poll_override = poll_interval
         self._watch = watch
-        self._kick = asyncio.Event()
+        self._kick = asyncio.Event()  # replaced in run(): an Event belongs to one loop
         self._current: Resolution | None = None
         self._current_sig: tuple[object, ...] | None = None
         self._rejected_sig: tuple[object, ...] | None = None
@@ -176,6 +176,7 @@ class Reloader:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""
+        self._kick = asyncio.Event()
         watcher: tuple[asyncio.Task[None], asyncio.Event] | None = None
         watched: frozenset[str] = frozenset()
         first = True

@@ -181,6 +181,10 @@ def error(text: str, tmp_path: Path) -> str:
             "protected_health_path: /health/liveness\n",
             ":1: protected_health_path: protected health path '/health/liveness' cannot also be a public path",
         ),
+        (
+            "protected_health_path: health\n",
+            ":1: protected_health_path: 'health' is not a path in normal form",
+        ),
         ("credentials: []\n", ":1: credentials: needs at least one location"),
         (
             "credentials:\n  - header:x-api-key\n  - cookie:k\n",
