@@ -1,0 +1,390 @@
+"""The strict parser: YAML text → validated, frozen ``Config``. All checks happen here, once.
+
+Relative file paths resolve against the config file's directory; symlinks are *not* resolved
+(a Kubernetes Secret's ``key -> ..data/key`` link must stay a link so rotations are seen).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Literal
+
+import yaml
+
+from authsvc.authz._credentials import (
+    DEFAULT_LOCATIONS,
+    MAX_CREDENTIAL_LENGTH,
+    CredentialLocation,
+    parse_location,
+)
+from authsvc.authz._paths import is_canonical
+from authsvc.authz._policy import DEFAULT_PROTECTED_HEALTH_PATH, DEFAULT_PUBLIC_PATHS, Policy
+from authsvc.config._chain import ENV_PREFIX, default_sources, with_override
+from authsvc.config._model import (
+    Config,
+    EnvSource,
+    ExtraKeySpec,
+    FileSource,
+    HealthCheckConfig,
+    KeySource,
+    LiteLLMSource,
+    MasterKeyConfig,
+    ReloadConfig,
+    Sha256Source,
+    SourceSpec,
+    ValueSource,
+)
+from authsvc.config._yaml import Reader, compose
+from authsvc.keys._ring import PathRule
+from authsvc.keys._secret import Secret
+
+__all__ = ["SCHEMA", "parse_config"]
+
+SCHEMA: dict[str, tuple[str, ...]] = {
+    "": (
+        "master_key",
+        "keys",
+        "public_paths",
+        "protected_health_path",
+        "credentials",
+        "max_credential_length",
+        "forward_credentials",
+        "health_check",
+        "reload",
+    ),
+    "master_key": ("sources", "on_conflict", "allow_weak"),
+    "master_key.sources[]": ("env", "file", "litellm_config", "value"),
+    "keys[]": ("name", "sha256", "env", "file", "value", "paths", "expires"),
+    "health_check": ("enabled", "interval", "url"),
+    "reload": ("poll_interval",),
+}
+_KNOWN: dict[str, tuple[str, ...]] = {}
+for _section, _names in SCHEMA.items():
+    for _name in _names:
+        _KNOWN[_name] = (*_KNOWN.get(_name, ()), f"{_section}.{_name}" if _section else _name)
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
+
+
+def parse_config(
+    text: str,
+    filename: str,
+    *,
+    environ: Mapping[str, str],
+    master_key_file: str | None = None,
+) -> Config:
+    """Validate YAML ``text`` read from ``filename`` (used in messages and to resolve paths)."""
+    return _Parser(filename, environ).parse(text, master_key_file)
+
+
+class _Parser:
+    def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
+        self.r = Reader(filename, _KNOWN)
+        self.abspath = os.path.abspath(filename)
+        self.base = os.path.dirname(self.abspath)
+        self.environ = environ
+
+    def parse(self, text: str, master_key_file: str | None) -> Config:
+        r = self.r
+        root = compose(text, r.filename)
+        top = {} if root is None else r.mapping(root, "", SCHEMA[""])
+
+        def get(name: str) -> yaml.Node | None:
+            return top[name][1] if name in top else None
+
+        master = self._master(get("master_key"), master_key_file)
+        node = get("keys")
+        keys = self._keys(node) if node is not None else ()
+        node = get("public_paths")
+        public = (
+            tuple(
+                self._str(n, f"public_paths[{i}]")
+                for i, n in enumerate(r.sequence(node, "public_paths"))
+            )
+            if node is not None
+            else DEFAULT_PUBLIC_PATHS
+        )
+        node = get("protected_health_path")
+        health_path = DEFAULT_PROTECTED_HEALTH_PATH
+        if node is not None:
+            health_path = self._str(node, "protected_health_path")
+            if not is_canonical(health_path) or "?" in health_path:
+                r.fail(
+                    node, "protected_health_path", f"{health_path!r} is not a path in normal form"
+                )
+        node = get("credentials")
+        locations = self._credentials(node) if node is not None else None
+        node = get("max_credential_length")
+        max_len = (
+            r.integer(node, "max_credential_length", low=16, high=65536)
+            if node is not None
+            else None
+        )
+        node = get("forward_credentials")
+        forward = r.boolean(node, "forward_credentials") if node is not None else True
+        node = get("health_check")
+        health = self._health(node) if node is not None else HealthCheckConfig()
+        node = get("reload")
+        reload = self._reload(node) if node is not None else ReloadConfig()
+        policy = self._policy(top, public, health_path, locations, max_len)
+        return Config(
+            path=self.abspath,
+            master_key=master,
+            keys=keys,
+            public_paths=public,
+            protected_health_path=health_path,
+            credentials=policy.locations,
+            max_credential_length=policy.max_credential_length,
+            forward_credentials=forward,
+            health_check=health,
+            reload=reload,
+            policy=policy,
+        )
+
+    # -- small typed helpers -------------------------------------------------------------
+
+    def _str(self, node: yaml.Node, path: str) -> str:
+        value = self.r.string(node, path)
+        if not value:
+            self.r.fail(node, path, "must not be empty")
+        return value
+
+    def _env_name(self, node: yaml.Node, path: str, value: str | None = None) -> str:
+        name = self._str(node, path) if value is None else value
+        if not _ENV_NAME.match(name):
+            self.r.fail(node, path, f"{name!r} is not a valid environment variable name")
+        return name
+
+    def _file(self, node: yaml.Node, path: str) -> str:
+        value = self._str(node, path)
+        return os.path.normpath(os.path.join(self.base, value))
+
+    def _value(self, node: yaml.Node, where: str) -> ValueSource:
+        """``value:`` — ``where`` is the label's anchor; messages name ``where.value``."""
+        path = f"{where}.value"
+        raw = self.r.string(node, path)  # never echoed: it may be a key
+        if raw.startswith(ENV_PREFIX):
+            name = raw[len(ENV_PREFIX) :]
+            return ValueSource(self.abspath, where, env=self._env_name(node, path, name))
+        return ValueSource(self.abspath, where, literal=Secret(raw))
+
+    def _one_of(
+        self,
+        node: yaml.Node,
+        path: str,
+        entries: dict[str, tuple[yaml.Node, yaml.Node]],
+        kinds: tuple[str, ...],
+    ) -> tuple[str, yaml.Node]:
+        found = [k for k in kinds if k in entries]
+        if len(found) != 1:
+            got = " and ".join(found) if found else "none"
+            self.r.fail(node, path, f"needs exactly one of {', '.join(kinds)}; got {got}")
+        return found[0], entries[found[0]][1]
+
+    # -- sections --------------------------------------------------------------------------
+
+    def _master(self, node: yaml.Node | None, master_key_file: str | None) -> MasterKeyConfig:
+        if node is None:
+            return MasterKeyConfig(default_sources(self.environ, master_key_file))
+        r = self.r
+        entries = r.mapping(node, "master_key", SCHEMA["master_key"])
+        sources: tuple[SourceSpec, ...]
+        if "sources" in entries:
+            seq_node = entries["sources"][1]
+            items = r.sequence(seq_node, "master_key.sources")
+            if not items:
+                r.fail(seq_node, "master_key.sources", "needs at least one source")
+            sources = tuple(
+                self._source(n, f"master_key.sources[{i}]") for i, n in enumerate(items)
+            )
+        else:
+            sources = default_sources(self.environ)
+        on_conflict: Literal["warn", "error"] = "warn"
+        if "on_conflict" in entries:
+            v_node = entries["on_conflict"][1]
+            value = r.string(v_node, "master_key.on_conflict")
+            if value not in ("warn", "error"):
+                r.fail(
+                    v_node, "master_key.on_conflict", f"expected 'warn' or 'error', got {value!r}"
+                )
+            on_conflict = "error" if value == "error" else "warn"
+        allow_weak = False
+        if "allow_weak" in entries:
+            allow_weak = r.boolean(entries["allow_weak"][1], "master_key.allow_weak")
+        return MasterKeyConfig(with_override(sources, master_key_file), on_conflict, allow_weak)
+
+    def _source(self, node: yaml.Node, path: str) -> SourceSpec:
+        entries = self.r.mapping(node, path, SCHEMA["master_key.sources[]"])
+        kind, v_node = self._one_of(node, path, entries, SCHEMA["master_key.sources[]"])
+        if kind == "env":
+            return EnvSource(self._env_name(v_node, f"{path}.env"), path)
+        if kind == "file":
+            return FileSource(self._file(v_node, f"{path}.file"), path)
+        if kind == "litellm_config":
+            return LiteLLMSource(self._file(v_node, f"{path}.litellm_config"), path)
+        return self._value(v_node, path)
+
+    def _keys(self, node: yaml.Node) -> tuple[ExtraKeySpec, ...]:
+        specs: list[ExtraKeySpec] = []
+        seen: dict[str, int] = {}
+        for i, item in enumerate(self.r.sequence(node, "keys")):
+            spec = self._key(item, f"keys[{i}]")
+            if spec.name in seen:
+                self.r.fail(
+                    item,
+                    spec.where,
+                    f"name {spec.name!r} is already used by keys[{seen[spec.name]}]",
+                )
+            seen[spec.name] = i
+            specs.append(spec)
+        return tuple(specs)
+
+    def _key(self, node: yaml.Node, path: str) -> ExtraKeySpec:
+        r = self.r
+        entries = r.mapping(node, path, SCHEMA["keys[]"])
+        if "name" not in entries:
+            r.fail(node, path, "needs a name")
+        name_node = entries["name"][1]
+        name = r.string(name_node, f"{path}.name")
+        if not _KEY_NAME.match(name) or name == "master":
+            r.fail(
+                name_node,
+                f"{path}.name",
+                f"{name!r} is not a valid key name (letters, digits, '.', '_', '-'; "
+                "at most 64; 'master' is reserved)",
+            )
+        kind, v_node = self._one_of(node, path, entries, ("sha256", "env", "file", "value"))
+        source: KeySource
+        if kind == "sha256":
+            hexdigest = r.text(v_node, f"{path}.sha256")  # all digits would read as an int
+            if not _SHA256.match(hexdigest):
+                r.fail(
+                    v_node,
+                    f"{path}.sha256",
+                    "expected 64 hexadecimal characters (a SHA-256 digest)",
+                )
+            source = Sha256Source(self.abspath, path, bytes.fromhex(hexdigest))
+        elif kind == "env":
+            source = EnvSource(self._env_name(v_node, f"{path}.env"), path)
+        elif kind == "file":
+            source = FileSource(self._file(v_node, f"{path}.file"), path)
+        else:
+            source = self._value(v_node, path)
+        paths = None
+        if "paths" in entries:
+            p_node = entries["paths"][1]
+            patterns = [
+                self._str(n, f"{path}.paths[{i}]")
+                for i, n in enumerate(r.sequence(p_node, f"{path}.paths"))
+            ]
+            if not patterns:
+                r.fail(
+                    p_node,
+                    f"{path}.paths",
+                    "is empty (it would allow no path); omit it to allow all",
+                )
+            for i, pattern in enumerate(patterns):
+                if pattern != "*" and not pattern.startswith("/"):
+                    r.fail(
+                        p_node,
+                        f"{path}.paths[{i}]",
+                        f"pattern {pattern!r} must start with '/' or be '*'",
+                    )
+            try:
+                paths = PathRule.from_patterns(patterns)
+            except ValueError as exc:
+                r.fail(p_node, f"{path}.paths", str(exc))
+        expires_at = None
+        if "expires" in entries:
+            e_node = entries["expires"][1]
+            expires_at = self._timestamp(e_node, f"{path}.expires")
+        return ExtraKeySpec(name, path, source, paths, expires_at)
+
+    def _timestamp(self, node: yaml.Node, path: str) -> float:
+        raw = self.r.text(node, path)
+        try:
+            when = datetime.fromisoformat(raw)
+        except ValueError:
+            self.r.fail(
+                node, path, f"{raw!r} is not an ISO-8601 timestamp (e.g. 2026-01-31T00:00:00Z)"
+            )
+        if when.tzinfo is None:
+            self.r.fail(node, path, f"{raw!r} has no timezone (add Z or +01:00)")
+        return when.timestamp()
+
+    def _credentials(self, node: yaml.Node) -> tuple[CredentialLocation, ...]:
+        locations: list[CredentialLocation] = []
+        items = self.r.sequence(node, "credentials")
+        if not items:
+            self.r.fail(
+                node, "credentials", "needs at least one location (header:NAME or query:NAME)"
+            )
+        for i, item in enumerate(items):
+            spec = self.r.string(item, f"credentials[{i}]")
+            try:
+                locations.append(parse_location(spec))
+            except ValueError as exc:
+                self.r.fail(item, f"credentials[{i}]", str(exc))
+        return tuple(locations)
+
+    def _health(self, node: yaml.Node) -> HealthCheckConfig:
+        r = self.r
+        entries = r.mapping(node, "health_check", SCHEMA["health_check"])
+        out = HealthCheckConfig()
+        enabled, interval, url = out.enabled, out.interval, out.url
+        if "enabled" in entries:
+            enabled = r.boolean(entries["enabled"][1], "health_check.enabled")
+        if "interval" in entries:
+            interval = r.seconds(entries["interval"][1], "health_check.interval", low=1, high=86400)
+        if "url" in entries:
+            u_node = entries["url"][1]
+            url = r.string(u_node, "health_check.url")
+            if not url.startswith(("http://", "https://")) or len(url) < 10:
+                r.fail(u_node, "health_check.url", "expected an http:// or https:// URL")
+        return HealthCheckConfig(enabled, interval, url)
+
+    def _reload(self, node: yaml.Node) -> ReloadConfig:
+        entries = self.r.mapping(node, "reload", SCHEMA["reload"])
+        if "poll_interval" not in entries:
+            return ReloadConfig()
+        v_node = entries["poll_interval"][1]
+        return ReloadConfig(self.r.seconds(v_node, "reload.poll_interval", low=0.1, high=3600))
+
+    def _policy(
+        self,
+        top: dict[str, tuple[yaml.Node, yaml.Node]],
+        public: tuple[str, ...],
+        health_path: str,
+        locations: tuple[CredentialLocation, ...] | None,
+        max_len: int | None,
+    ) -> Policy:
+        """``Policy.build``, its ``ValueError`` pinned to the entry that caused it."""
+        if "public_paths" in top:
+            for i, (item, path) in enumerate(
+                zip(top["public_paths"][1].value, public, strict=True)
+            ):
+                try:
+                    Policy.build([path], protected_health_path=health_path)
+                except ValueError as exc:
+                    self.r.fail(item, f"public_paths[{i}]", str(exc))
+        culprits = {
+            "protected health path": "protected_health_path",
+            "credential location": "credentials",
+            "max credential length": "max_credential_length",
+        }
+        try:
+            return Policy.build(
+                public,
+                locations=DEFAULT_LOCATIONS if locations is None else locations,
+                max_credential_length=MAX_CREDENTIAL_LENGTH if max_len is None else max_len,
+                protected_health_path=health_path,
+            )
+        except ValueError as exc:
+            message = str(exc)
+            name = next((n for k, n in culprits.items() if k in message), "public_paths")
+            self.r.fail(top[name][1] if name in top else None, name, message)

@@ -1,0 +1,266 @@
+"""Hot reload: re-load the config, re-resolve, and swap the ``KeyStore`` when the result changed.
+
+Triggers: a change in the DIRECTORY of any watched file (key files, LiteLLM configs, the config
+file itself) — Kubernetes rotates a Secret by renaming a new ``..data`` symlink over the old
+one, and a watch on the file itself dies at the first rotation — and, always, a poll every
+``reload.poll_interval`` seconds (the fallback for directories that do not exist yet or file
+systems without events). Either way the whole resolution is re-run; an identical result does
+nothing.
+
+A reload that fails keeps the last good ring and reports why in one line (never a key):
+the config no longer loads; the master key would be lost; or a source that was fine is now
+``unreadable``, ``invalid`` or ``weak``. When no master key was ever resolved (fail closed at
+start), any new resolution is taken, so a later fix brings the service to ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from authsvc._errors import ConfigError
+from authsvc.config import ENV_CONFIG, load_config
+from authsvc.keys._reading import Reading, Role, State
+from authsvc.keys._resolve import Resolution
+from authsvc.keys._ring import KeyStore
+from authsvc.keys._sources import resolve
+
+__all__ = ["Reloader", "rejection"]
+
+log = logging.getLogger("authsvc.keys.reload")
+T = TypeVar("T")
+
+_BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
+
+
+def _candidates(res: Resolution) -> list[Reading]:
+    readings = [*res.readings, *(r for e in res.extras for r in e.readings)]
+    return [r for r in readings if r.role is Role.CANDIDATE]
+
+
+def rejection(old: Resolution | None, new: Resolution) -> str | None:
+    """Why ``new`` must not replace ``old`` (``None``: take it). Pure."""
+    if old is None or old.winner is None:
+        return None  # nothing good to protect: fail-closed → anything is at least as good
+    keep = (
+        f"keeping the last good keys (master from {old.winner.source}, "
+        f"fingerprint {old.winner.fingerprint})"
+    )
+    allow_weak = new.config.master_key.allow_weak if new.config is not None else False
+    before = {r.source: r.state for r in _candidates(old)}
+    for r in _candidates(new):
+        if r.state not in _BROKEN or (r.state is State.WEAK and allow_weak):
+            continue
+        if before.get(r.source) is not r.state:
+            return f"reload rejected: {r.source} is now {r.state} ({r.detail}); {keep}"
+    if not new.resolved:
+        return f"reload rejected: no usable master key ({new.unready_reason}); {keep}"
+    return None
+
+
+class Reloader:
+    """Keeps ``store`` in step with the config and its key sources.
+
+    ``initial`` is the resolution already served (its ring is put in ``store`` at once); with
+    ``None`` the store is left alone until the first reload, which ``run`` does at its start. ``on_change(resolution)`` runs after every swap, ``on_error(msg)``
+    once per distinct failure; both run on the event loop thread.
+    """
+
+    def __init__(
+        self,
+        config_path: str | None,
+        environ: Mapping[str, str],
+        store: KeyStore,
+        *,
+        master_key_file: str | None = None,
+        initial: Resolution | None = None,
+        on_change: Callable[[Resolution], None] | None = None,
+        on_error: Callable[[str], None] | None = None,
+        poll_interval: float | None = None,
+        watch: bool = True,
+    ) -> None:
+        self._config_path = config_path
+        self._environ = environ
+        self.store = store
+        self._master_key_file = master_key_file
+        self._on_change = on_change or _log_change
+        self._on_error = on_error or _log_error
+        self._poll_override = poll_interval
+        self._watch = watch
+        self._kick = asyncio.Event()  # replaced in run(): an Event belongs to one loop
+        self._current: Resolution | None = None
+        self._current_sig: tuple[object, ...] | None = None
+        self._rejected_sig: tuple[object, ...] | None = None
+        self._last_error: str | None = None
+        named = config_path if config_path is not None else (environ.get(ENV_CONFIG) or None)
+        self._files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
+        self._poll = poll_interval or 2.0
+        if initial is not None:
+            self._accept(initial, notify=False)
+
+    @property
+    def current(self) -> Resolution | None:
+        """The last good resolution (the one the store serves), if any."""
+        return self._current
+
+    def reload(self) -> bool:
+        """One synchronous attempt. True when the store was swapped."""
+        return self._apply(self._attempt())
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def _attempt(self) -> Resolution | str:
+        """Load + resolve (runs in a worker thread): a resolution, or why the config failed."""
+        try:
+            config = load_config(
+                self._config_path, environ=self._environ, master_key_file=self._master_key_file
+            )
+            return resolve(config, self._environ)
+        except ConfigError as exc:
+            return f"config reload failed: {exc}; keeping the last good keys"
+        except Exception as exc:  # a bug must not end reloading; the type only: no key leaks
+            return f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
+
+    def _apply(self, outcome: Resolution | str) -> bool:
+        if isinstance(outcome, str):
+            self._error(outcome)
+            return False
+        if outcome.config is not None:
+            self._files = outcome.config.watched_files() or self._files
+            self._poll = self._poll_override or outcome.config.reload.poll_interval
+        sig = outcome.signature()
+        if self._current is not None and sig == self._current_sig:
+            self._last_error = self._rejected_sig = None  # back where we were: nothing to do
+            return False
+        if sig == self._rejected_sig:
+            return False  # already reported
+        problem = rejection(self._current, outcome)
+        if problem is not None:
+            self._rejected_sig = sig
+            self._error(problem)
+            return False
+        self._accept(outcome, notify=True)
+        return True
+
+    def _accept(self, res: Resolution, *, notify: bool) -> None:
+        self.store.swap(res.ring)
+        self._current, self._current_sig = res, res.signature()
+        self._rejected_sig = self._last_error = None
+        if res.config is not None:
+            self._files = res.config.watched_files() or self._files
+            self._poll = self._poll_override or res.config.reload.poll_interval
+        if notify:
+            _call(self._on_change, res)
+
+    def _error(self, message: str) -> None:
+        if message != self._last_error:
+            self._last_error = message
+            _call(self._on_error, message)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def watch_dirs(self) -> frozenset[str]:
+        """Existing directories holding a watched file.
+
+        The directory of the path *as configured*: symlinks are not followed, since a
+        Secret's ``..data`` target directory is deleted at every rotation. A file that is a
+        symlink into some other directory is still seen by the poll.
+        """
+        return frozenset(
+            parent for parent in {os.path.dirname(p) for p in self._files} if os.path.isdir(parent)
+        )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""
+        self._kick = asyncio.Event()
+        watcher: tuple[asyncio.Task[None], asyncio.Event] | None = None
+        watched: frozenset[str] = frozenset()
+        first = True
+        try:
+            while not stop.is_set():
+                dirs = self.watch_dirs() if self._watch else frozenset()
+                if dirs != watched or (watcher is not None and watcher[0].done()):
+                    await _stop(watcher)
+                    watcher = self._start_watcher(dirs) if dirs else None
+                    watched = dirs
+                if not first:
+                    await self._sleep(stop)
+                    if stop.is_set():
+                        break
+                first = False
+                self._kick.clear()
+                self._apply(await asyncio.to_thread(self._attempt))
+        finally:
+            await _stop(watcher)
+
+    async def _sleep(self, stop: asyncio.Event) -> None:
+        waiters = {asyncio.ensure_future(self._kick.wait()), asyncio.ensure_future(stop.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    def _start_watcher(self, dirs: frozenset[str]) -> tuple[asyncio.Task[None], asyncio.Event]:
+        halt = asyncio.Event()
+        return asyncio.create_task(self._watch_loop(sorted(dirs), halt)), halt
+
+    async def _watch_loop(self, dirs: list[str], halt: asyncio.Event) -> None:
+        from watchfiles import awatch  # imported lazily: 'explain' never needs it
+
+        try:
+            async for _changes in awatch(
+                *dirs,
+                watch_filter=None,
+                debounce=400,
+                step=50,
+                stop_event=halt,
+                recursive=False,
+                ignore_permission_denied=True,
+            ):
+                self._kick.set()
+        except Exception as exc:  # a directory vanished, inotify limits, ...
+            log.debug("file watch on %s stopped (%s); restarting it", dirs, exc)
+            await asyncio.sleep(0.5)  # no busy loop if the watch cannot start at all
+        finally:
+            self._kick.set()  # something happened: re-read now, and restart the watch
+
+
+async def _stop(watcher: tuple[asyncio.Task[None], asyncio.Event] | None) -> None:
+    if watcher is None:
+        return
+    task, halt = watcher
+    halt.set()
+    done, _ = await asyncio.wait({task}, timeout=2)
+    if not done:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _call(callback: Callable[[T], None], arg: T) -> None:
+    """Run a wiring callback; its failure is logged, never the end of reloading."""
+    try:
+        callback(arg)
+    except Exception:
+        log.exception("reload callback %r failed", getattr(callback, "__name__", callback))
+
+
+def _log_change(res: Resolution) -> None:
+    if res.winner is not None:
+        log.info(
+            "keys reloaded: master key from %s (fingerprint %s), %d keys in the ring",
+            res.winner.source,
+            res.winner.fingerprint,
+            len(res.ring),
+        )
+    else:
+        log.warning("keys reloaded: NO usable master key (fail closed): %s", res.unready_reason)
+
+
+def _log_error(message: str) -> None:
+    log.warning("%s", message)

@@ -1,0 +1,138 @@
+"""Source adapters: each configured layer → readings (I/O happens here, nowhere else).
+
+- ``env: NAME``       → ``env:NAME``
+- ``file: PATH``      → ``file:PATH``; the value is stripped of surrounding whitespace (Secrets
+  usually end with a newline). For extra keys a file holds one key per line (blank lines and
+  ``#`` comments ignored): ``file:PATH#lineN`` per key.
+- ``litellm_config``  → see ``_litellm``
+- ``value: STRING``   → ``config:CONFIG#master_key.sources[i]``; ``os.environ/NAME`` reads NAME
+- ``sha256: HEX``     → ``config:CONFIG#keys[i].sha256`` (extra keys; only the digest is known)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from authsvc.config._model import (
+    Config,
+    EnvSource,
+    ExtraKeySpec,
+    FileSource,
+    LiteLLMSource,
+    Sha256Source,
+    SourceSpec,
+    ValueSource,
+)
+from authsvc.keys._fileio import read_text
+from authsvc.keys._litellm import read_litellm
+from authsvc.keys._reading import WEAK_DIGESTS, Reading, State
+from authsvc.keys._resolve import ExtraKeyReadings, Resolution, resolve_readings
+
+__all__ = ["read_extra_key", "read_source", "resolve"]
+
+
+def _env(spec: EnvSource, environ: Mapping[str, str], max_length: int) -> Reading:
+    value = environ.get(spec.name)
+    if value is None:
+        return Reading.without_value(spec.label, State.UNSET, f"{spec.name} is not set")
+    return Reading.of_value(spec.label, value, max_length=max_length, what=spec.name)
+
+
+def _value(spec: ValueSource, environ: Mapping[str, str], max_length: int) -> Reading:
+    if spec.env is not None:
+        what = f"os.environ/{spec.env}"
+        value = environ.get(spec.env)
+        if value is None:
+            return Reading.without_value(spec.label, State.UNSET, f"{what}: {spec.env} is not set")
+        return Reading.of_value(spec.label, value, max_length=max_length, what=what)
+    assert spec.literal is not None
+    return Reading.of_value(
+        spec.label, spec.literal.reveal(), max_length=max_length, what="the inline value"
+    )
+
+
+def _file(spec: FileSource, max_length: int) -> Reading:
+    state, detail, text = read_text(spec.path)
+    if text is None:
+        return Reading.without_value(spec.label, state, detail)
+    return Reading.of_value(spec.label, text.strip(), max_length=max_length, what="the file")
+
+
+def _sha256(spec: Sha256Source) -> Reading:
+    fp = spec.digest.hex()[:12]
+    if spec.digest in WEAK_DIGESTS:
+        detail = "the digest is the SHA-256 of a publicly known default key"
+        return Reading(spec.label, State.WEAK, fp, detail, key_digest=spec.digest)
+    return Reading(spec.label, State.SET, fp, "SHA-256 digest", key_digest=spec.digest)
+
+
+def read_source(spec: SourceSpec, environ: Mapping[str, str], *, max_length: int) -> list[Reading]:
+    """The readings of one master-key layer (a LiteLLM config gives several)."""
+    if isinstance(spec, EnvSource):
+        return [_env(spec, environ, max_length)]
+    if isinstance(spec, FileSource):
+        return [_file(spec, max_length)]
+    if isinstance(spec, LiteLLMSource):
+        return read_litellm(spec.path, environ, max_length=max_length)
+    return [_value(spec, environ, max_length)]
+
+
+def _key_file(spec: FileSource, max_length: int) -> list[Reading]:
+    state, detail, text = read_text(spec.path)
+    if text is None:
+        return [Reading.without_value(spec.label, state, detail)]
+    readings = [
+        Reading.of_value(
+            f"{spec.label}#line{number}", line.strip(), max_length=max_length, what="the key"
+        )
+        for number, line in enumerate(text.splitlines(), start=1)
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    if not readings:
+        return [Reading.without_value(spec.label, State.EMPTY, "the file holds no keys")]
+    return readings
+
+
+def read_extra_key(
+    spec: ExtraKeySpec, environ: Mapping[str, str], *, max_length: int
+) -> list[Reading]:
+    """The readings of one ``keys:`` entry (a file gives one reading per key line)."""
+    source = spec.source
+    if isinstance(source, Sha256Source):
+        return [_sha256(source)]
+    if isinstance(source, EnvSource):
+        return [_env(source, environ, max_length)]
+    if isinstance(source, FileSource):
+        return _key_file(source, max_length)
+    return [_value(source, environ, max_length)]
+
+
+def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
+    """Read every layer of ``config`` (files, environment, LiteLLM config), then resolve.
+
+    The I/O entry point; the rule itself is the pure ``resolve_readings``. Never raises for
+    a source problem: each becomes a reading state (and a warning where it matters).
+    """
+    max_length = config.max_credential_length
+    readings = [
+        reading
+        for spec in config.master_key.sources
+        for reading in read_source(spec, environ, max_length=max_length)
+    ]
+    extras = [
+        ExtraKeyReadings(
+            spec.name,
+            spec.where,
+            tuple(read_extra_key(spec, environ, max_length=max_length)),
+            spec.paths,
+            spec.expires_at,
+        )
+        for spec in config.keys
+    ]
+    return resolve_readings(
+        readings,
+        allow_weak=config.master_key.allow_weak,
+        on_conflict=config.master_key.on_conflict,
+        extras=extras,
+        config=config,
+    )

@@ -1,0 +1,282 @@
+"""The resolution rule, straight on the pure function: a property test over every state of
+every layer (acceptance 1), plus the cases that read best as examples."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import authsvc
+from authsvc.keys import (
+    ExtraKeyReadings,
+    PathRule,
+    Reading,
+    Resolution,
+    Role,
+    State,
+    resolve_readings,
+)
+
+STRONG = ["sk-strong-aaaaaaaaaaaaaaaa", "sk-strong-bbbbbbbbbbbbbbbb", "sk-strong-cccccccccccccccc"]
+WEAK = ["sk-1234", "changeme", "short-key", "sk-123456"]
+INVALID = [
+    "sk-with space-0123456789",
+    "sk-comma,0123456789abc",
+    "sk-ünicode-0123456789",
+    " sk-padded-0123456789 ",
+]
+EMPTY = ["", "   ", "\t"]
+ALL_KEYS = STRONG + WEAK + INVALID
+
+
+def make(i: int, state: State, value: str, role: Role) -> Reading:
+    label = f"env:LAYER_{i}"
+    if state in (State.UNSET, State.MISSING, State.UNREADABLE):
+        return Reading.without_value(label, state, f"layer {i} is {state}", role=role)
+    reading = Reading.of_value(label, value, max_length=1024, role=role)
+    assert reading.state is state, (value, reading.state)  # assess() agrees with the generator
+    return reading
+
+
+VALUES = {
+    State.SET: st.sampled_from(STRONG),
+    State.WEAK: st.sampled_from(WEAK),
+    State.INVALID: st.sampled_from(INVALID),
+    State.EMPTY: st.sampled_from(EMPTY),
+    State.UNSET: st.just(""),
+    State.MISSING: st.just(""),
+    State.UNREADABLE: st.just(""),
+}
+
+
+@st.composite
+def layers(draw: st.DrawFn) -> list[Reading]:
+    n = draw(st.integers(min_value=0, max_value=8))
+    out = []
+    for i in range(n):
+        state = draw(st.sampled_from(list(State)))
+        value = draw(VALUES[state])
+        role = draw(st.sampled_from([Role.CANDIDATE] * 4 + [Role.IGNORED, Role.MISPLACED]))
+        out.append(make(i, state, value, role))
+    return out
+
+
+def expected_winner(readings: list[Reading], allow_weak: bool) -> int | None:
+    """The rule, restated independently of the implementation."""
+    for i, r in enumerate(readings):
+        if r.role is Role.CANDIDATE and (
+            r.state is State.SET or (allow_weak and r.state is State.WEAK)
+        ):
+            return i
+    return None
+
+
+def leaks(res: Resolution) -> list[str]:
+    text = "\n".join(
+        [json.dumps(res.report()), res.render_table(), res.unready_reason, repr(res), *res.warnings]
+    )
+    return [k for k in ALL_KEYS if k.strip() and k.strip() in text]
+
+
+@settings(max_examples=400, deadline=None)
+@given(layers(), st.booleans(), st.sampled_from(["warn", "error"]))
+def test_resolution_rule_holds_for_every_chain(
+    readings: list[Reading], allow_weak: bool, on_conflict: str
+) -> None:
+    res = resolve_readings(readings, allow_weak=allow_weak, on_conflict=on_conflict)  # type: ignore[arg-type]
+    idx = expected_winner(readings, allow_weak)
+
+    # conflicts: later layers (not misplaced) holding a different key
+    conflicts = []
+    if idx is not None:
+        w = readings[idx]
+        conflicts = [
+            r
+            for r in readings[idx + 1 :]
+            if r.role is not Role.MISPLACED
+            and r.state in (State.SET, State.WEAK)
+            and r.digest != w.digest
+        ]
+    assert list(res.conflicts) == conflicts
+    blocked = bool(conflicts) and on_conflict == "error"
+
+    # the winner is always the first usable source (unless a conflict blocks it)
+    if idx is None or blocked:
+        assert res.winner is None and not res.resolved
+        assert res.ring.master is None and not res.ring.ready
+        for r in readings:  # the fail-closed reason names every source checked
+            assert r.source in res.unready_reason
+    else:
+        assert res.winner is readings[idx] and res.resolved
+        assert res.ring.master is not None and res.ring.ready
+        assert res.ring.master.origin == readings[idx].source
+        assert res.ring.master.digest == readings[idx].digest
+        assert res.ring.master.name == "master"
+        assert res.master_secret() is readings[idx].secret
+        # weak keys never win unless allowed; empty/unset/... never win at all
+        assert res.winner.state is State.SET or (allow_weak and res.winner.state is State.WEAK)
+    assert res.chosen is (readings[idx] if idx is not None else None)
+
+    # empty never shadows: dropping every empty layer changes nothing about who wins
+    non_empty = [r for r in readings if r.state is not State.EMPTY]
+    again = resolve_readings(non_empty, allow_weak=allow_weak, on_conflict=on_conflict)  # type: ignore[arg-type]
+    assert again.winner is res.winner
+
+    # one warning per conflict, and the blocking message under on_conflict: error
+    assert sum(w.startswith("conflict:") for w in res.warnings) == len(conflicts)
+    assert any("on_conflict is error" in w for w in res.warnings) == blocked
+    # every misplaced layer is warned about
+    for r in readings:
+        if r.role is Role.MISPLACED:
+            assert any(w.startswith(r.source + ":") for w in res.warnings)
+
+    # the JSON report: exact shape, one entry per layer in order, used marks the winner only
+    rep = res.report()
+    assert list(rep) == ["resolved", "winner", "sources", "warnings"]
+    assert rep["resolved"] is res.resolved
+    if res.winner is None:
+        assert rep["winner"] is None
+    else:
+        assert rep["winner"] == {"source": res.winner.source, "fingerprint": res.winner.fingerprint}
+    assert rep["sources"] == [
+        {
+            "source": r.source,
+            "state": r.state.value,
+            "fingerprint": r.fingerprint,
+            "used": r is res.winner,
+        }
+        for r in readings
+    ]
+    assert rep["warnings"] == list(res.warnings)
+    assert json.loads(json.dumps(rep)) == rep
+    # fingerprints only where a value exists
+    for r in readings:
+        assert (r.fingerprint is None) == (
+            r.state in (State.UNSET, State.EMPTY, State.MISSING, State.UNREADABLE)
+        )
+
+    assert leaks(res) == []
+
+
+def test_example_chain_and_table() -> None:
+    readings = [
+        make(0, State.UNSET, "", Role.CANDIDATE),
+        make(1, State.EMPTY, "", Role.CANDIDATE),
+        make(2, State.WEAK, "sk-1234", Role.CANDIDATE),
+        make(3, State.SET, STRONG[0], Role.CANDIDATE),
+        make(4, State.SET, STRONG[0], Role.CANDIDATE),
+        make(5, State.SET, STRONG[1], Role.CANDIDATE),
+    ]
+    res = resolve_readings(readings)
+    assert res.winner is readings[3]
+    assert [r.source for r in res.conflicts] == ["env:LAYER_5"]
+    assert any("weak key refused" in w and "env:LAYER_2" in w for w in res.warnings)
+    table = res.render_table()
+    assert "master key: resolved from env:LAYER_3" in table
+    lines = {line.split()[1]: line for line in table.splitlines() if line.strip()[:1].isdigit()}
+    assert "refused" in lines["env:LAYER_2"]
+    assert "USED" in lines["env:LAYER_3"]
+    assert "shadowed, same key" in lines["env:LAYER_4"]
+    assert "shadowed, DIFFERENT key" in lines["env:LAYER_5"]
+
+
+def test_conflict_under_error_is_no_key_with_a_clear_reason() -> None:
+    readings = [
+        make(0, State.SET, STRONG[0], Role.CANDIDATE),
+        make(1, State.SET, STRONG[1], Role.CANDIDATE),
+    ]
+    res = resolve_readings(readings, on_conflict="error")
+    assert not res.resolved and res.chosen is readings[0]
+    assert "disagree" in res.unready_reason and "on_conflict is error" in res.unready_reason
+    assert "BLOCKED by conflict" in res.render_table()
+
+
+def test_nothing_configured_fails_closed() -> None:
+    res = resolve_readings([])
+    assert not res.resolved and not res.ring.ready
+    assert res.report() == {"resolved": False, "winner": None, "sources": [], "warnings": []}
+    assert res.unready_reason == "no key source is configured"
+
+
+def test_allow_weak_lets_a_weak_key_win_with_a_warning() -> None:
+    res = resolve_readings([make(0, State.WEAK, "sk-1234", Role.CANDIDATE)], allow_weak=True)
+    assert res.resolved
+    assert any("weak key in use" in w for w in res.warnings)
+
+
+def test_extra_keys_join_the_ring_with_their_restrictions() -> None:
+    master = make(0, State.SET, STRONG[0], Role.CANDIDATE)
+    rule = PathRule.from_patterns(["/v1/models"])
+    ci = ExtraKeyReadings(
+        "ci",
+        "keys[0]",
+        (
+            Reading.of_value("file:/k#line1", STRONG[1], max_length=1024),
+            Reading.of_value("file:/k#line2", "short", max_length=1024),
+            Reading.of_value("file:/k#line3", STRONG[0], max_length=1024),  # the master key
+        ),
+        paths=rule,
+        expires_at=123.0,
+    )
+    dup = ExtraKeyReadings(
+        "dup", "keys[1]", (Reading.of_value("env:DUP", STRONG[1], max_length=1024),)
+    )
+    res = resolve_readings([master], extras=[ci, dup])
+    names = sorted((r.name, r.origin) for r in res.ring.records())
+    assert names == [("ci", "file:/k#line1"), ("master", "env:LAYER_0")]
+    ci_record = next(r for r in res.ring.records() if r.name == "ci")
+    assert ci_record.paths is rule and ci_record.expires_at == 123.0
+    assert any("file:/k#line2 is weak" in w for w in res.warnings)
+    assert any("holds the master key" in w for w in res.warnings)
+    assert any("holds the same key as" in w for w in res.warnings)
+    assert "extra keys:" in res.render_table()
+
+
+def test_pure_resolver_does_no_io_and_imports_no_grpc() -> None:
+    pkg = Path(authsvc.__file__).parent / "keys"
+    forbidden = (
+        "grpc",
+        "google",
+        "os",
+        "io",
+        "pathlib",
+        "subprocess",
+        "socket",
+        "watchfiles",
+        "yaml",
+        "authsvc.keys._sources",
+        "authsvc.keys._fileio",
+    )
+    for name in ("_resolve.py", "_reading.py", "_render.py", "_secret.py"):
+        tree = ast.parse((pkg / name).read_text())
+        for node in ast.walk(tree):
+            mods = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                mods = [node.module]
+            for mod in mods:
+                assert not any(mod == f or mod.startswith(f + ".") for f in forbidden), (name, mod)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "open", name
+
+
+def test_require_raises_the_fail_closed_message() -> None:
+    from authsvc import KeySourceError
+    from authsvc.authz import Policy, Reason, RequestView, decide
+
+    res = resolve_readings([make(0, State.UNSET, "", Role.CANDIDATE)])
+    try:
+        res.require()
+    except KeySourceError as exc:
+        message = str(exc)
+    else:
+        raise AssertionError("no error")
+    assert message == "authsvc has no usable master key: checked env:LAYER_0 (unset)"
+    d = decide(RequestView("GET", "/v1/models", {}), Policy.build(), res.ring, 0.0)
+    assert d.reason is Reason.NO_MASTER_KEY and d.status == 503 and d.message == message
+    resolve_readings([make(0, State.SET, STRONG[0], Role.CANDIDATE)]).require()  # no error
