@@ -10,7 +10,10 @@ import authsvc
 PKG = Path(authsvc.__file__).parent
 PURE = [
     PKG / "authz",
-    *(PKG / "keys" / f"{name}.py" for name in ("_ring", "_resolve", "_reading", "_render", "_secret")),
+    *(
+        PKG / "keys" / f"{name}.py"
+        for name in ("_ring", "_resolve", "_reading", "_render", "_secret")
+    ),
 ]
 FORBIDDEN = ("grpc", "google.protobuf", "google.rpc", "authsvc._proto", "authsvc.server")
 
