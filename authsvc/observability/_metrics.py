@@ -1,0 +1,214 @@
+"""Prometheus metrics on a private registry (never the process-global one).
+
+The hot path (``observe_decision``) touches two pre-bound children: no label lookup, no string
+formatting. Key state (keys loaded, master key resolved, its source and fingerprint) is one
+immutable snapshot read by a custom collector, so a scrape never sees a half-updated state.
+No label ever carries a key, a request path or anything the client chose.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+
+from authsvc import __version__
+from authsvc.authz import STATUS, Decision, Reason, RequestView
+from authsvc.observability._contracts import ReloadResult, ResolutionLike
+from authsvc.observability._redact import Redactor
+
+__all__ = ["LATENCY_BUCKETS", "RELOAD_RESULTS", "Metrics"]
+
+LATENCY_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.2,  # Envoy's default ext_authz timeout: anything above is an error at the proxy
+)
+RELOAD_RESULTS: tuple[ReloadResult, ...] = ("success", "failure", "unchanged")
+_FINGERPRINT = re.compile(r"[0-9a-f]{6,64}")
+
+
+def _decision_label(reason: Reason) -> str:
+    return "allow" if STATUS[reason] == 200 else "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyState:
+    keys_loaded: int = 0
+    resolved: bool = False
+    source: str | None = None
+    fingerprint: str | None = None
+    warnings: int = 0
+    deep_health_ok: bool | None = None  # None until the first deep check reports
+
+
+class _KeyStateCollector:
+    """Yields the gauges of one ``_KeyState`` snapshot (swapped by reference, read once)."""
+
+    def __init__(self) -> None:
+        self.state = _KeyState()
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.state
+        yield GaugeMetricFamily(
+            "authsvc_keys_loaded", "Keys in the active key ring (master + extra).", s.keys_loaded
+        )
+        yield GaugeMetricFamily(
+            "authsvc_master_key_resolved",
+            "1 when a usable master key is loaded; 0 means fail closed (503 on protected paths).",
+            1 if s.resolved else 0,
+        )
+        info = GaugeMetricFamily(
+            "authsvc_master_key_info",
+            "Always 1; labels say which source the active master key came from and its "
+            "fingerprint (first 12 hex of SHA-256). Absent while no master key resolved.",
+            labels=["source", "fingerprint"],
+        )
+        if s.resolved and s.source is not None:
+            info.add_metric([s.source, s.fingerprint or ""], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "authsvc_key_resolution_warnings",
+            "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
+            s.warnings,
+        )
+        if s.deep_health_ok is not None:
+            yield GaugeMetricFamily(
+                "authsvc_deep_health_ok",
+                "1 when the last deep health check (protected health path through Envoy with "
+                "the master key) passed. Absent until the first check.",
+                1 if s.deep_health_ok else 0,
+            )
+
+
+class Metrics:
+    """Every authsvc metric, on ``self.registry``. Thread-safe; cheap on the hot path."""
+
+    def __init__(self, *, process_metrics: bool = True) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        checks = Counter(
+            "authsvc_checks",
+            "Authorization checks answered, by decision and reason code.",
+            ["decision", "reason"],
+            registry=r,
+        )
+        self._checks = {
+            reason: checks.labels(_decision_label(reason), reason.value) for reason in Reason
+        }
+        self._latency = Histogram(
+            "authsvc_check_duration_seconds",
+            "Time spent answering one check, in seconds (measured by the gRPC adapter).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        reloads = Counter(
+            "authsvc_reloads",
+            "Key reloads by result: success (new keys active), failure (last good keys kept), "
+            "unchanged (sources re-read, same keys).",
+            ["result"],
+            registry=r,
+        )
+        self._reloads = {result: reloads.labels(result) for result in RELOAD_RESULTS}
+        deep = Counter(
+            "authsvc_deep_health_checks",
+            "Deep health checks by result.",
+            ["result"],
+            registry=r,
+        )
+        self._deep = {True: deep.labels("ok"), False: deep.labels("fail")}
+        self._observer_errors = Counter(
+            "authsvc_observer_errors",
+            "Exceptions swallowed by the metrics/log observer (a bug: please report).",
+            registry=r,
+        )
+        Info("authsvc_build", "authsvc build information.", registry=r).info(
+            {"version": __version__, "python": platform.python_version()}
+        )
+        self._state = _KeyStateCollector()
+        self._state_lock = threading.Lock()  # cold-path writers only; scrapes read lock-free
+        r.register(self._state)
+        if process_metrics:
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+
+    # -- hot path --------------------------------------------------------------------------
+
+    def observe_decision(self, view: RequestView, decision: Decision, seconds: float) -> None:
+        """Count one answered check. ``view`` is unused: no request data goes into labels."""
+        self._checks[decision.reason].inc()
+        if seconds >= 0.0:  # False for NaN too: a broken clock must not poison the sum
+            self._latency.observe(seconds)
+
+    def observe_failure(self, reason: Reason, seconds: float | None = None) -> None:
+        """Count a check the adapter answered without ``decide()`` (parse/internal error)."""
+        self._checks[reason].inc()
+        if seconds is not None and seconds >= 0.0:
+            self._latency.observe(seconds)
+
+    def observer_error(self) -> None:
+        self._observer_errors.inc()
+
+    # -- cold path -------------------------------------------------------------------------
+
+    def on_resolution(self, resolution: ResolutionLike) -> None:
+        """Publish the key state of a (new) resolution: count, resolved, source, fingerprint."""
+        ring = resolution.ring
+        winner = resolution.winner if resolution.resolved else None
+        source = fingerprint = None
+        if winner is not None:
+            # Defence in depth: a source label that *is* a key (or looks like one) is redacted.
+            source = Redactor(ring=lambda: ring).text(str(winner.source), limit=200)
+            fp = winner.fingerprint or ""
+            fingerprint = fp if _FINGERPRINT.fullmatch(fp) else "invalid"
+        with self._state_lock:
+            self._state.state = replace(
+                self._state.state,
+                keys_loaded=len(ring),
+                resolved=bool(resolution.resolved) and ring.ready,
+                source=source,
+                fingerprint=fingerprint,
+                warnings=len(resolution.warnings),
+            )
+
+    def on_reload(self, result: ReloadResult) -> None:
+        child = self._reloads.get(result)
+        if child is None:
+            raise ValueError(f"reload result {result!r} is not one of {RELOAD_RESULTS}")
+        child.inc()
+
+    def on_deep_health(self, ok: bool) -> None:
+        self._deep[bool(ok)].inc()
+        with self._state_lock:
+            self._state.state = replace(self._state.state, deep_health_ok=bool(ok))
+
+    def render(self, accept: str = "") -> tuple[bytes, str]:
+        """Every metric as ``(body, content_type)``.
+
+        Without ``accept`` (or with a plain one) this is the classic text format 0.0.4 that
+        every Prometheus parses; a scraper's ``Accept`` header may ask for OpenMetrics.
+        """
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

@@ -1,0 +1,185 @@
+"""One object the wiring hands to every half: server, key reloader, deep health, status port.
+
+Its callbacks never raise into the caller: an exception inside observability is counted
+(``authsvc_observer_errors_total``) and logged once per exception type, by type name only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random as _random
+from collections.abc import Callable, Hashable, Iterable
+
+from authsvc.authz import DEFAULT_LOCATIONS, CredentialLocation, Decision, Reason, RequestView
+from authsvc.keys import KeyRing, KeyStore
+from authsvc.observability._contracts import ResolutionLike
+from authsvc.observability._decision_log import DecisionLog
+from authsvc.observability._metrics import Metrics
+from authsvc.observability._resolution_log import log_reload_error, log_resolution
+
+__all__ = ["Observer"]
+
+_log = logging.getLogger("authsvc.observability")
+
+
+def _signature(resolution: ResolutionLike) -> Hashable:
+    """What makes two resolutions the same set of active keys (for ``unchanged``)."""
+    winner = resolution.winner if resolution.resolved else None
+    return (
+        bool(resolution.resolved),
+        None if winner is None else (winner.source, winner.fingerprint),
+        frozenset(
+            (r.name, r.origin, r.fingerprint, r.expires_at, r.paths)
+            for r in resolution.ring.records()
+        ),
+        tuple(str(w) for w in resolution.warnings),
+    )
+
+
+class Observer:
+    """Metrics + decision log behind the callbacks the other halves call.
+
+    - gRPC server: ``on_decision(view, decision, seconds)`` after every check (hot path),
+      ``on_parse_error(exc, ...)`` / ``on_internal_error(exc, ...)`` when it answered without
+      ``decide()``.
+    - key resolution: ``on_startup(resolution)`` once; the reloader's ``on_change(resolution)``
+      and ``on_error(message)``.
+    - deep health: ``on_result(ok, detail)``.
+    - status port: ``metrics() -> (body, content_type)`` for ``/metrics``.
+    """
+
+    def __init__(
+        self,
+        *,
+        locations: Iterable[CredentialLocation] = DEFAULT_LOCATIONS,
+        sample_rate: float = 0.0,
+        keys: KeyStore | None = None,
+        metrics: Metrics | None = None,
+        random: Callable[[], float] = _random.random,
+    ) -> None:
+        self.prometheus = metrics if metrics is not None else Metrics()
+        self._keys = keys
+        self.decision_log = DecisionLog(
+            locations=locations, sample_rate=sample_rate, random=random, ring=self._ring
+        )
+        self._last: Hashable = None
+        self._failed_types: set[str] = set()
+
+    def _ring(self) -> KeyRing | None:
+        return self._keys.current if self._keys is not None else None
+
+    def _swallow(self, exc: Exception) -> None:
+        try:
+            self.prometheus.observer_error()
+            name = type(exc).__name__
+            if name not in self._failed_types:
+                self._failed_types.add(name)
+                _log.error("observability failed (%s); the check itself was answered", name)
+        except Exception:  # pragma: no cover - last line of defence
+            pass
+
+    # -- gRPC server ---------------------------------------------------------------------
+
+    def on_decision(self, view: RequestView, decision: Decision, seconds: float) -> None:
+        """Count and (if due) log one decision. Hot path; never raises."""
+        try:
+            self.prometheus.observe_decision(view, decision, seconds)
+            self.decision_log.record(view, decision, seconds)
+        except Exception as exc:
+            self._swallow(exc)
+
+    def on_parse_error(
+        self,
+        exc: BaseException | None = None,
+        *,
+        request_id: str = "",
+        source: str = "",
+        seconds: float | None = None,
+    ) -> None:
+        """A CheckRequest that could not be read (answered 400 ``malformed_request``).
+
+        Only the exception's *type name* is logged: its message may quote request bytes.
+        """
+        self._failure(Reason.MALFORMED_REQUEST, exc, None, request_id, source, seconds)
+
+    def on_internal_error(
+        self,
+        exc: BaseException | None = None,
+        *,
+        view: RequestView | None = None,
+        seconds: float | None = None,
+        reason: Reason = Reason.INTERNAL_ERROR,
+    ) -> None:
+        """The adapter failed and answered with ``reason`` (default 500 ``internal_error``)."""
+        self._failure(reason, exc, view, "", "", seconds)
+
+    def _failure(
+        self,
+        reason: Reason,
+        exc: BaseException | None,
+        view: RequestView | None,
+        request_id: str,
+        source: str,
+        seconds: float | None,
+    ) -> None:
+        try:
+            self.prometheus.observe_failure(reason, seconds)
+            self.decision_log.record_failure(
+                reason,
+                type(exc).__name__ if exc is not None else reason.value,
+                view=view,
+                request_id=request_id,
+                source=source,
+                seconds=seconds,
+            )
+            if exc is not None and _log.isEnabledFor(logging.DEBUG):
+                _log.debug("%s while answering a check", type(exc).__name__, exc_info=exc)
+        except Exception as err:
+            self._swallow(err)
+
+    # -- key resolution ------------------------------------------------------------------
+
+    def on_startup(self, resolution: ResolutionLike) -> None:
+        """The first resolution: publish its state and log the start-up summary."""
+        try:
+            self._last = _signature(resolution)
+            self.prometheus.on_resolution(resolution)
+            log_resolution(resolution, phase="startup")
+        except Exception as exc:
+            self._swallow(exc)
+
+    def on_change(self, resolution: ResolutionLike) -> None:
+        """A reload produced ``resolution`` (now active). Same keys as before = ``unchanged``."""
+        try:
+            signature = _signature(resolution)
+            if signature == self._last:
+                self.prometheus.on_reload("unchanged")
+                _log.debug("key reload: sources re-read, keys unchanged")
+                return
+            self._last = signature
+            self.prometheus.on_reload("success")
+            self.prometheus.on_resolution(resolution)
+            log_resolution(resolution, phase="reload")
+        except Exception as exc:
+            self._swallow(exc)
+
+    def on_error(self, message: str) -> None:
+        """A reload failed; the last good keys stay active."""
+        try:
+            self.prometheus.on_reload("failure")
+            log_reload_error(message, self._ring())
+        except Exception as exc:
+            self._swallow(exc)
+
+    # -- deep health / status port -------------------------------------------------------
+
+    def on_result(self, ok: bool, detail: str = "") -> None:
+        """A deep health check finished. (The health checker logs the failure line itself.)"""
+        try:
+            self.prometheus.on_deep_health(ok)
+        except Exception as exc:
+            self._swallow(exc)
+
+    def metrics(self, accept: str = "") -> tuple[bytes, str]:
+        """``/metrics``: ``(body, content_type)``; pass the request's ``Accept`` if you have it."""
+        return self.prometheus.render(accept)
