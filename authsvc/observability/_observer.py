@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random as _random
+import traceback
 from collections.abc import Callable, Hashable, Iterable
 
 from authsvc.authz import DEFAULT_LOCATIONS, CredentialLocation, Decision, Reason, RequestView
@@ -133,7 +134,9 @@ class Observer:
                 seconds=seconds,
             )
             if exc is not None and _log.isEnabledFor(logging.DEBUG):
-                _log.debug("%s while answering a check", type(exc).__name__, exc_info=exc)
+                # Frames only: the exception's message may quote request bytes (even a key).
+                frames = "".join(traceback.format_tb(exc.__traceback__)).rstrip()
+                _log.debug("%s while answering a check:\n%s", type(exc).__name__, frames)
         except Exception as err:
             self._swallow(err)
 
