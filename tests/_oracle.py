@@ -1,0 +1,153 @@
+"""An independent oracle for "may this request be allowed?" (shared by the fuzz tests).
+
+It re-derives the two doors of the design from the documented rules, with its own percent
+decoding and path resolution, and calls nothing of ``authsvc.authz`` but the policy's data:
+
+(a) the raw path is exactly a public path and the method is GET or HEAD, or
+(b) a master key is loaded and the credential of the *first present* location is a key of
+    the ring, unexpired, in scope (as a generous upstream would read the path), and within
+    the credential limits (length, printable ASCII, no spaces).
+
+It is an upper bound: the implementation may deny more, never allow more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from authsvc.authz import Bearer, CredentialLocation, Policy, RequestView
+
+__all__ = ["NOW", "FuzzKey", "oracle", "usable"]
+
+NOW = 1_800_000_000.0
+
+
+@dataclass(frozen=True)
+class FuzzKey:
+    key: str
+    name: str
+    patterns: tuple[str, ...] | None
+    expires_at: float | None
+
+
+def _sha(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _percent_decode(text: str) -> str | None:
+    """RFC 3986 percent-decoding to UTF-8; invalid UTF-8 gives None, stray '%' stays."""
+    out = bytearray()
+    pos = 0
+    for m in _PCT.finditer(text):
+        out += text[pos : m.start()].encode("utf-8")
+        out.append(int(m.group(1), 16))
+        pos = m.end()
+    out += text[pos:].encode("utf-8", "surrogatepass")
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _upstream_paths(path: str) -> list[str]:
+    """How a generous upstream could read ``path`` (with and without a trailing slash)."""
+    if not path.startswith("/"):
+        return []
+    decoded = _percent_decode(path)
+    if decoded is None or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        return []
+    stack: list[str] = []
+    for seg in decoded.replace("\\", "/").split("/"):
+        if seg in ("", "."):
+            continue
+        if seg == "..":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(seg)
+    base = "/" + "/".join(stack)
+    return [base, base.rstrip("/") + "/"]
+
+
+def _in_scope(patterns: tuple[str, ...] | None, path: str) -> bool:
+    if patterns is None:
+        return True
+    for upstream in _upstream_paths(path):
+        for p in patterns:
+            if p == "*" or upstream == p:
+                return True
+            if p.endswith("/*") and (upstream == p[:-2] or upstream.startswith(p[:-1])):
+                return True
+    return False
+
+
+def _values(view: RequestView, loc: CredentialLocation) -> list[str] | None:
+    """What the location holds, or None when it is absent (empty header = absent)."""
+    if loc.kind == "header":
+        raw = view.headers.get(loc.name)
+        if raw is None or not raw.strip():
+            return None
+        return raw.split(",")
+    _, qmark, query = view.target.partition("?")
+    if not qmark:
+        return None
+    found: list[str] = []
+    for part in query.split("&"):
+        if part == loc.name:
+            found.append("")
+        elif part.startswith(loc.name + "="):
+            decoded = _percent_decode(part[len(loc.name) + 1 :])
+            found.append("\ufffd" if decoded is None else decoded)
+    return found or None
+
+
+def _matches(value: str, key: str, bearer: Bearer) -> bool:
+    v = value.strip()
+    with_scheme = re.fullmatch(r"(?i:bearer)\s+(.*)", v, re.DOTALL)
+    if bearer is Bearer.REQUIRED:
+        return with_scheme is not None and with_scheme.group(1).strip() == key
+    if (
+        bearer is Bearer.OPTIONAL
+        and with_scheme is not None
+        and with_scheme.group(1).strip() == key
+    ):
+        return True
+    return v == key
+
+
+def usable(key: str, policy: Policy) -> bool:
+    return (
+        len(key) <= policy.max_credential_length
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+    )
+
+
+def oracle(
+    view: RequestView, policy: Policy, keys: list[FuzzKey], has_master: bool
+) -> FuzzKey | str | None:
+    """``"public"``, the FuzzKey that may authorise the request, or None (must be denied)."""
+    path = view.target.partition("?")[0]
+    if path in policy.public_paths and view.method in ("GET", "HEAD"):
+        return "public"
+    if not has_master:
+        return None
+    for loc in policy.locations:
+        values = _values(view, loc)
+        if values is None:
+            continue  # absent: the next location may decide
+        for k in keys:  # the present location decides: all its values must be this one key
+            if all(_matches(v, k.key, loc.bearer) for v in values):
+                if not usable(k.key, policy):
+                    return None
+                if k.expires_at is not None and k.expires_at <= NOW:
+                    return None
+                return k if _in_scope(k.patterns, path) else None
+        return None
+    return None
