@@ -230,3 +230,17 @@ def test_openmetrics_on_request() -> None:
     body, content_type = m.render("application/openmetrics-text; version=1.0.0")
     assert content_type.startswith("application/openmetrics-text")
     assert body.rstrip().endswith(b"# EOF")
+
+
+def test_every_metric_is_documented() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[2] / "docs" / "observability.md").read_text()
+    m = Metrics(process_metrics=False)
+    m.on_deep_health(True)  # make the lazily-present gauge appear
+    for family in text_string_to_metric_families(m.render()[0].decode()):
+        if family.name.endswith("_created"):
+            continue  # the standard companion series of counters and histograms
+        name = family.name + ("_total" if family.type == "counter" else "")
+        name = name + "_info" if family.type == "info" else name
+        assert f"`{name}`" in doc, f"{name} is missing from docs/observability.md"
