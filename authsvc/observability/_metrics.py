@@ -126,8 +126,8 @@ class Metrics:
         )
         reloads = Counter(
             "authsvc_reloads",
-            "Key reloads by result: success (new keys active), failure (last good keys kept), "
-            "unchanged (sources re-read, same keys).",
+            "Key reloads by result: success (new keys active), failure (refused, last good "
+            "keys kept), unchanged (the chain changed, the active keys did not).",
             ["result"],
             registry=r,
         )

@@ -152,15 +152,17 @@ class Observer:
             self._swallow(exc)
 
     def on_change(self, resolution: ResolutionLike) -> None:
-        """A reload produced ``resolution`` (now active). Same keys as before = ``unchanged``."""
+        """A reload produced ``resolution`` (now active): count it, publish it, log the chain.
+
+        Counted ``success`` when the active keys changed and ``unchanged`` when only the
+        chain did (e.g. a shadowed source changed state) — the summary line is written either
+        way, since the reloader only calls this when something changed.
+        """
         try:
             signature = _signature(resolution)
-            if signature == self._last:
-                self.prometheus.on_reload("unchanged")
-                _log.debug("key reload: sources re-read, keys unchanged")
-                return
+            same_keys = signature == self._last
             self._last = signature
-            self.prometheus.on_reload("success")
+            self.prometheus.on_reload("unchanged" if same_keys else "success")
             self.prometheus.on_resolution(resolution)
             log_resolution(resolution, phase="reload")
         except Exception as exc:
