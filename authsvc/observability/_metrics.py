@@ -48,6 +48,7 @@ LATENCY_BUCKETS = (
 )
 RELOAD_RESULTS: tuple[ReloadResult, ...] = ("success", "failure", "unchanged")
 _FINGERPRINT = re.compile(r"[0-9a-f]{6,64}")
+_VERDICT = re.compile(r"[a-z][a-z_]{0,31}")  # a label from a small enum, never free text
 
 
 def _decision_label(reason: Reason) -> str:
@@ -132,13 +133,13 @@ class Metrics:
             registry=r,
         )
         self._reloads = {result: reloads.labels(result) for result in RELOAD_RESULTS}
-        deep = Counter(
+        self._deep = Counter(
             "authsvc_deep_health_checks",
-            "Deep health checks by result.",
+            "Deep health checks by result: the checker's verdict (agree, disagree, "
+            "authsvc_denied, app_unhealthy, unreachable, no_key), or ok/fail.",
             ["result"],
             registry=r,
         )
-        self._deep = {True: deep.labels("ok"), False: deep.labels("fail")}
         self._observer_errors = Counter(
             "authsvc_observer_errors",
             "Exceptions swallowed by the metrics/log observer (a bug: please report).",
@@ -199,8 +200,10 @@ class Metrics:
             raise ValueError(f"reload result {result!r} is not one of {RELOAD_RESULTS}")
         child.inc()
 
-    def on_deep_health(self, ok: bool) -> None:
-        self._deep[bool(ok)].inc()
+    def on_deep_health(self, ok: bool, result: str | None = None) -> None:
+        """Record one deep health check: passed or not, and its verdict label if known."""
+        label = result if result is not None and _VERDICT.fullmatch(result) else None
+        self._deep.labels(label or ("ok" if ok else "fail")).inc()
         with self._state_lock:
             self._state.state = replace(self._state.state, deep_health_ok=bool(ok))
 

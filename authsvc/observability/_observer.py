@@ -21,6 +21,7 @@ from authsvc.observability._resolution_log import log_reload_error, log_resoluti
 __all__ = ["Observer"]
 
 _log = logging.getLogger("authsvc.observability")
+_AGREE = "agree"  # the deep health verdict meaning "the app accepted the master key"
 
 
 def _signature(resolution: ResolutionLike) -> Hashable:
@@ -178,10 +179,19 @@ class Observer:
 
     # -- deep health / status port -------------------------------------------------------
 
-    def on_result(self, ok: bool, detail: str = "") -> None:
-        """A deep health check finished. (The health checker logs the failure line itself.)"""
+    def on_result(self, result: object, detail: str = "") -> None:
+        """A deep health check finished. (The health checker logs the failure line itself.)
+
+        ``result`` is the checker's result object (its ``verdict``, a string enum, labels the
+        counter; ``agree`` is a pass) or a plain bool.
+        """
         try:
-            self.prometheus.on_deep_health(ok)
+            verdict = getattr(result, "verdict", None)
+            if verdict is None:
+                self.prometheus.on_deep_health(bool(result))
+            else:
+                label = str(getattr(verdict, "value", verdict))
+                self.prometheus.on_deep_health(label == _AGREE, label)
         except Exception as exc:
             self._swallow(exc)
 

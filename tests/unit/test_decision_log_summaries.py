@@ -6,6 +6,8 @@ import io
 import json
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -130,12 +132,40 @@ def test_reloader_callbacks_count_success_unchanged_and_failure(summary: io.Stri
     assert MASTER not in summary.getvalue()  # sk- shaped text in an error is redacted
 
 
+class Verdict(StrEnum):  # the deep health checker's verdicts (authsvc.health, issue 5)
+    AGREE = "agree"
+    DISAGREE = "disagree"
+    UNREACHABLE = "unreachable"
+
+
+@dataclass(frozen=True)
+class DeepResult:
+    verdict: Verdict
+    message: str
+
+
 def test_deep_health_callback_moves_the_gauge() -> None:
     obs = Observer()
     obs.on_result(False, "401 from /health")
     assert "authsvc_deep_health_ok 0.0" in obs.metrics()[0].decode()
     obs.on_result(True, "")
     assert "authsvc_deep_health_ok 1.0" in obs.metrics()[0].decode()
+
+
+def test_deep_health_results_label_the_counter_by_verdict() -> None:
+    obs = Observer()
+    obs.on_result(DeepResult(Verdict.DISAGREE, "app rejected the key"))
+    body = obs.metrics()[0].decode()
+    assert "authsvc_deep_health_ok 0.0" in body
+    assert 'authsvc_deep_health_checks_total{result="disagree"} 1.0' in body
+    obs.on_result(DeepResult(Verdict.AGREE, "ok"))
+    obs.on_result(DeepResult(Verdict.AGREE, "ok"))
+    body = obs.metrics()[0].decode()
+    assert "authsvc_deep_health_ok 1.0" in body
+    assert 'authsvc_deep_health_checks_total{result="agree"} 2.0' in body
+    obs.on_result(DeepResult("Not A Label!\n", "x"))  # type: ignore[arg-type]
+    body = obs.metrics()[0].decode()
+    assert 'authsvc_deep_health_checks_total{result="fail"} 1.0' in body and "Not A" not in body
 
 
 # -- configure_logging ------------------------------------------------------------------------
