@@ -16,6 +16,7 @@ See docs/observability.md for the metric names, log fields and redaction rules.
 from authsvc.observability._contracts import ReloadResult, ResolutionLike, WinnerLike
 from authsvc.observability._decision_log import DECISION_LOGGER, DecisionLog, Sampler
 from authsvc.observability._logging import (
+    BackgroundHandler,
     JsonFormatter,
     TextFormatter,
     configure_logging,
@@ -35,6 +36,7 @@ __all__ = [
     "LATENCY_BUCKETS",
     "REDACTED",
     "RESOLUTION_LOGGER",
+    "BackgroundHandler",
     "DecisionLog",
     "JsonFormatter",
     "Metrics",

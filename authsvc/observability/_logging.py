@@ -8,8 +8,12 @@ escapes any value that is not a plain token.
 
 from __future__ import annotations
 
+import atexit
+import copy
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 from datetime import UTC, datetime
 from typing import TextIO
@@ -17,7 +21,7 @@ from typing import TextIO
 from authsvc._errors import ConfigError
 from authsvc.observability._redact import escape
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "rfc3339"]
+__all__ = ["BackgroundHandler", "JsonFormatter", "TextFormatter", "configure_logging", "rfc3339"]
 
 _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
@@ -99,18 +103,75 @@ class TextFormatter(logging.Formatter):
         return line
 
 
-class _Installed(logging.StreamHandler):  # type: ignore[type-arg]
-    """Marks the handler ``configure_logging`` installed, so a second call replaces it."""
+QUEUE_SIZE = 10_000
+
+
+class _Listener(logging.handlers.QueueListener):
+    def enqueue_sentinel(self) -> None:
+        self.queue.put(self._sentinel)  # type: ignore[attr-defined]  # blocking: never lost
+
+
+class BackgroundHandler(logging.handlers.QueueHandler):
+    """Hands records to a writer thread: logging never blocks the caller on I/O.
+
+    The gRPC server answers checks on one event loop; a denial line written synchronously to
+    a slow stderr pipe would stall every check behind it. The queue is bounded: when it is
+    full, records are dropped and counted (``dropped``, and process-wide in
+    ``total_dropped``, exported as ``authsvc_log_records_dropped_total``) rather than blocking.
+    """
+
+    total_dropped = 0
+
+    def __init__(self, target: logging.Handler, maxsize: int = QUEUE_SIZE) -> None:
+        self.records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize)
+        super().__init__(self.records)
+        self.dropped = 0
+        self._listener: _Listener | None = _Listener(
+            self.records, target, respect_handler_level=True
+        )
+        self._listener.start()
+        atexit.register(self.close)
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        # Same process, so no pickling: keep exc_info and extras; freeze the message now.
+        record = copy.copy(record)
+        record.msg = record.getMessage()
+        record.args = None
+        return record
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+            BackgroundHandler.total_dropped += 1
+
+    def flush(self) -> None:
+        """Wait until every queued record has been written."""
+        self.records.join()
+
+    def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()  # writes what is queued, then joins the thread
+            atexit.unregister(self.close)
+        super().close()
 
 
 def configure_logging(
-    level: str | int = "INFO", *, json: bool = False, stream: TextIO | None = None
+    level: str | int = "INFO",
+    *,
+    json: bool = False,
+    stream: TextIO | None = None,
+    background: bool = True,
 ) -> logging.Handler:
     """Send every log record of the process to ``stream`` (stderr) in one format.
 
     Called once by the CLI. ``level`` is a name (``debug`` … ``critical``, any case) or a
     ``logging`` number; an unknown name raises ``ConfigError`` naming the accepted ones.
-    Returns the installed handler (replaced, not duplicated, by a later call).
+    With ``background`` (the default) lines are written by a thread (``BackgroundHandler``);
+    call the returned handler's ``flush()`` to wait for them. A later call replaces (and
+    closes) the handler installed before.
     """
     if isinstance(level, str):
         name = level.strip().upper()
@@ -124,11 +185,14 @@ def configure_logging(
         assert isinstance(numeric, int)
     else:
         numeric = level
-    handler = _Installed(stream if stream is not None else sys.stderr)
-    handler.setFormatter(JsonFormatter() if json else TextFormatter())
+    writer = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    writer.setFormatter(JsonFormatter() if json else TextFormatter())
+    handler: logging.Handler = BackgroundHandler(writer) if background else writer
+    handler._authsvc_installed = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    for old in [h for h in root.handlers if isinstance(h, _Installed)]:
+    for old in [h for h in root.handlers if getattr(h, "_authsvc_installed", False)]:
         root.removeHandler(old)
+        old.close()
     root.addHandler(handler)
     root.setLevel(numeric)
     logging.captureWarnings(True)

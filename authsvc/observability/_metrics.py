@@ -22,12 +22,13 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from authsvc import __version__
 from authsvc.authz import STATUS, Decision, Reason, RequestView
 from authsvc.observability._contracts import ReloadResult, ResolutionLike
+from authsvc.observability._logging import BackgroundHandler
 from authsvc.observability._redact import Redactor
 
 __all__ = ["LATENCY_BUCKETS", "RELOAD_RESULTS", "Metrics"]
@@ -94,6 +95,11 @@ class _KeyStateCollector:
             "authsvc_key_resolution_warnings",
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
             s.warnings,
+        )
+        yield CounterMetricFamily(
+            "authsvc_log_records_dropped",
+            "Log records dropped because the background log writer's queue was full.",
+            BackgroundHandler.total_dropped,
         )
         if s.deep_health_ok is not None:
             yield GaugeMetricFamily(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -16,6 +18,7 @@ from authsvc import ConfigError
 from authsvc.keys import fingerprint
 from authsvc.observability import (
     RESOLUTION_LOGGER,
+    BackgroundHandler,
     JsonFormatter,
     Observer,
     TextFormatter,
@@ -181,6 +184,7 @@ def clean_root() -> Iterator[logging.Logger]:
         for h in list(root.handlers):
             if h not in handlers:
                 root.removeHandler(h)
+                h.close()  # stops a background writer thread
         root.setLevel(level)
         logging.captureWarnings(False)
 
@@ -188,9 +192,10 @@ def clean_root() -> Iterator[logging.Logger]:
 def test_configure_logging_json_replaces_itself(clean_root: logging.Logger) -> None:
     first, second = io.StringIO(), io.StringIO()
     configure_logging("debug", json=True, stream=first)
-    configure_logging("WARN", json=True, stream=second)
+    handler = configure_logging("WARN", json=True, stream=second)
     logging.getLogger("thirdparty.test").warning("reload %s", "failed", extra={"source": "file:/x"})
     logging.getLogger("thirdparty.test").info("not shown")
+    handler.flush()
     assert first.getvalue() == ""
     (line,) = [json.loads(x) for x in second.getvalue().splitlines()]
     assert line["message"] == "reload failed" and line["source"] == "file:/x"
@@ -199,7 +204,7 @@ def test_configure_logging_json_replaces_itself(clean_root: logging.Logger) -> N
 
 def test_configure_logging_text_and_exceptions(clean_root: logging.Logger) -> None:
     out = io.StringIO()
-    configure_logging(logging.INFO, stream=out)
+    configure_logging(logging.INFO, stream=out, background=False)
     try:
         raise KeyError("x")
     except KeyError:
@@ -207,6 +212,61 @@ def test_configure_logging_text_and_exceptions(clean_root: logging.Logger) -> No
     first, *rest = out.getvalue().splitlines()
     assert "ERROR" in first and "bad\\x0athing" in first and 'n=3 s="a b"' in first
     assert rest[0].startswith("Traceback")
+
+
+class SlowStream(io.StringIO):
+    """stderr piped to a stalled log collector: every write blocks until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.release.wait(10)
+        return super().write(text)
+
+
+def test_background_logging_never_blocks_the_caller_and_counts_drops(
+    clean_root: logging.Logger,
+) -> None:
+    stream = SlowStream()
+    writer = logging.StreamHandler(stream)
+    writer.setFormatter(JsonFormatter())
+    handler = BackgroundHandler(writer, maxsize=5)
+    log = logging.getLogger("thirdparty.slow")
+    log.addHandler(handler)
+    log.propagate = False
+    before = BackgroundHandler.total_dropped
+    try:
+        started = time.perf_counter()
+        for i in range(50):
+            log.warning("line %d", i)
+        assert time.perf_counter() - started < 1.0, "a stalled stream blocked the caller"
+        assert handler.dropped >= 40 and BackgroundHandler.total_dropped - before == handler.dropped
+        body = Observer().metrics()[0].decode()
+        assert f"authsvc_log_records_dropped_total {float(BackgroundHandler.total_dropped)}" in body
+        stream.release.set()
+        handler.flush()
+        written = [json.loads(x)["message"] for x in stream.getvalue().splitlines()]
+        assert written[0] == "line 0" and len(written) == 50 - handler.dropped
+    finally:
+        stream.release.set()
+        log.removeHandler(handler)
+        log.propagate = True
+        handler.close()
+
+
+def test_background_logging_keeps_exceptions_and_extras(clean_root: logging.Logger) -> None:
+    out = io.StringIO()
+    handler = configure_logging("info", json=True, stream=out)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("thirdparty.bg").exception("failed %s", "here", extra={"n": 1})
+    handler.flush()
+    (line,) = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert line["message"] == "failed here" and line["n"] == 1
+    assert "ValueError: boom" in line["exception"]
 
 
 def test_json_formatter_survives_odd_extras() -> None:
