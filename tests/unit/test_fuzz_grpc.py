@@ -17,14 +17,9 @@ Skipped, with the reason, while ``authsvc.server`` (issue 2) is not on this bran
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import shutil
-import tempfile
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -42,12 +37,12 @@ ext = pytest.importorskip(
 grpc = pytest.importorskip("grpc")
 
 from authsvc.authz import DEFAULT_LOCATIONS, STATUS, Policy, Reason, RequestView  # noqa: E402
-from authsvc.keys import KeyRecord, KeyRing, KeyStore, PathRule, digest, fingerprint  # noqa: E402
+from authsvc.keys import KeyRecord, KeyRing, PathRule, digest, fingerprint  # noqa: E402
 from authsvc.observability import Observer  # noqa: E402
+from tests._authz_server import Server  # noqa: E402
 from tests._keys import ALT, MASTER, SCOPED, WRONG  # noqa: E402
 from tests._oracle import FuzzKey, oracle  # noqa: E402
 
-CHECK = "/envoy.service.auth.v3.Authorization/Check"
 DENY_STATUSES = {s for s in STATUS.values() if s != 200}
 KEYS = [
     FuzzKey(MASTER, "master", None, None),
@@ -70,39 +65,6 @@ def _ring() -> KeyRing:
     return KeyRing([rec(k) for k in KEYS[1:]], master=rec(KEYS[0]))
 
 
-class Server:
-    """The production server on a private event-loop thread, listening on a Unix socket."""
-
-    def __init__(self, observer: Observer) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="authsvc-fz-", dir="/tmp"))
-        self.socket = self.dir / "authz.sock"
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = server_pkg.AuthzServer(
-            KeyStore(_ring()),
-            Policy.build(),
-            [f"unix:{self.socket}"],
-            on_decision=observer.on_decision,
-        )
-        self._run(self.server.start())
-        self.channel = grpc.insecure_channel(f"unix:{self.socket}")
-        self.check = self.channel.unary_unary(CHECK)  # raw bytes in, raw bytes out
-
-    def _run(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
-
-    def close(self) -> None:
-        try:
-            self.channel.close()
-            self._run(self.server.stop(1.0))
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(10)
-            self.loop.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def observer() -> Observer:
     return Observer()
@@ -110,7 +72,7 @@ def observer() -> Observer:
 
 @pytest.fixture(scope="module")
 def server(observer: Observer) -> Iterator[Server]:
-    srv = Server(observer)
+    srv = Server(observer, _ring())
     try:
         yield srv
     finally:
