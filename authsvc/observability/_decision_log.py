@@ -63,7 +63,7 @@ class Sampler:
 class DecisionLog:
     """Writes decision lines to the ``authsvc.decisions`` logger (or ``logger``)."""
 
-    __slots__ = ("_log", "_redact", "_sample")
+    __slots__ = ("_detail_cache", "_log", "_redact", "_ring", "_sample")
 
     def __init__(
         self,
@@ -78,6 +78,10 @@ class DecisionLog:
         # Every location's name is redacted as a query parameter, headers included: an app
         # behind Envoy may read ?x-api-key= even though authsvc does not.
         self._redact = Redactor((loc.name for loc in locations), ring)
+        self._ring = ring
+        # Decision messages come from a small set (one per reason and key name): their
+        # redaction is cached per ring snapshot. Request-derived fields are never cached.
+        self._detail_cache: tuple[KeyRing | None, dict[str, str]] = (None, {})
         self._sample = Sampler(sample_rate, random)
 
     def record(self, view: RequestView, decision: Decision, seconds: float) -> None:
@@ -131,8 +135,19 @@ class DecisionLog:
             "key_name": _opt(text, decision.key_name, 128),
             "key_fingerprint": _opt(text, decision.key_fingerprint, 64),
             "duration_ms": _ms(seconds),
-            "detail": text(decision.message, 512),
+            "detail": self._detail(decision.message),
         }
+
+    def _detail(self, message: str) -> str:
+        ring = self._ring()
+        owner, cache = self._detail_cache
+        if owner is not ring or len(cache) > 512:
+            cache = {}
+            self._detail_cache = (ring, cache)
+        out = cache.get(message)
+        if out is None:
+            out = cache[message] = self._redact.text(message, 512)
+        return out
 
 
 def _opt(text: Callable[[str, int], str], value: str | None, limit: int) -> str | None:

@@ -340,3 +340,14 @@ def test_the_observer_never_raises_into_the_hot_path(caplog: pytest.LogCaptureFi
     assert "authsvc_observer_errors_total 2.0" in body
     errors = [r for r in caplog.records if r.name == "authsvc.observability"]
     assert len(errors) == 1 and "AttributeError" in errors[0].getMessage()
+
+
+def test_cached_details_follow_the_ring() -> None:
+    store = KeyStore()
+    log = DecisionLog(ring=lambda: store.current)
+    plain = "plainsecretvalue0002"
+    decision = Decision(Reason.UNKNOWN_KEY, f"odd message {plain}")
+    view = RequestView("GET", "/x")
+    assert log.fields(view, decision, 0)["detail"] == f"odd message {plain}"
+    store.swap(resolution(MASTER, plain).ring)
+    assert log.fields(view, decision, 0)["detail"] == REDACTED
