@@ -164,6 +164,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _state["failed"] = bool(session.testsfailed) or exitstatus not in (0, 5)
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    path = os.environ.get(LOG_DIR_ENV)
+    if path and _state.get("created") and _state.get("failed", True):
+        terminalreporter.write_line(f"session logs kept for inspection: {path}")
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     handler = _state.pop("handler", None)
     if handler is not None:

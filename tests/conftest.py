@@ -5,6 +5,7 @@ from tests._leakscan import (
     pytest_configure,
     pytest_runtest_logreport,
     pytest_sessionfinish,
+    pytest_terminal_summary,
     pytest_unconfigure,
 )
 
@@ -13,5 +14,6 @@ __all__ = [
     "pytest_configure",
     "pytest_runtest_logreport",
     "pytest_sessionfinish",
+    "pytest_terminal_summary",
     "pytest_unconfigure",
 ]
