@@ -1,0 +1,56 @@
+"""Side doors of the sidecar: the status port, probe pass-through, deep health and ``verify``.
+
+Wiring (done by ``authsvc serve``)::
+
+    deep = DeepHealth(config.health_check.url, config.policy.protected_health_path,
+                      key_provider=..., interval=config.health_check.interval)
+    status = StatusServer(listen, readiness=all_ready(key_ready, deep.readiness),
+                          metrics=None, probes=probes_from_env(os.environ))
+    status.start(); deep.start()   ...   deep.stop(); status.stop()
+
+Nothing here imports the decision code: the status port cannot run an auth check.
+"""
+
+from authsvc.health._deep import (
+    AUTHSVC_REASON_HEADER,
+    DeepHealth,
+    DeepResult,
+    KeyProvider,
+    SupportsReveal,
+    Verdict,
+    classify,
+    deep_readiness,
+    key_header,
+)
+from authsvc.health._probes import (
+    PROBES_ENV,
+    ProbeForwarder,
+    ProbeOutcome,
+    ProbeTarget,
+    parse_probes,
+    probes_from_env,
+)
+from authsvc.health._status import Metrics, Readiness, StatusServer, all_ready, parse_listen
+
+__all__ = [
+    "AUTHSVC_REASON_HEADER",
+    "PROBES_ENV",
+    "DeepHealth",
+    "DeepResult",
+    "KeyProvider",
+    "Metrics",
+    "ProbeForwarder",
+    "ProbeOutcome",
+    "ProbeTarget",
+    "Readiness",
+    "StatusServer",
+    "SupportsReveal",
+    "Verdict",
+    "all_ready",
+    "classify",
+    "deep_readiness",
+    "key_header",
+    "parse_listen",
+    "parse_probes",
+    "probes_from_env",
+]

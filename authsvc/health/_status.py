@@ -1,0 +1,276 @@
+"""The status port: ``/livez``, ``/readyz``, ``/metrics`` and ``/app-health/...``, not behind Envoy.
+
+A ``ThreadingHTTPServer`` in a daemon thread, so it never competes with the gRPC event loop.
+It knows nothing about keys or the decision code: readiness and metrics come in as callables,
+probes as parsed targets. Only ``GET`` and ``HEAD`` are served; anything else is 405, an
+unknown path 404. Requests are logged at debug level only (kubelet calls this every few seconds).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import MappingProxyType
+from typing import Any
+
+from authsvc._defaults import STATUS_LISTEN
+from authsvc._errors import ConfigError
+from authsvc.health._probes import PROBE_PREFIX, ProbeForwarder, ProbeTarget
+
+__all__ = ["Metrics", "Readiness", "StatusServer", "all_ready", "parse_listen"]
+
+Readiness = Callable[[], tuple[bool, str]]
+"""Returns ``(ready, reason)``; ``reason`` says why not (ignored when ready)."""
+Metrics = Callable[[], tuple[bytes, str]]
+"""Returns ``(exposition, content_type)``, e.g. prometheus_client's ``generate_latest``."""
+
+log = logging.getLogger("authsvc.health.status")
+
+_TEXT = "text/plain; charset=utf-8"
+_JSON = "application/json"
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` or ``[v6]:port`` → ``(host, port)``. Port 0 picks a free port."""
+    if listen.startswith("unix:"):
+        raise ConfigError(
+            f"status listen address {listen!r}: the status port must be TCP (kubelet probes it)"
+        )
+    host, sep, port_text = listen.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"status listen address {listen!r}: write IPv6 hosts as [addr]:port")
+    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(
+            f"status listen address {listen!r}: expected HOST:PORT, e.g. {STATUS_LISTEN}"
+        )
+    return host, int(port_text)
+
+
+def all_ready(*checks: Readiness) -> Readiness:
+    """Combine readiness checks: ready iff all are; the reason joins every failing reason."""
+
+    def readiness() -> tuple[bool, str]:
+        reasons = []
+        for check in checks:
+            ready, reason = check()
+            if not ready:
+                reasons.append(reason or "not ready")
+        return (not reasons, "; ".join(reasons))
+
+    return readiness
+
+
+def _default_metrics(readiness: Readiness, forwarder: ProbeForwarder) -> Metrics:
+    """A minimal exposition on a private registry (the observability work replaces it)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class _Collector:
+        def collect(self) -> Any:
+            ready = GaugeMetricFamily(
+                "authsvc_ready", "1 when authsvc reports ready on /readyz, else 0"
+            )
+            ready.add_metric([], 1.0 if _safe_readiness(readiness)[0] else 0.0)
+            yield ready
+            probes = CounterMetricFamily(
+                "authsvc_app_probes",
+                "Probes forwarded to the app by the pass-through, by probe path and outcome",
+                labels=["probe", "outcome"],
+            )
+            for (probe, outcome), count in sorted(forwarder.counts().items()):
+                probes.add_metric([probe, outcome.value], float(count))
+            yield probes
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector())
+    content_type = "text/plain; version=0.0.4; charset=utf-8"
+    return lambda: (generate_latest(registry), content_type)
+
+
+def _safe_readiness(readiness: Readiness) -> tuple[bool, str]:
+    try:
+        ready, reason = readiness()
+    except Exception as exc:  # a broken callable must fail closed, never take the port down
+        log.debug("readiness callable failed", exc_info=True)
+        return False, f"readiness check failed ({type(exc).__name__})"
+    return bool(ready), str(reason)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    status: StatusServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-answer (kubelet timing out) is normal: no stderr traceback.
+        log.debug("status request from %s failed", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    server_version = "authsvc-status"
+    sys_version = ""
+    timeout = 10  # seconds a client may take to send its request (no slowloris threads)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def _method_not_allowed(self) -> None:
+        self._send(405, _TEXT, b"only GET and HEAD are served here\n", extra={"allow": "GET, HEAD"})
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _method_not_allowed
+
+    def _serve(self, *, head: bool) -> None:
+        status, content_type, body, extra = self.server.status.route(
+            self.path, self.headers.get("accept", "")
+        )
+        self._send(status, content_type, b"" if head else body, extra, length=len(body))
+
+    def _send(
+        self,
+        status: int,
+        content_type: str,
+        body: bytes,
+        extra: Mapping[str, str] | None = None,
+        *,
+        length: int | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        self.send_header("content-length", str(len(body) if length is None else length))
+        self.send_header("cache-control", "no-store")
+        self.send_header("x-content-type-options", "nosniff")
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+
+_Reply = tuple[int, str, bytes, Mapping[str, str]]
+
+
+class StatusServer:
+    """HTTP status port. ``start()`` binds and serves in a daemon thread; ``stop()`` closes.
+
+    ``readiness`` is called on every ``/readyz`` (keep it cheap: it reads state, no I/O).
+    ``metrics`` is called on every ``/metrics``; ``None`` serves a minimal exposition.
+    ``probes`` maps ``/app-health/<container>/<probe>`` to the app's original probe.
+    """
+
+    def __init__(
+        self,
+        listen: str = STATUS_LISTEN,
+        *,
+        readiness: Readiness,
+        metrics: Metrics | None = None,
+        probes: Mapping[str, ProbeTarget] | None = None,
+    ) -> None:
+        self._host, self._port = parse_listen(listen)
+        self._readiness = readiness
+        self._forwarder = ProbeForwarder(probes or {})
+        self._metrics = metrics or _default_metrics(readiness, self._forwarder)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)`` (the real port when started with port 0)."""
+        if self._server is None:
+            return self._host, self._port
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    @property
+    def forwarder(self) -> ProbeForwarder:
+        return self._forwarder
+
+    def start(self) -> None:
+        if self._server is not None:
+            return
+        server_class = type(
+            "_BoundServer",
+            (_Server,),
+            {"address_family": socket.AF_INET6 if ":" in self._host else socket.AF_INET},
+        )
+        try:
+            server = server_class((self._host, self._port), _Handler)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot listen on status address {self._host}:{self._port}: {exc.strerror or exc}"
+            ) from exc
+        server.status = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.2},
+            name="authsvc-status",
+            daemon=True,
+        )
+        self._thread.start()
+        log.info("status port listening on %s (livez, readyz, metrics)", self.url)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout)
+        self._server = self._thread = None
+
+    def __enter__(self) -> StatusServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------- routing (no sockets)
+
+    def route(self, target: str, accept: str = "") -> _Reply:
+        """Answer one GET for ``target``: ``(status, content_type, body, extra_headers)``."""
+        path = target.partition("?")[0]
+        no_extra: Mapping[str, str] = MappingProxyType({})
+        if path == "/livez":
+            return 200, _TEXT, b"ok\n", no_extra
+        if path == "/readyz":
+            ready, reason = _safe_readiness(self._readiness)
+            status = 200 if ready else 503
+            if _JSON in accept:
+                body = json.dumps({"ready": ready, "reason": "" if ready else reason})
+                return status, _JSON, body.encode() + b"\n", no_extra
+            text = "ready\n" if ready else f"not ready: {reason}\n"
+            return status, _TEXT, text.encode(), no_extra
+        if path == "/metrics":
+            try:
+                body_bytes, content_type = self._metrics()
+            except Exception:
+                log.exception("metrics callable failed")
+                return 500, _TEXT, b"metrics are unavailable: see authsvc's log\n", no_extra
+            return 200, content_type, body_bytes, no_extra
+        if path.startswith(PROBE_PREFIX):
+            reply = self._forwarder.forward(path)
+            if reply is None:
+                return 404, _TEXT, f"no app probe is configured at {path}\n".encode(), no_extra
+            extra = {"x-authsvc-probe": reply.outcome.value}
+            return reply.status, reply.content_type, reply.body, extra
+        return 404, _TEXT, b"not found: try /livez, /readyz, /metrics\n", no_extra
