@@ -21,6 +21,7 @@ from authsvc.health._deep import (
     classify,
     deep_readiness,
     key_header,
+    key_header_name,
 )
 from authsvc.health._probes import (
     PROBES_ENV,
@@ -50,6 +51,7 @@ __all__ = [
     "classify",
     "deep_readiness",
     "key_header",
+    "key_header_name",
     "parse_listen",
     "parse_probes",
     "probes_from_env",

@@ -32,11 +32,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Protocol
 
+from authsvc._errors import ConfigError
 from authsvc.health._http import HttpAnswer, HttpFailure, Target, http_get, parse_url
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "classify",
     "deep_readiness",
     "key_header",
+    "key_header_name",
 ]
 
 AUTHSVC_REASON_HEADER = "x-authsvc-reason"
@@ -98,6 +100,27 @@ class DeepResult:
     def signature(self) -> tuple[object, ...]:
         """What must change for the outcome to count as a transition (and be logged)."""
         return (self.verdict, self.fingerprint, self.authsvc_reason)
+
+
+class CredentialPlace(Protocol):
+    """A credential location as the config holds it (``authsvc.authz.CredentialLocation``)."""
+
+    @property
+    def kind(self) -> str: ...  # "header" or "query"
+    @property
+    def name(self) -> str: ...
+
+
+def key_header_name(locations: Iterable[CredentialPlace]) -> str:
+    """The header to present a key in: ``authorization`` (Bearer) when configured, else the
+    first header location. Raises ``ConfigError`` when keys are only accepted in the query."""
+    headers = [loc.name.lower() for loc in locations if loc.kind == "header"]
+    if not headers:
+        raise ConfigError(
+            "deep health and verify send keys in a header, "
+            "but no header credential location is configured"
+        )
+    return "authorization" if "authorization" in headers else headers[0]
 
 
 def key_header(secret: str, header: str = "authorization") -> dict[str, str]:

@@ -12,7 +12,17 @@ from types import MappingProxyType
 
 import pytest
 
-from authsvc.health import DeepHealth, DeepResult, Verdict, classify, deep_readiness, key_header
+from authsvc import ConfigError
+from authsvc.authz import Policy, parse_location
+from authsvc.health import (
+    DeepHealth,
+    DeepResult,
+    Verdict,
+    classify,
+    deep_readiness,
+    key_header,
+    key_header_name,
+)
 from authsvc.health._http import HttpAnswer, HttpFailure
 from tests.unit.test_health_http import Reply, closed_port, local_app
 
@@ -101,6 +111,16 @@ def test_readiness_rules() -> None:
     assert deep_readiness(sick, agree) == (True, "")  # an unhealthy app keeps the key verdict
     assert deep_readiness(disagree, disagree) == (False, disagree.message)
     assert deep_readiness(sick, disagree) == (False, disagree.message)
+
+
+def test_key_header_name_follows_credential_locations() -> None:
+    assert key_header_name(Policy.build().locations) == "authorization"
+    assert (
+        key_header_name([parse_location("query:key"), parse_location("header:X-Api-Key")])
+        == "x-api-key"
+    )
+    with pytest.raises(ConfigError, match="no header credential location"):
+        key_header_name([parse_location("query:key")])
 
 
 def test_key_header() -> None:
