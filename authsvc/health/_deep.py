@@ -16,6 +16,8 @@ timeout                   Envoy is unwell; that is not a key problem        last
 no master key resolved    ``no_key``: nothing to send                       unchanged
 ========================  ================================================  ================
 
+A verdict is about one key: when the master key changes (a reload), readiness waits for a
+verdict on the new key; ``serve`` calls ``trigger()`` after a reload so that takes one request.
 Before the first verdict, readiness is false ("waiting for the first deep health verdict"),
 and checks are retried quickly (1 s, doubling up to ``interval``) so a pod becomes ready soon
 after its app does. After a verdict, an unhealthy app does not flip authsvc's readiness: the
@@ -183,12 +185,24 @@ def classify(
     )
 
 
-def deep_readiness(last: DeepResult | None, verdict: DeepResult | None) -> tuple[bool, str]:
-    """Readiness from the last result and the last key verdict (pure; see module docstring)."""
+def deep_readiness(
+    last: DeepResult | None, verdict: DeepResult | None, current_fingerprint: str | None = None
+) -> tuple[bool, str]:
+    """Readiness from the last result and the last key verdict (pure; see module docstring).
+
+    A verdict is evidence about one key: once the master key changed (``current_fingerprint``
+    differs), it no longer counts and readiness waits for a verdict on the new key.
+    """
+    if current_fingerprint is not None:
+        if verdict is not None and verdict.fingerprint != current_fingerprint:
+            verdict = None
+        if last is not None and last.fingerprint not in (None, current_fingerprint):
+            last = None
     if verdict is None:
-        if last is None:
-            return False, "waiting for the first deep health verdict"
-        return False, f"waiting for the first deep health verdict ({last.message})"
+        waiting = "waiting for the first deep health verdict"
+        if current_fingerprint is not None:
+            waiting += f" on the master key (fp {current_fingerprint})"
+        return False, waiting if last is None else f"{waiting} ({last.message})"
     if verdict.verdict is Verdict.AGREE:
         return True, ""
     return False, verdict.message
@@ -251,7 +265,9 @@ class DeepHealth:
         return self._verdict
 
     def readiness(self) -> tuple[bool, str]:
-        return deep_readiness(self._last, self._verdict)
+        current = self._key_provider()
+        fingerprint = current[2] if current is not None else None
+        return deep_readiness(self._last, self._verdict, fingerprint)
 
     def check_once(self) -> DeepResult:
         with self._check_lock:

@@ -113,6 +113,14 @@ def test_readiness_rules() -> None:
     assert deep_readiness(sick, disagree) == (False, disagree.message)
 
 
+def test_a_verdict_only_counts_for_the_key_it_was_made_with() -> None:
+    agree = _classify(answer(200))  # fp 3fa2c1d09b7e
+    assert deep_readiness(agree, agree, "3fa2c1d09b7e") == (True, "")
+    ready, reason = deep_readiness(agree, agree, "0123456789ab")
+    assert not ready
+    assert reason == "waiting for the first deep health verdict on the master key (fp 0123456789ab)"
+
+
 def test_key_header_name_follows_credential_locations() -> None:
     assert key_header_name(Policy.build().locations) == "authorization"
     assert (
