@@ -26,6 +26,7 @@ from authsvc.health._verify import VerifyInputs, run_checks
 from authsvc.health._verify_plan import KeyInfo
 from authsvc.keys import KeyRecord, KeyRing, KeyStore, Secret, digest, fingerprint
 from authsvc.server import AuthzServer
+from tests._keys import make_key
 from tests.server.conftest import LoopThread
 from tests.unit.test_health_http import Reply, closed_port, local_app
 from tests.unit.test_status_server import request
@@ -35,8 +36,8 @@ from tests.server.test_envoy_wire import bootstrap  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-SIDECAR_KEY = "sk-health-envoy-sidecar-0123456789"
-APP_KEY = "sk-health-envoy-app-other-01234567"
+SIDECAR_KEY = make_key("health-envoy-sidecar")
+APP_KEY = make_key("health-envoy-app")
 SOURCE = "file:/var/run/secrets/authsvc/master"
 PUBLIC = ("/health/liveliness", "/health/liveness", "/health/readiness")
 

@@ -24,10 +24,11 @@ from authsvc.health import (
     key_header_name,
 )
 from authsvc.health._http import HttpAnswer, HttpFailure
+from tests._keys import make_key
 from tests.unit.test_health_http import Reply, closed_port, local_app
 
-KEY_A = "sk-deep-health-key-A-0123456789abcdef"
-KEY_B = "sk-deep-health-key-B-fedcba9876543210"
+KEY_A = make_key("deep-health-a")
+KEY_B = make_key("deep-health-b")
 SOURCE = "env:LITELLM_MASTER_KEY"
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 
 from authsvc.authz import Policy
 from authsvc.keys import fingerprint
+from tests._keys import make_key
+from tests._leakscan import log_file
 from tests.unit.test_health_http import local_app
 from tests.unit.test_verify_http import EnvoyAuthsvcApp
 
-KEY = "sk-verify-cli-0123456789abcdefghij"
-OTHER = "sk-verify-cli-other-0123456789abcd"
+KEY = make_key("verify-cli")
+OTHER = make_key("verify-cli-other")
 
 
 def verify(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -25,13 +27,15 @@ def verify(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
         for k, v in os.environ.items()
         if "MASTER_KEY" not in k and not k.startswith("AUTHSVC_")
     }
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "authsvc", "verify", *args],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
     )
+    log_file("verify-cli").write_text(done.stdout + done.stderr)  # for the no-key-leak scan
+    return done
 
 
 def test_passes_with_the_key_from_the_environment() -> None:

@@ -16,10 +16,11 @@ from authsvc.authz import Deny, Policy, RequestView, decide, parse_location, ren
 from authsvc.health._verify import VerifyInputs, run_checks
 from authsvc.health._verify_plan import KeyInfo, render_json, render_table
 from authsvc.keys import KeyRecord, KeyRing, digest, fingerprint
+from tests._keys import make_key
 from tests.unit.test_health_http import Reply, closed_port, local_app
 
-SIDECAR_KEY = "sk-verify-sidecar-0123456789abcdef"
-APP_KEY = "sk-verify-app-other-0123456789abcd"
+SIDECAR_KEY = make_key("verify-sidecar")
+APP_KEY = make_key("verify-app")
 SOURCE = "env:LITELLM_MASTER_KEY"
 
 
