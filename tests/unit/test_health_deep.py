@@ -308,3 +308,10 @@ def test_bad_arguments() -> None:
         DeepHealth("http://127.0.0.1:1", key_provider=provider(KEY_A), interval=0)
     with pytest.raises(ValueError, match="URL"):
         DeepHealth("127.0.0.1:10000", key_provider=provider(KEY_A))
+
+
+def test_reason_header_is_the_one_authsvc_sets_on_denials() -> None:
+    from authsvc.authz._respond import REASON_HEADER
+    from authsvc.health import AUTHSVC_REASON_HEADER
+
+    assert AUTHSVC_REASON_HEADER == REASON_HEADER
