@@ -108,6 +108,10 @@ class AuthzServer:
     def _fixed_answer(self, decision: Decision) -> tuple[Decision, bytes]:
         return decision, response_from(render(decision, {}, self._strip)).SerializeToString()
 
+    def update_policy(self, policy: Policy) -> None:
+        """Use ``policy`` from the next request on (a config reload changed it)."""
+        self._policy = policy
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     @property
