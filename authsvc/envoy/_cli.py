@@ -1,0 +1,130 @@
+"""``authsvc envoy-config``: write the Envoy bootstrap that fronts the app.
+
+Route policy (public paths, credential headers, whether keys go upstream) comes from the same
+config authsvc runs with, so the two halves cannot drift; addresses come from flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from authsvc import _defaults
+from authsvc._errors import ConfigError
+from authsvc.authz import DEFAULT_LOCATIONS
+from authsvc.authz._policy import DEFAULT_PUBLIC_PATHS
+from authsvc.envoy._bootstrap import build_bootstrap, render_yaml
+from authsvc.envoy._options import EnvoyOptions
+
+__all__ = ["configure", "policy_options", "run", "write_atomically"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="F", help="authsvc config file (route policy)")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        default=_defaults.ENVOY_LISTEN,
+        help="where Envoy accepts client traffic (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--upstream",
+        metavar="HOST:PORT",
+        default=f"127.0.0.1:{_defaults.APP_PORT}",
+        help="the app Envoy fronts (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--authz",
+        metavar="ADDR",
+        action="extend",
+        nargs="+",
+        help="authsvc endpoint(s): HOST:PORT or unix:/path; repeat or list one per worker "
+        f"(default: {_defaults.AUTHZ_LISTEN})",
+    )
+    parser.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        default=_defaults.ENVOY_ADMIN,
+        help="Envoy admin interface, loopback only (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=1.0,
+        help="how long Envoy waits for a check before failing closed (default: %(default)s)",
+    )
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+
+
+def policy_options(config_path: str | None) -> dict[str, Any]:
+    """The ``EnvoyOptions`` fields that come from authsvc's config (defaults without one).
+
+    This is the one place the Envoy half reads authsvc's own configuration.
+    """
+    if config_path is None:
+        public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
+        locations = DEFAULT_LOCATIONS
+        forward = True
+    else:
+        config = _load_config(config_path)
+        public_paths = tuple(config.policy.public_paths)
+        locations = tuple(config.policy.locations)
+        forward = bool(config.forward_credentials)
+    return {
+        "public_paths": tuple(sorted(public_paths)),
+        "credential_headers": tuple(loc.name for loc in locations if loc.kind == "header"),
+        "forward_credentials": forward,
+    }
+
+
+def _load_config(path: str) -> Any:
+    # authsvc.config is written in parallel; import lazily so this command works without it.
+    try:
+        from importlib import import_module
+
+        load_config = import_module("authsvc.config").load_config
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"--config {path}: this build has no config-file support yet (authsvc.config)"
+        ) from exc
+    return load_config(path, environ=os.environ)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file + rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        opts = EnvoyOptions(
+            listen=args.listen,
+            upstream=args.upstream,
+            authz=tuple(args.authz or (_defaults.AUTHZ_LISTEN,)),
+            admin=args.admin,
+            authz_timeout=args.timeout,
+            **policy_options(args.config),
+        )
+        text = render_yaml(build_bootstrap(opts))
+        if args.output and args.output != "-":
+            write_atomically(Path(args.output), text)
+        else:
+            sys.stdout.write(text)
+    except (ConfigError, OSError) as exc:
+        print(f"authsvc envoy-config: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
