@@ -1,0 +1,6 @@
+"""The local stack: a LiteLLM-like demo upstream, and ``authsvc up`` (Envoy + authsvc + demo)."""
+
+from authsvc.stack._demo import DemoUpstream, MasterKeySource
+from authsvc.stack._litellm import AuthResult, check_key
+
+__all__ = ["AuthResult", "DemoUpstream", "MasterKeySource", "check_key"]

@@ -1,0 +1,358 @@
+"""Shared e2e harness: start real processes (demo upstream, ``authsvc serve``, Envoy), wait
+until they are ready, talk to them, and ALWAYS stop them.
+
+Everything is started through a ``Launcher`` (fixtures ``procs`` / ``module_procs`` in
+conftest.py give you one); its ``stop_all()`` runs in the fixture's teardown, SIGTERM first,
+then SIGKILL. Typical use in a test::
+
+    def test_x(procs: Launcher) -> None:
+        stack = procs.stack(transport="unix")              # demo + authsvc + Envoy
+        r = stack.get("/v1/models", headers={"authorization": f"Bearer {stack.key}"})
+        assert r.status == 200 and stack.demo.requests()[-1]["authorized"]
+
+Building blocks, if you need other wiring: ``procs.demo()``, ``procs.authsvc(...)``,
+``procs.envoy(...)``; ``free_port()``; ``http_request()`` (http.client) and ``raw_request()``
+(exact bytes over a socket, for requests a client library would normalise). Ports are free
+ports on 127.0.0.1, Unix sockets live in a short temp dir, authsvc runs as
+``sys.executable -m authsvc``, and inherited master-key variables are removed from every
+child's environment so only what a test passes in counts.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, render_yaml
+from authsvc.stack._children import Child, grpc_answers, http_status, tcp_open
+
+__all__ = [
+    "AUTHSVC",
+    "KEY_ENV",
+    "AuthzServer",
+    "DemoServer",
+    "EnvoyProxy",
+    "Launcher",
+    "Response",
+    "Stack",
+    "clean_env",
+    "free_port",
+    "http_request",
+    "new_key",
+    "raw_request",
+]
+
+AUTHSVC = (sys.executable, "-m", "authsvc")
+KEY_ENV = ("AUTHSVC_MASTER_KEY", "LITELLM_MASTER_KEY")
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def new_key() -> str:
+    return "sk-" + secrets.token_urlsafe(24)
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``os.environ`` without master-key variables (and proxies), plus ``extra``."""
+    drop = {*KEY_ENV, "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"}
+    env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("AUTHSVC_")}
+    env.update(extra or {})
+    return env
+
+
+# --- HTTP clients -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int  # 0: the connection closed without a response
+    headers: dict[str, str]  # lower-cased names; repeated headers joined with ","
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def echo(self) -> dict[str, Any]:
+        """What the demo upstream says it received (only present if the request got there)."""
+        data = self.json()
+        assert isinstance(data, dict) and "authsvc_demo" in data, self.body[:300]
+        echo: dict[str, Any] = data["authsvc_demo"]
+        return echo
+
+
+def http_request(
+    port: int,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 5.0,
+) -> Response:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        resp = conn.getresponse()
+        merged: dict[str, str] = {}
+        for name, value in resp.getheaders():
+            low = name.lower()
+            merged[low] = f"{merged[low]},{value}" if low in merged else value
+        return Response(resp.status, merged, resp.read())
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 5.0) -> Response:
+    """Send ``data`` byte for byte and parse the response (status 0 if the peer just closed).
+
+    ``data`` is one complete request; ``Connection: close`` is added before the blank line if
+    the request has no Connection header, so the read ends when the server closes.
+    """
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if sep and b"\nconnection:" not in head.lower():
+        data = head + b"\r\nConnection: close\r\n\r\n" + rest
+    received = b""
+    with socket.create_connection((HOST, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        try:
+            while not _complete(received, data):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                received += chunk
+        except (TimeoutError, ConnectionResetError):
+            pass
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return Response(0, {}, received)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        low = name.strip().lower()
+        headers[low] = f"{headers[low]},{value.strip()}" if low in headers else value.strip()
+    return Response(int(parts[1]), headers, body)
+
+
+def _complete(received: bytes, request: bytes) -> bool:
+    """True once a response with a Content-Length (or HEAD/1xx/204/304) is fully read."""
+    head, sep, body = received.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    status = head[9:12]
+    if request.startswith(b"HEAD ") or status in (b"204", b"304") or status.startswith(b"1"):
+        return True
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length" and value.strip().isdigit():
+            return len(body) >= int(value)
+    return False  # chunked or close-delimited: read until the server closes
+
+
+# --- the processes ------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoServer:
+    """The LiteLLM-like demo upstream. ``requests()`` is its request log (the ground truth)."""
+
+    proc: Child
+    port: int
+    key_file: Path
+    request_log: Path
+
+    def requests(self) -> list[dict[str, Any]]:
+        try:
+            text = self.request_log.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def unauthorized(self) -> list[dict[str, Any]]:
+        """Requests that reached the upstream with neither the key nor a public probe path."""
+        return [r for r in self.requests() if not r["authorized"] and not r["public"]]
+
+
+@dataclass
+class AuthzServer:
+    """``authsvc serve``: ``address`` is what Envoy connects to (``host:port`` or ``unix:``)."""
+
+    proc: Child
+    address: str
+    status_port: int
+
+
+@dataclass
+class EnvoyProxy:
+    proc: Child
+    port: int
+    admin_port: int
+    bootstrap: Path
+    options: EnvoyOptions
+
+    def admin(self, path: str) -> str:
+        return http_request(self.admin_port, "GET", path).body.decode()
+
+    def stats(self, prefix: str = "") -> dict[str, int]:
+        """Counters and gauges whose name starts with ``prefix`` (from ``/stats``)."""
+        out: dict[str, int] = {}
+        for line in self.admin(f"/stats?filter=^{prefix}").splitlines():
+            name, _, value = line.partition(": ")
+            if name.startswith(prefix) and value.strip().isdigit():
+                out[name] = int(value)
+        return out
+
+
+@dataclass
+class Stack:
+    """Demo upstream + authsvc + Envoy, wired together. ``key`` is the master key."""
+
+    demo: DemoServer
+    authz: AuthzServer
+    envoy: EnvoyProxy
+    key: str | None
+    transport: str
+
+    @property
+    def port(self) -> int:
+        return self.envoy.port
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None) -> Response:
+        return http_request(self.port, "GET", path, headers)
+
+    def request(self, method: str, path: str, **kw: Any) -> Response:
+        return http_request(self.port, method, path, **kw)
+
+    def raw(self, data: bytes) -> Response:
+        return raw_request(self.port, data)
+
+
+@dataclass
+class Launcher:
+    """Starts processes under ``workdir`` and remembers them; ``stop_all()`` stops them all."""
+
+    workdir: Path
+    started: list[Child] = field(default_factory=list)
+    _sockdirs: list[str] = field(default_factory=list)
+
+    def _start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None) -> Child:
+        n = sum(1 for c in self.started if c.name.startswith(name))
+        child = Child(f"{name}-{n}", argv, self.workdir / "logs" / f"{name}-{n}.log", env=env)
+        self.started.append(child)
+        return child.start()
+
+    def socket_path(self, name: str = "authz.sock") -> str:
+        """A short Unix socket path (pytest's tmp paths can exceed the 107-byte limit)."""
+        if not self._sockdirs:
+            self._sockdirs.append(tempfile.mkdtemp(prefix="authsvc-e2e-", dir="/tmp"))
+        return f"unix:{self._sockdirs[0]}/{name}"
+
+    def key_file(self, key: str, name: str = "master.key") -> Path:
+        path = self.workdir / name
+        path.write_text(key + "\n", encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    def demo(self, key: str) -> DemoServer:
+        port = free_port()
+        n = sum(1 for c in self.started if c.name.startswith("demo"))
+        key_file = self.key_file(key, f"demo-{n}.key")
+        log = self.workdir / f"demo-{n}-requests.jsonl"
+        argv = [*AUTHSVC, "demo-upstream", "--listen", f"{HOST}:{port}"]
+        argv += ["--master-key-file", str(key_file), "--request-log", str(log)]
+        proc = self._start("demo", argv, clean_env())
+        proc.wait_ready(lambda: http_status(HOST, port, "/health/liveliness") == 200)
+        log.write_text("", encoding="utf-8")  # forget the readiness probes
+        return DemoServer(proc, port, key_file, log)
+
+    def authsvc(
+        self,
+        listen: str = "tcp",
+        *,
+        key_file: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        args: Sequence[str] = (),
+        timeout: float = 20.0,
+    ) -> AuthzServer:
+        """``authsvc serve``. ``listen``: ``"tcp"`` (a free port), ``"unix"`` (a fresh socket)
+        or an explicit address. Ready when gRPC health answers (SERVING or not)."""
+        if listen == "tcp":
+            listen = f"{HOST}:{free_port()}"
+        elif listen == "unix":
+            listen = self.socket_path(f"authz-{len(self.started)}.sock")
+        status_port = free_port()
+        argv = [*AUTHSVC, "serve", "--listen", listen, "--status-listen", f"{HOST}:{status_port}"]
+        if key_file is not None:
+            argv += ["--master-key-file", str(key_file)]
+        argv += list(args)
+        proc = self._start("authsvc", argv, clean_env(env))
+        proc.wait_ready(lambda: grpc_answers(listen), timeout)
+        return AuthzServer(proc, listen, status_port)
+
+    def envoy(self, authz: Sequence[str], upstream_port: int, **options: Any) -> EnvoyProxy:
+        """Envoy from a bootstrap generated by ``build_bootstrap`` (one worker thread)."""
+        port, admin_port = free_port(), free_port()
+        opts = EnvoyOptions(
+            listen=f"{HOST}:{port}",
+            upstream=f"{HOST}:{upstream_port}",
+            authz=tuple(authz),
+            admin=f"{HOST}:{admin_port}",
+            **options,
+        )
+        n = sum(1 for c in self.started if c.name.startswith("envoy"))
+        bootstrap = self.workdir / f"envoy-{n}.yaml"
+        bootstrap.write_text(render_yaml(build_bootstrap(opts)), encoding="utf-8")
+        argv = [envoy_binary(), "-c", str(bootstrap), "--concurrency", "1"]
+        argv += ["--log-level", "warn", "--disable-hot-restart"]
+        proc = self._start("envoy", argv, clean_env())
+        proc.wait_ready(
+            lambda: http_status(HOST, admin_port, "/ready") == 200 and tcp_open(f"{HOST}:{port}")
+        )
+        return EnvoyProxy(proc, port, admin_port, bootstrap, opts)
+
+    def stack(
+        self,
+        transport: str = "tcp",
+        *,
+        with_key: bool = True,
+        authsvc_args: Sequence[str] = (),
+        authsvc_env: Mapping[str, str] | None = None,
+        **envoy_options: Any,
+    ) -> Stack:
+        """Demo upstream + authsvc (``transport`` "tcp" or "unix") + Envoy. Without
+        ``with_key``, authsvc gets no master key (fail closed: 503); the demo still has one."""
+        key = new_key()
+        demo = self.demo(key)
+        key_file = self.key_file(key, f"authsvc-{len(self.started)}.key") if with_key else None
+        authz = self.authsvc(transport, key_file=key_file, env=authsvc_env, args=authsvc_args)
+        envoy = self.envoy([authz.address], demo.port, **envoy_options)
+        return Stack(demo, authz, envoy, key if with_key else None, transport)
+
+    def logs(self) -> str:
+        """Every child's log tail (attach to an assertion message when debugging)."""
+        return "\n".join(f"--- {c.name} ---\n{c.log_tail(30)}" for c in self.started)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.started):
+            child.stop()
+        self.started.clear()
+        for path in self._sockdirs:
+            shutil.rmtree(path, ignore_errors=True)
+        self._sockdirs.clear()
