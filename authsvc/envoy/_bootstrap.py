@@ -184,7 +184,6 @@ def _http_filters(opts: EnvoyOptions) -> list[dict[str, Any]]:
             "status_on_error": {"code": ERROR_STATUSES[opts.status_on_error]},
             "encode_raw_headers": True,
             "validate_mutations": True,
-            "include_peer_certificate": True,
         },
     }
     router = {
