@@ -102,6 +102,7 @@ def test_probe_paths_open_without_key_and_cost_no_check(
     assert r.status == 200
     entry = shared.demo.requests()[-1]
     assert entry["target"] == path and entry["method"] == method
+    # ext_authz is off on this route, so only Envoy's header_mutation filter can have removed it
     assert KEY_NAME not in entry["headers"], "a client-sent x-authsvc-* header reached the app"
     assert shared.envoy.stats(checks).get(checks, 0) == before_checks
 
