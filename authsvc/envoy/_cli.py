@@ -10,13 +10,13 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from authsvc import _defaults
 from authsvc._errors import ConfigError
-from authsvc.authz import DEFAULT_LOCATIONS
-from authsvc.authz._policy import DEFAULT_PUBLIC_PATHS
+from authsvc.config import load_config
 from authsvc.envoy._bootstrap import build_bootstrap, render_yaml
 from authsvc.envoy._options import EnvoyOptions
 
@@ -24,7 +24,12 @@ __all__ = ["configure", "policy_options", "run", "write_atomically"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="F", help="authsvc config file (route policy)")
+    parser.add_argument(
+        "--config",
+        metavar="F",
+        help="authsvc's config file: public paths, credential headers, forward_credentials "
+        "(default: $AUTHSVC_CONFIG, else the built-in defaults)",
+    )
     parser.add_argument(
         "--listen",
         metavar="HOST:PORT",
@@ -61,38 +66,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
 
 
-def policy_options(config_path: str | None) -> dict[str, Any]:
-    """The ``EnvoyOptions`` fields that come from authsvc's config (defaults without one).
+def policy_options(
+    config_path: str | None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The ``EnvoyOptions`` fields that come from authsvc's own config.
 
-    This is the one place the Envoy half reads authsvc's own configuration.
+    The one place the Envoy half reads that config: the same ``load_config`` as
+    ``authsvc serve`` (``config_path`` ``None`` = ``$AUTHSVC_CONFIG``, else the built-in
+    defaults), so public paths, credential headers and ``forward_credentials`` cannot drift.
     """
-    if config_path is None:
-        public_paths: tuple[str, ...] = DEFAULT_PUBLIC_PATHS
-        locations = DEFAULT_LOCATIONS
-        forward = True
-    else:
-        config = _load_config(config_path)
-        public_paths = tuple(config.policy.public_paths)
-        locations = tuple(config.policy.locations)
-        forward = bool(config.forward_credentials)
+    config = load_config(config_path, environ=os.environ if environ is None else environ)
+    policy = config.policy
     return {
-        "public_paths": tuple(sorted(public_paths)),
-        "credential_headers": tuple(loc.name for loc in locations if loc.kind == "header"),
-        "forward_credentials": forward,
+        "public_paths": tuple(sorted(policy.public_paths)),
+        "public_methods": tuple(sorted(policy.public_methods)),
+        "credential_headers": tuple(
+            dict.fromkeys(loc.name for loc in policy.locations if loc.kind == "header")
+        ),
+        "forward_credentials": config.forward_credentials,
     }
-
-
-def _load_config(path: str) -> Any:
-    # authsvc.config is written in parallel; import lazily so this command works without it.
-    try:
-        from importlib import import_module
-
-        load_config = import_module("authsvc.config").load_config
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"--config {path}: this build has no config-file support yet (authsvc.config)"
-        ) from exc
-    return load_config(path, environ=os.environ)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -78,11 +77,43 @@ def test_errors_exit_2_with_message(
     assert not out.exists()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("authsvc.config") is not None, reason="config support has landed"
-)
-def test_config_flag_without_config_support_is_a_clear_error(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_route_policy_comes_from_authsvc_config(tmp_path: Path) -> None:
+    config = tmp_path / "authsvc.yaml"
+    config.write_text(
+        "public_paths: [/livez, /health/readiness]\n"
+        "credentials: [header:x-api-key, header:authorization, query:key]\n"
+        "forward_credentials: false\n"
+    )
+    out = tmp_path / "e.yaml"
+    assert main(["envoy-config", "--config", str(config), "-o", str(out)]) == 0
+    routes = yaml.safe_load(out.read_text())["static_resources"]["listeners"][0]["filter_chains"][
+        0
+    ]["filters"][0]["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    public = sorted({r["match"]["path"] for r in routes if "path" in r["match"]})
+    assert public == ["/health/readiness", "/livez"]
+    assert all(r["request_headers_to_remove"] == ["x-api-key", "authorization"] for r in routes)
+
+
+def test_config_from_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["envoy-config", "--config", str(tmp_path / "c.yaml")]) == 2
-    assert "config" in capsys.readouterr().err
+    config = tmp_path / "authsvc.yaml"
+    config.write_text("public_paths: [/ping]\n")
+    monkeypatch.setenv("AUTHSVC_CONFIG", str(config))
+    assert main(["envoy-config"]) == 0
+    assert "path: /ping" in capsys.readouterr().out
+
+
+def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "authsvc.yaml"
+    config.write_text("public_pathz: [/x]\n")
+    assert main(["envoy-config", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert str(config) in err and "public_pathz" in err
+    assert main(["envoy-config", "--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AUTHSVC_CONFIG", raising=False)
