@@ -16,6 +16,11 @@ Building blocks, if you need other wiring: ``procs.demo()``, ``procs.authsvc(...
 ports on 127.0.0.1, Unix sockets live in a short temp dir, authsvc runs as
 ``sys.executable -m authsvc``, and inherited master-key variables are removed from every
 child's environment so only what a test passes in counts.
+
+No-key-leak scan (tests/test_zz_no_key_leak.py): every child's output and the demo's request
+log are written under the session log directory (``tests._leakscan.log_file``), and every key
+``new_key()`` makes is registered (``tests._keys.register``); register keys you get elsewhere
+(e.g. read from a file ``authsvc up`` generated) yourself, and ``keep_log()`` other output.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from typing import Any
 
 from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, render_yaml
 from authsvc.stack._children import Child, grpc_answers, http_status, tcp_open
+from tests._keys import register
+from tests._leakscan import log_file
 
 __all__ = [
     "AUTHSVC",
@@ -48,6 +55,7 @@ __all__ = [
     "clean_env",
     "free_port",
     "http_request",
+    "keep_log",
     "new_key",
     "raw_request",
 ]
@@ -64,8 +72,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def new_key() -> str:
-    return "sk-" + secrets.token_urlsafe(24)
+def new_key(label: str = "e2e") -> str:
+    """A fresh random master key, registered for the no-key-leak scan."""
+    return register("sk-" + secrets.token_urlsafe(24), label)
+
+
+def keep_log(name: str, content: str | bytes | Path) -> Path:
+    """Put output (text, bytes or a file's content) where the no-key-leak scan reads it."""
+    path = log_file(name)
+    if isinstance(content, Path):
+        content = content.read_bytes() if content.exists() else b""
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return path
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -256,7 +274,7 @@ class Launcher:
 
     def _start(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None) -> Child:
         n = sum(1 for c in self.started if c.name.startswith(name))
-        child = Child(f"{name}-{n}", argv, self.workdir / "logs" / f"{name}-{n}.log", env=env)
+        child = Child(f"{name}-{n}", argv, log_file(f"{name}-{n}"), env=env)
         self.started.append(child)
         return child.start()
 
@@ -276,7 +294,7 @@ class Launcher:
         port = free_port()
         n = sum(1 for c in self.started if c.name.startswith("demo"))
         key_file = self.key_file(key, f"demo-{n}.key")
-        log = self.workdir / f"demo-{n}-requests.jsonl"
+        log = log_file(f"demo-{n}-requests")
         argv = [*AUTHSVC, "demo-upstream", "--listen", f"{HOST}:{port}"]
         argv += ["--master-key-file", str(key_file), "--request-log", str(log)]
         proc = self._start("demo", argv, clean_env())

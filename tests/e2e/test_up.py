@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 from authsvc.stack._children import Child, http_status, wait_until
-from tests.e2e._harness import AUTHSVC, clean_env, free_port, http_request
+from tests._keys import register
+from tests.e2e._harness import AUTHSVC, clean_env, free_port, http_request, keep_log
 
 
 def _up_args(state: Path) -> tuple[list[str], dict[str, int]]:
@@ -24,6 +25,24 @@ def _up_args(state: Path) -> tuple[list[str], dict[str, int]]:
     return argv, ports
 
 
+def _up(argv: list[str], state: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    """Run ``authsvc up ...``; its output and its children's logs go to the leak scan."""
+    try:
+        run = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+    finally:
+        _keep(state)
+    keep_log("up-output", run.stdout + run.stderr)
+    return run
+
+
+def _keep(state: Path) -> None:
+    key_file = state / "master.key"
+    if key_file.exists():
+        register(key_file.read_text().strip(), "authsvc up demo key")
+    for log in sorted((state / "logs").glob("*.log")):
+        keep_log(f"up-{log.stem}", log)
+
+
 def _closed(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -32,9 +51,7 @@ def _closed(port: int) -> bool:
 def test_up_check_passes_and_never_prints_the_key(tmp_path: Path) -> None:
     state = tmp_path / ".authsvc"
     argv, ports = _up_args(state)
-    run = subprocess.run(
-        [*argv, "--check"], env=clean_env(), capture_output=True, text=True, timeout=90
-    )
+    run = _up([*argv, "--check"], state)
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "all checks passed" in out
@@ -49,13 +66,7 @@ def test_up_check_passes_and_never_prints_the_key(tmp_path: Path) -> None:
     assert {p.name for p in (state / "logs").iterdir()} >= {"envoy.log", "authsvc.log"}
     assert all(_closed(p) for name, p in ports.items() if name != "authz")
 
-    again = subprocess.run(
-        [*_up_args(state)[0], "--check"],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
+    again = _up([*_up_args(state)[0], "--check"], state)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "existing" in again.stdout and key_file.read_text().strip() == key
 
@@ -66,7 +77,7 @@ def test_up_runs_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
     up = Child("up", argv, tmp_path / "up.log", env=clean_env()).start()
     try:
         up.wait_ready(lambda: "authsvc stack is up" in up.log_tail(), timeout=60)
-        key = (state / "master.key").read_text().strip()
+        key = register((state / "master.key").read_text().strip(), "authsvc up demo key")
         ok = http_request(ports["port"], "GET", "/v1/models", {"authorization": f"Bearer {key}"})
         assert ok.status == 200
         assert http_request(ports["port"], "GET", "/v1/models").status == 401
@@ -75,16 +86,19 @@ def test_up_runs_until_sigterm_then_stops_everything(tmp_path: Path) -> None:
         assert up.proc.wait(20) == 0
     finally:
         up.stop()
+        keep_log("up-output", up.log_path)
+        _keep(state)
     gone = ("port", "app-port", "admin-port")
     assert wait_until(lambda: all(_closed(ports[n]) for n in gone), 5), "a port is still open"
     assert http_status("127.0.0.1", ports["port"], "/health/liveliness") is None
 
 
 def test_up_refuses_a_busy_port_clearly(tmp_path: Path) -> None:
-    argv, ports = _up_args(tmp_path / "s")
+    state = tmp_path / "s"
+    argv, ports = _up_args(state)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", ports["port"]))
         busy.listen()
-        run = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=30)
+        run = _up(argv, state, timeout=30)
     assert run.returncode == 2
     assert f"--port {ports['port']}" in run.stderr and "in use" in run.stderr
