@@ -94,6 +94,7 @@ def _children(args: argparse.Namespace, state: Path, key_file: Path) -> list[tup
     serve_argv = [*_AUTHSVC, "serve", "--listen", args.authz_listen]
     serve_argv += ["--master-key-file", str(key_file)]
     serve_argv += ["--status-listen", f"127.0.0.1:{args.status_port}"]
+    serve_argv += ["--health-url", f"http://{_listen(args)}"]  # deep health through our Envoy
     if args.config:
         serve_argv += ["--config", args.config]
     serve = Child("authsvc", serve_argv, logs / "authsvc.log", env=env)
@@ -103,9 +104,10 @@ def _children(args: argparse.Namespace, state: Path, key_file: Path) -> list[tup
         logs / "envoy.log",
         env=env,
     )
+    # Envoy before authsvc: Envoy connects to its clusters lazily, and authsvc's first deep
+    # health check (GET /health through Envoy, with the key) then succeeds at once.
     return [
         (demo, lambda: http_status("127.0.0.1", args.app_port, "/health/liveliness") == 200),
-        (serve, lambda: grpc_answers(args.authz_listen)),
         (
             envoy,
             lambda: (
@@ -113,6 +115,7 @@ def _children(args: argparse.Namespace, state: Path, key_file: Path) -> list[tup
                 and tcp_open(_listen(args))
             ),
         ),
+        (serve, lambda: grpc_answers(args.authz_listen)),
     ]
 
 

@@ -309,10 +309,14 @@ class Launcher:
         key_file: Path | None = None,
         env: Mapping[str, str] | None = None,
         args: Sequence[str] = (),
+        deep_health: str | None = None,
         timeout: float = 20.0,
     ) -> AuthzServer:
         """``authsvc serve``. ``listen``: ``"tcp"`` (a free port), ``"unix"`` (a fresh socket)
-        or an explicit address. Ready when gRPC health answers (SERVING or not)."""
+        or an explicit address. Ready when gRPC health answers (SERVING or not).
+
+        Deep health is off unless ``deep_health`` gives Envoy's URL: its periodic keyed
+        ``/health`` requests would otherwise show up in the demo upstream's request log."""
         if listen == "tcp":
             listen = f"{HOST}:{free_port()}"
         elif listen == "unix":
@@ -321,6 +325,7 @@ class Launcher:
         argv = [*AUTHSVC, "serve", "--listen", listen, "--status-listen", f"{HOST}:{status_port}"]
         if key_file is not None:
             argv += ["--master-key-file", str(key_file)]
+        argv += ["--health-url", deep_health] if deep_health else ["--no-deep-health"]
         argv += list(args)
         proc = self._start("authsvc", argv, clean_env(env))
         proc.wait_ready(lambda: grpc_answers(listen), timeout)
