@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -71,6 +72,8 @@ def ensure_master_key(path: Path) -> tuple[str, bool]:
 def _port_free(host: str, port: int) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # as every server does: a TIME_WAIT left by the last run must not count as "in use"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
@@ -180,6 +183,24 @@ def _banner(args: argparse.Namespace, state: Path, key_file: Path, created: bool
     )
 
 
+def _verify(args: argparse.Namespace, key_file: Path) -> bool:
+    """``authsvc verify`` against our Envoy (the same command users run); prints its table."""
+    argv = [*_AUTHSVC, "verify", "--url", f"http://{_listen(args)}"]
+    argv += ["--master-key-file", str(key_file)]
+    if args.config:
+        argv += ["--config", args.config]
+    env = {k: v for k, v in os.environ.items() if k not in KEY_ENV}
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired:
+        print("authsvc verify did not finish within 60s", file=sys.stderr)
+        return False
+    print(done.stdout.rstrip(), flush=True)
+    if done.stderr.strip():
+        print(done.stderr.rstrip(), file=sys.stderr, flush=True)
+    return done.returncode == 0
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         state, key_file, created, public_paths = _prepare(args)
@@ -201,16 +222,17 @@ def run(args: argparse.Namespace) -> int:
             if stop.is_set():
                 return 130
         print(_banner(args, state, key_file, created), flush=True)
+        verified = _verify(args, key_file)
         if args.check:
             key = key_file.read_text(encoding="utf-8").strip()
             results = run_checks(args.host, args.port, key, default_checks(public_paths))
             print(format_table(results), flush=True)
             failed = [r for r in results if not r.ok]
-            if failed:
+            if failed or not verified:
                 for child in started:
                     print(f"--- {child.name} log ---\n{child.log_tail(20)}", file=sys.stderr)
             print("all checks passed" if not failed else f"{len(failed)} check(s) FAILED")
-            return 0 if not failed else 1
+            return 0 if not failed and verified else 1
         while not stop.wait(0.5):
             dead = [c for c in started if not c.alive()]
             if dead:

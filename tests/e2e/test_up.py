@@ -55,6 +55,8 @@ def test_up_check_passes_and_never_prints_the_key(tmp_path: Path) -> None:
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     assert "all checks passed" in out
+    assert f"verify http://127.0.0.1:{ports['port']}" in out, "up runs authsvc verify"
+    assert re.search(r"^all \d+ checks passed$", run.stdout, re.M), "verify passed"
     assert re.search(r"^check\s+expected\s+got\s+ok$", run.stdout, re.M)
     assert "FAIL" not in run.stdout
     key_file = state / "master.key"
@@ -66,7 +68,8 @@ def test_up_check_passes_and_never_prints_the_key(tmp_path: Path) -> None:
     assert {p.name for p in (state / "logs").iterdir()} >= {"envoy.log", "authsvc.log"}
     assert all(_closed(p) for name, p in ports.items() if name != "authz")
 
-    again = _up([*_up_args(state)[0], "--check"], state)
+    # the same ports right away (TIME_WAIT left by the first run must not count as "in use")
+    again = _up([*argv, "--check"], state)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "existing" in again.stdout and key_file.read_text().strip() == key
 
