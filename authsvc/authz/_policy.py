@@ -38,9 +38,19 @@ class Policy:
     locations: tuple[CredentialLocation, ...] = DEFAULT_LOCATIONS
     max_credential_length: int = MAX_CREDENTIAL_LENGTH
     protected_health_path: str = DEFAULT_PROTECTED_HEALTH_PATH
+    forward_credentials: bool = True
     missing_message: str = field(init=False)
+    strip_headers: tuple[str, ...] = field(init=False)
+    """Credential headers removed from allowed requests (when credentials are not forwarded)."""
+    strip_query: tuple[str, ...] = field(init=False)
+    """Credential query parameters removed from allowed requests (likewise)."""
 
     def __post_init__(self) -> None:
+        hidden = () if self.forward_credentials else self.locations
+        strip_headers = tuple(loc.name for loc in hidden if loc.kind == "header")
+        strip_query = tuple(loc.name for loc in hidden if loc.kind == "query")
+        object.__setattr__(self, "strip_headers", strip_headers)
+        object.__setattr__(self, "strip_query", strip_query)
         where = ", ".join(
             f"{loc.label} (Bearer)" if loc.bearer == "required" else loc.label
             for loc in self.locations
@@ -55,6 +65,7 @@ class Policy:
         locations: Iterable[CredentialLocation] = DEFAULT_LOCATIONS,
         max_credential_length: int = MAX_CREDENTIAL_LENGTH,
         protected_health_path: str = DEFAULT_PROTECTED_HEALTH_PATH,
+        forward_credentials: bool = True,
     ) -> Policy:
         """Validate and build. Raises ``ValueError`` naming the offending entry."""
         paths = tuple(public_paths)
@@ -78,4 +89,5 @@ class Policy:
             locations=locs,
             max_credential_length=max_credential_length,
             protected_health_path=protected_health_path,
+            forward_credentials=forward_credentials,
         )

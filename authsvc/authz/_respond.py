@@ -32,6 +32,7 @@ _ERROR_TYPE = {
 class Allow:
     set_headers: tuple[tuple[str, str], ...]  # overwrite-or-add on the upstream request
     remove_headers: tuple[str, ...]
+    remove_query: tuple[str, ...] = ()  # query parameters removed before the upstream
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +50,12 @@ def render(
     decision: Decision,
     headers: Mapping[str, str],
     strip_headers: tuple[str, ...] = (),
+    strip_query: tuple[str, ...] = (),
 ) -> Allow | Deny:
     """Turn a decision into header mutations (allow) or a client response (deny).
 
-    ``strip_headers`` are removed from allowed requests too (e.g. credential headers when the
-    upstream must not see keys).
+    ``strip_headers`` and ``strip_query`` are removed from allowed requests too (credential
+    headers and query parameters, when the upstream must not see keys: ``Policy.strip_*``).
     """
     if decision.allowed:
         remove = _client_authsvc_headers(headers)
@@ -62,7 +64,7 @@ def render(
             set_headers: tuple[tuple[str, str], ...] = ((KEY_NAME_HEADER, decision.key_name),)
         else:
             set_headers = ()
-        return Allow(set_headers, remove + strip_headers)
+        return Allow(set_headers, remove + strip_headers, strip_query)
     status = decision.status
     body = json.dumps(
         {

@@ -131,7 +131,7 @@ class _Parser:
         health = self._health(node) if node is not None else HealthCheckConfig()
         node = get("reload")
         reload = self._reload(node) if node is not None else ReloadConfig()
-        policy = self._policy(top, public, health_path, locations, max_len)
+        policy = self._policy(top, public, health_path, locations, max_len, forward)
         return Config(
             path=self.abspath,
             master_key=master,
@@ -362,6 +362,7 @@ class _Parser:
         health_path: str,
         locations: tuple[CredentialLocation, ...] | None,
         max_len: int | None,
+        forward: bool,
     ) -> Policy:
         """``Policy.build``, its ``ValueError`` pinned to the entry that caused it."""
         if "public_paths" in top:
@@ -383,6 +384,7 @@ class _Parser:
                 locations=DEFAULT_LOCATIONS if locations is None else locations,
                 max_credential_length=MAX_CREDENTIAL_LENGTH if max_len is None else max_len,
                 protected_health_path=health_path,
+                forward_credentials=forward,
             )
         except ValueError as exc:
             message = str(exc)

@@ -96,13 +96,6 @@ def run(args: argparse.Namespace) -> int:
         logging.shutdown()
 
 
-def _strip_headers(config: Config) -> tuple[str, ...]:
-    """Credential headers to remove from allowed requests when the app must not see keys."""
-    if config.forward_credentials:
-        return ()
-    return tuple(loc.name for loc in config.policy.locations if loc.kind == "header")
-
-
 async def _serve(args: argparse.Namespace, config: Config, resolution: Resolution) -> int:
     store = KeyStore(resolution.ring)
     observer = Observer(
@@ -113,7 +106,6 @@ async def _serve(args: argparse.Namespace, config: Config, resolution: Resolutio
         store,
         config.policy,
         args.listen or [AUTHZ_LISTEN],
-        strip_headers=_strip_headers(config),
         on_decision=observer.on_decision,
     )
     await server.start()  # bind errors surface first (the server logs where it listens)

@@ -88,8 +88,8 @@ class AuthzServer:
             raise ListenError("at least one --listen address is required")
         self._addresses: tuple[ListenAddress, ...] = tuple(parse_listen(a) for a in listen)
         self._store = store
-        self._policy = policy
-        self._strip = tuple(h.lower() for h in strip_headers)
+        self._extra_strip = tuple(h.lower() for h in strip_headers)
+        self._apply_policy(policy)
         self.on_decision = on_decision
         self._server: grpc.aio.Server | None = None
         self._health: health.aio.HealthServicer | None = None
@@ -110,7 +110,12 @@ class AuthzServer:
 
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
+        self._apply_policy(policy)
+
+    def _apply_policy(self, policy: Policy) -> None:
         self._policy = policy
+        self._strip = self._extra_strip + policy.strip_headers
+        self._strip_query = policy.strip_query
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -235,7 +240,7 @@ class AuthzServer:
                 view = view_from_request(req)
                 ring = self._store.current  # read once: one snapshot for the whole request
                 decision = decide(view, self._policy, ring, time.time())
-                out = render(decision, view.headers, self._strip)
+                out = render(decision, view.headers, self._strip, self._strip_query)
                 answer = response_from(out).SerializeToString()
         except Exception as exc:
             _log.error("Check failed, answering 500 deny: %s", _where(exc))

@@ -7,6 +7,7 @@ one by the upstream's request log staying untouched.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -157,3 +158,21 @@ def test_forward_credentials_off_strips_keys_after_the_check(procs: Launcher) ->
     assert r.echo["headers"]["x-other"] == ["kept"]
     assert r.echo["headers"][KEY_NAME] != []
     assert stack.envoy.stats("http.ingress.ext_authz.ok")["http.ingress.ext_authz.ok"] == 1
+
+
+def test_authsvc_forward_credentials_off_removes_header_and_query_keys(
+    procs: Launcher, tmp_path: Path
+) -> None:
+    """authsvc's own `forward_credentials: false`: the allow answer removes the credential
+    headers *and* the `?key=` parameter (Envoy has no cheap way to drop a query parameter)."""
+    config = tmp_path / "authsvc.yaml"
+    config.write_text("forward_credentials: false\n", encoding="utf-8")
+    stack = procs.stack("tcp", authsvc_args=("--config", str(config)))
+    assert stack.key is not None
+    before = len(stack.demo.requests())
+    stack.get(f"/v1/models?alt=sse&key={stack.key}")
+    stack.get("/v1/models", {"authorization": f"Bearer {stack.key}"})
+    seen = _new_requests(stack, before)
+    assert [r["target"] for r in seen] == ["/v1/models?alt=sse", "/v1/models"]
+    assert all("authorization" not in r["headers"] for r in seen)
+    assert all(r["headers"][KEY_NAME] == ["master"] for r in seen)
