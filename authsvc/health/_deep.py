@@ -24,8 +24,9 @@ after its app does. After a verdict, an unhealthy app does not flip authsvc's re
 app's own probes report app health, and a flaky or slow ``/health`` (LiteLLM's runs model
 calls) must not flap the sidecar. Only key evidence changes the verdict.
 
-Each change of outcome is logged once (error for key problems, warning for an unhealthy app,
-info for recovery); repeated identical outcomes log at debug. Logs name the key's source and
+Each change of outcome is logged once (error for key problems, warning for an unhealthy app —
+info while no verdict was reached yet, since at start-up the app not answering is routine —
+info for agreement); repeated identical outcomes log at debug. Logs name the key's source and
 fingerprint, never the key.
 """
 
@@ -304,12 +305,11 @@ class DeepHealth:
         if result.signature == self._logged:
             log.debug("%s", result.message)
             return
-        first = self._logged is None
         self._logged = result.signature
-        if first and result.verdict is Verdict.AGREE:
-            log.info("%s", result.message)
-        else:
-            log.log(_log_level(result), "%s", result.message)
+        level = _log_level(result)
+        if level == logging.WARNING and self._verdict is None:
+            level = logging.INFO  # at start-up the app (or Envoy) not answering yet is routine
+        log.log(level, "%s", result.message)
 
     # ------------------------------------------------------------------- background thread
 
@@ -317,11 +317,11 @@ class DeepHealth:
         if self._thread is not None:
             return
         self._stopping.clear()
-        self._thread = threading.Thread(target=self._run, name="authsvc-deep-health", daemon=True)
-        self._thread.start()
         log.info(
             "deep health: checking GET %s every %gs with the master key", self._where, self.interval
         )
+        self._thread = threading.Thread(target=self._run, name="authsvc-deep-health", daemon=True)
+        self._thread.start()
 
     def trigger(self) -> None:
         """Run the next check now instead of at the end of the interval."""

@@ -251,7 +251,10 @@ def test_unhealthy_app_keeps_the_verdict_and_logs_a_warning_once(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_unreachable_before_any_verdict_is_not_ready_and_retries_fast() -> None:
+def test_unreachable_before_any_verdict_is_not_ready_and_retries_fast(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="authsvc.health")
     port = closed_port()
     deep = DeepHealth(
         f"http://127.0.0.1:{port}", key_provider=provider(KEY_A), interval=30, first_retry=0.05
@@ -265,6 +268,18 @@ def test_unreachable_before_any_verdict_is_not_ready_and_retries_fast() -> None:
         _wait_for(lambda: deep.last is not first, 1)  # retried long before the 30 s interval
     finally:
         deep.stop()
+    # at start-up an app that does not answer yet is routine: info, not warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (
+        len(
+            [
+                r
+                for r in caplog.records
+                if "connection refused" in r.getMessage() and r.levelno == logging.INFO
+            ]
+        )
+        == 1
+    )
 
 
 def test_authsvc_denial_through_envoy_is_reported_as_such() -> None:
