@@ -13,12 +13,19 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from authsvc._defaults import AUTHZ_LISTEN, STATUS_LISTEN
 from authsvc._errors import ConfigError, KeySourceError
 from authsvc.config import Config, load_config
-from authsvc.health import DeepHealth, StatusServer, all_ready, key_header_name, probes_from_env
+from authsvc.health import (
+    DeepHealth,
+    ProbeTarget,
+    StatusServer,
+    all_ready,
+    key_header_name,
+    probes_from_env,
+)
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import AuthzServer
@@ -82,10 +89,11 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
+        probes = probes_from_env(os.environ)  # validated before anything binds
         resolution = resolve(config, os.environ)
         if args.strict:
             resolution.require()
-        return asyncio.run(_serve(args, config, resolution))
+        return asyncio.run(_serve(args, config, resolution, probes))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
         return 3
@@ -96,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         logging.shutdown()
 
 
-async def _serve(args: argparse.Namespace, config: Config, resolution: Resolution) -> int:
+async def _serve(
+    args: argparse.Namespace,
+    config: Config,
+    resolution: Resolution,
+    probes: Mapping[str, ProbeTarget],
+) -> int:
     store = KeyStore(resolution.ring)
     observer = Observer(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
@@ -109,6 +122,23 @@ async def _serve(args: argparse.Namespace, config: Config, resolution: Resolutio
         on_decision=observer.on_decision,
     )
     await server.start()  # bind errors surface first (the server logs where it listens)
+    try:
+        return await _run_started(args, config, resolution, probes, store, observer, server)
+    except BaseException:
+        await server.stop(0)
+        raise
+
+
+async def _run_started(
+    args: argparse.Namespace,
+    config: Config,
+    resolution: Resolution,
+    probes: Mapping[str, ProbeTarget],
+    store: KeyStore,
+    observer: Observer,
+    server: AuthzServer,
+) -> int:
+    """Everything after the gRPC server is bound: status port, reloader, deep health."""
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
     deep = _deep_health(args, config, lambda: latest[0], observer)
@@ -143,7 +173,7 @@ async def _serve(args: argparse.Namespace, config: Config, resolution: Resolutio
             args.status_listen,
             readiness=all_ready(*checks),
             metrics=observer.metrics,
-            probes=probes_from_env(os.environ),
+            probes=probes,
         )
         status.start()
     if deep is not None:
