@@ -320,7 +320,12 @@ reload: {{poll_interval: 0.5}}
         locations=c.credentials,
         max_credential_length=256,
         protected_health_path="/health",
+        forward_credentials=False,
     )
+    assert c.policy.strip_headers == tuple(
+        loc.name for loc in c.credentials if loc.kind == "header"
+    )
+    assert c.policy.strip_query == ("key",)
     assert c.watched_files() == (
         f"{base}/secrets/master",
         "/app/config.yaml",
