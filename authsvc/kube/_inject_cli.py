@@ -15,6 +15,7 @@ import tempfile
 from authsvc._errors import ConfigError
 from authsvc.kube import _options
 from authsvc.kube._documents import inject_documents
+from authsvc.kube._errors import InjectError
 from authsvc.kube._yaml import dump_documents, load_documents
 
 __all__ = ["configure", "run"]
@@ -63,12 +64,9 @@ def run(args: argparse.Namespace) -> int:
         docs = load_documents(_read(args.filename), source)
         injected, outcome = inject_documents(docs, options)
     except ConfigError as exc:
-        print(
-            f"authsvc inject: {source}: {exc}"
-            if str(exc).startswith("document")
-            else f"authsvc inject: {exc}",
-            file=sys.stderr,
-        )
+        # Document errors get the input's name; read/parse/option errors carry their own.
+        prefix = f"{source}: " if isinstance(exc, InjectError) else ""
+        print(f"authsvc inject: {prefix}{exc}", file=sys.stderr)
         return 1
     text = dump_documents(injected)
     if args.output:

@@ -32,14 +32,13 @@ log = logging.getLogger("authsvc.webhook")
 
 MAX_BODY = 8 * 1024 * 1024  # the API server caps objects far below this
 IO_TIMEOUT = 10.0  # seconds for the TLS handshake and each read
-RELOAD_CHECK = 5.0  # seconds between checks of the certificate files
 
 
 class _Certificates:
     """An SSLContext rebuilt whenever the certificate or key file changes."""
 
-    def __init__(self, cert: str, key: str) -> None:
-        self._cert, self._key = cert, key
+    def __init__(self, cert: str, key: str, every: float = 5.0) -> None:
+        self._cert, self._key, self._every = cert, key, every
         self._lock = threading.Lock()
         self._stamp = self._files_stamp()
         self._context = self._load()
@@ -65,7 +64,7 @@ class _Certificates:
     def context(self) -> ssl.SSLContext:
         with self._lock:
             now = time.monotonic()
-            if now - self._checked >= RELOAD_CHECK:
+            if now - self._checked >= self._every:
                 self._checked = now
                 try:
                     stamp = self._files_stamp()
@@ -168,6 +167,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--tls-cert", required=True, metavar="FILE", help="PEM certificate chain")
     parser.add_argument("--tls-key", required=True, metavar="FILE", help="PEM private key")
+    parser.add_argument(
+        "--tls-reload-seconds",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="how often to check the certificate files for a rotation (default 5)",
+    )
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning"])
     _options.add_arguments(parser)
 
@@ -188,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         options = _options.from_args(args)
-        certs = _Certificates(args.tls_cert, args.tls_key)
+        if not 0 < args.tls_reload_seconds <= 3600:
+            raise ConfigError("--tls-reload-seconds must be between 0 and 3600")
+        certs = _Certificates(args.tls_cert, args.tls_key, args.tls_reload_seconds)
         server = WebhookServer(_address(args.listen), certs, options)
     except ConfigError as exc:
         print(f"authsvc webhook: {exc}", file=sys.stderr)

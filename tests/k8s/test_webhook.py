@@ -8,11 +8,13 @@ name. The server is a real ``python -m authsvc webhook`` subprocess on 127.0.0.1
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import ssl
@@ -50,11 +52,21 @@ class Webhook:
         return dict(json.loads(data))
 
     def request(
-        self, method: str, path: str, body: bytes | None = None, *, host: str = SERVICE_DNS
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        *,
+        host: str = SERVICE_DNS,
+        cafile: Path | None = None,
     ) -> tuple[int, bytes]:
         raw = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         conn = http.client.HTTPSConnection(host, self.port, timeout=10)
-        conn.sock = self.context().wrap_socket(raw, server_hostname=host)
+        try:
+            conn.sock = self.context(cafile).wrap_socket(raw, server_hostname=host)
+        except ssl.SSLError:
+            raw.close()
+            raise
         try:
             conn.request(method, path, body, {"Content-Type": "application/json"})
             response = conn.getresponse()
@@ -63,17 +75,20 @@ class Webhook:
             conn.close()
 
 
-@pytest.fixture(scope="module")
-def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
-    work = tmp_path_factory.mktemp("webhook")
-    certs = work / "certs"
+def _make_certs(out: Path) -> Path:
     made = subprocess.run(
-        ["sh", str(K8S / "webhook" / "make-certs.sh"), str(certs)],
+        ["sh", str(K8S / "webhook" / "make-certs.sh"), str(out)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert made.returncode == 0, made.stderr
+    return out
+
+
+@contextlib.contextmanager
+def _running(certs: Path, work: Path, *extra: str) -> Iterator[Webhook]:
+    """A real ``python -m authsvc webhook`` on 127.0.0.1 (port chosen by the OS)."""
     log = work / "webhook.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(
@@ -83,6 +98,7 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
                 "--tls-cert", str(certs / "tls.crt"),
                 "--tls-key", str(certs / "tls.key"),
                 *OPTIONS,
+                *extra,
             ],
             cwd=ROOT,
             stdout=sink,
@@ -106,6 +122,13 @@ def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def webhook(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webhook]:
+    work = tmp_path_factory.mktemp("webhook")
+    with _running(_make_certs(work / "certs"), work) as running:
+        yield running
 
 
 def _pod() -> dict[str, Any]:
@@ -268,3 +291,38 @@ def test_make_certs_writes_a_ca_bundle_patch_kubectl_accepts(webhook: Webhook) -
     for hook in result["webhooks"]:
         assert base64.b64decode(hook["clientConfig"]["caBundle"]) == ca
     assert oct(os.stat(webhook.certs / "tls.key").st_mode & 0o777) == "0o600"
+
+
+def _kubelet_swap(secret_dir: Path, source: Path, version: str) -> None:
+    """Publish ``source``'s tls.crt/tls.key in ``secret_dir`` the way kubelet updates a Secret."""
+    data = secret_dir / f"..{version}"
+    data.mkdir()
+    for name in ("tls.crt", "tls.key"):
+        shutil.copy(source / name, data / name)
+        link = secret_dir / name
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{name}")
+    tmp = secret_dir / "..data_tmp"
+    tmp.symlink_to(data.name)
+    os.replace(tmp, secret_dir / "..data")
+
+
+def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path) -> None:
+    first, second = _make_certs(tmp_path / "first"), _make_certs(tmp_path / "second")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    _kubelet_swap(secret, first, "2024_01")
+    with _running(secret, tmp_path, "--tls-reload-seconds", "0.1") as running:
+        assert running.request("GET", "/healthz", cafile=first / "ca.crt")[0] == 200
+        _kubelet_swap(secret, second, "2024_02")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert running.request("GET", "/healthz", cafile=second / "ca.crt")[0] == 200
+                break
+            except ssl.SSLCertVerificationError:
+                assert time.monotonic() < deadline, running.log.read_text()
+                time.sleep(0.1)
+        with pytest.raises(ssl.SSLCertVerificationError):
+            running.request("GET", "/healthz", cafile=first / "ca.crt")
+        assert "TLS certificate reloaded" in running.log.read_text()
