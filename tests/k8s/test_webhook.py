@@ -30,7 +30,9 @@ import jsonpatch
 import pytest
 import yaml
 
-from tests.k8s._support import K8S, ROOT, authsvc, load_documents, pod_templates
+from tests.k8s._support import K8S, ROOT, authsvc, load_documents, pod_templates, validate
+
+pytestmark = pytest.mark.e2e
 
 SERVICE_DNS = "authsvc-webhook.authsvc-system.svc"
 OPTIONS = ["--config-map", "authsvc-config", "--secret", "litellm-master-key", "--app-port", "4000"]
@@ -186,6 +188,7 @@ def test_patch_applied_to_the_pod_equals_authsvc_inject(webhook: Webhook) -> Non
     (expected,) = load_documents(done.stdout, "inject")
     assert patched == expected
     assert patched != pod
+    validate(patched, "webhook-patched pod")
     assert "Pod shop/web-7d9f8-: injected" in webhook.log.read_text()
 
 
