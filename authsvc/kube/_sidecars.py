@@ -119,12 +119,13 @@ def authsvc_container(opts: InjectOptions, app_probes: str | None) -> Obj:
         "--status-listen",
         f"0.0.0.0:{_defaults.STATUS_PORT}",
     ]
-    # The env mirrors the flag so `kubectl exec ... -- authsvc explain` resolves the same way.
+    # The env makes `kubectl exec ... -- authsvc explain` (no flags) resolve exactly as the
+    # server does. Without a config the default chain applies, whose file layer is
+    # $AUTHSVC_MASTER_KEY_FILE (docs/configuration.md); --master-key-file would add a second one.
     if opts.config_map:
         args += ["--config", CONFIG_FILE]
         env = [{"name": "AUTHSVC_CONFIG", "value": CONFIG_FILE}]
     else:
-        args += ["--master-key-file", opts.key_file]
         env = [{"name": "AUTHSVC_MASTER_KEY_FILE", "value": opts.key_file}]
     if app_probes is not None:
         env.append({"name": ENV_APP_PROBES, "value": app_probes})

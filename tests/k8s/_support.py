@@ -59,12 +59,13 @@ def kustomizations() -> list[Path]:
 
 
 def authsvc(
-    *args: str, stdin: str | None = None, timeout: float = 60
+    *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real CLI (``python -m authsvc``) as a user would."""
     return subprocess.run(
         [sys.executable, "-m", "authsvc", *args],
         input=stdin,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -190,8 +190,10 @@ def test_config_map_and_secret_options_reach_both_authsvc_containers() -> None:
     assert boot[boot.index("--upstream") + 1] == "127.0.0.1:8080"
     assert boot[boot.index("--authz") + 1] == _defaults.AUTHZ_SOCKET_IN_POD
     plain, _ = _inject(APP)
-    serve = _container(_by_name(plain)["Deployment/web"], "authsvc")["args"]
-    assert serve[serve.index("--master-key-file") + 1] == "/var/run/secrets/authsvc/master-key"
+    sidecar = _container(_by_name(plain)["Deployment/web"], "authsvc")
+    assert "--config" not in sidecar["args"] and "--master-key-file" not in sidecar["args"]
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["AUTHSVC_MASTER_KEY_FILE"] == "/var/run/secrets/authsvc/master-key"
 
 
 def test_app_port_annotation_overrides_the_flag() -> None:
