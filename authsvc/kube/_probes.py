@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +21,10 @@ from authsvc.kube._errors import InjectError
 __all__ = ["PROBES", "probe_path", "rewrite_probes"]
 
 PROBES = {"livenessProbe": "livez", "readinessProbe": "readyz", "startupProbe": "startupz"}
+MAX_TIMEOUT_SECONDS = 60  # the longest authsvc waits for the app on a probe
+_BAD_PATH = re.compile(r"[\s#\x00-\x1f\x7f]")
+_HOST = re.compile(r"[A-Za-z0-9._:-]+")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 
 
 def probe_path(container: str, probe_field: str) -> str:
@@ -52,35 +57,58 @@ def _port(container: Mapping[str, Any], port: object, field: str) -> int:
 def _record(
     container: Mapping[str, Any], get: Mapping[str, Any], probe: Mapping[str, Any], field: str
 ) -> dict[str, Any]:
-    """The pass-through target, in the ``AUTHSVC_APP_PROBES`` shape."""
+    """The pass-through target, in the ``AUTHSVC_APP_PROBES`` shape.
+
+    Checked here as strictly as authsvc parses it, so a pod authsvc would refuse to start
+    with is refused at injection, naming the field.
+    """
     scheme = get.get("scheme", "HTTP")
     if scheme not in ("HTTP", "HTTPS"):
         raise InjectError(f"{field}.scheme", f"{scheme!r} must be HTTP or HTTPS")
     path = get.get("path") or "/"
-    if not isinstance(path, str) or not path.startswith("/"):
-        raise InjectError(f"{field}.path", f"{path!r} must be an absolute path")
+    if not isinstance(path, str) or not path.startswith("/") or _BAD_PATH.search(path):
+        raise InjectError(
+            f"{field}.path", f"{path!r} must be an absolute path without spaces or '#'"
+        )
     record: dict[str, Any] = {
         "port": _port(container, get.get("port"), f"{field}.port"),
         "path": path,
         "scheme": scheme,
     }
-    if get.get("host"):
-        record["host"] = str(get["host"])
+    host = get.get("host")
+    if host:
+        if not isinstance(host, str) or not _HOST.fullmatch(host):
+            raise InjectError(f"{field}.host", f"{host!r} is not a host name or IP address")
+        record["host"] = host
     headers = get.get("httpHeaders")
     if headers:
-        if not isinstance(headers, list) or not all(
-            isinstance(h, Mapping) and isinstance(h.get("name"), str) for h in headers
-        ):
-            raise InjectError(f"{field}.httpHeaders", "must be a list of {name, value}")
-        record["headers"] = [{"name": h["name"], "value": str(h.get("value", ""))} for h in headers]
+        record["headers"] = _headers(headers, f"{field}.httpHeaders")
     timeout = probe.get("timeoutSeconds")
     if timeout is not None:
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
             raise InjectError(
                 f"{field.rsplit('.', 1)[0]}.timeoutSeconds", f"{timeout!r} is not a positive number"
             )
-        record["timeout_seconds"] = timeout
+        # authsvc waits at most MAX_TIMEOUT_SECONDS for the app; kubelet keeps its own timeout.
+        record["timeout_seconds"] = min(timeout, MAX_TIMEOUT_SECONDS)
     return record
+
+
+def _headers(headers: object, field: str) -> list[dict[str, str]]:
+    if not isinstance(headers, list):
+        raise InjectError(field, "must be a list of {name, value}")
+    out = []
+    for i, h in enumerate(headers):
+        if not isinstance(h, Mapping) or not isinstance(h.get("name"), str):
+            raise InjectError(f"{field}[{i}]", "must be a mapping with a name and a value")
+        name, value = h["name"], h.get("value", "")
+        if not _HEADER_NAME.fullmatch(name):
+            raise InjectError(f"{field}[{i}].name", f"{name!r} is not a valid HTTP header name")
+        if not isinstance(value, str) or any(ord(c) < 0x20 and c != "\t" for c in value):
+            # The value is not echoed: probe headers may carry tokens.
+            raise InjectError(f"{field}[{i}].value", "must be text without control characters")
+        out.append({"name": name, "value": value})
+    return out
 
 
 def rewrite_probes(

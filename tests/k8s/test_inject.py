@@ -276,6 +276,57 @@ CM = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n"
             "'authsvc-socket' already exists",
         ),
         (
+            _pod(
+                {
+                    "name": "a",
+                    "image": "x",
+                    "livenessProbe": {"httpGet": {"port": 80, "path": "/a b"}},
+                }
+            ),
+            "spec.containers[0].livenessProbe.httpGet.path",
+            "without spaces or '#'",
+        ),
+        (
+            _pod(
+                {
+                    "name": "a",
+                    "image": "x",
+                    "livenessProbe": {"httpGet": {"port": 80, "host": "a b"}},
+                }
+            ),
+            "spec.containers[0].livenessProbe.httpGet.host",
+            "not a host name or IP address",
+        ),
+        (
+            _pod(
+                {
+                    "name": "a",
+                    "image": "x",
+                    "startupProbe": {
+                        "httpGet": {"port": 80, "httpHeaders": [{"name": "X:Y", "value": "v"}]}
+                    },
+                }
+            ),
+            "spec.containers[0].startupProbe.httpGet.httpHeaders[0].name",
+            "'X:Y' is not a valid HTTP header name",
+        ),
+        (
+            _pod(
+                {
+                    "name": "a",
+                    "image": "x",
+                    "startupProbe": {
+                        "httpGet": {
+                            "port": 80,
+                            "httpHeaders": [{"name": "X-Token", "value": "s3cr3t\nx"}],
+                        }
+                    },
+                }
+            ),
+            "spec.containers[0].startupProbe.httpGet.httpHeaders[0].value",
+            "must be text without control characters",
+        ),
+        (
             yaml.safe_dump(
                 {
                     "apiVersion": "v1",
@@ -299,6 +350,7 @@ def test_errors_name_the_document_and_the_field(pod: str, field: str, words: str
     assert done.stdout == ""
     assert f"document 2 (Pod ns/p): {field}: " in done.stderr
     assert words in done.stderr
+    assert "s3cr3t" not in done.stderr  # probe header values may be tokens: never echoed
 
 
 def test_workload_errors_carry_the_template_path() -> None:
@@ -342,3 +394,21 @@ def test_list_items_are_injected_one_by_one() -> None:
     assert out["items"][0] == cm
     assert [c["name"] for c in out["items"][1]["spec"]["initContainers"]] == OURS
     assert outcome.injected == ["Pod p"]
+
+
+def test_probe_timeouts_above_what_authsvc_waits_are_capped() -> None:
+    template = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "a",
+                    "image": "x",
+                    "livenessProbe": {"httpGet": {"port": 80}, "timeoutSeconds": 120},
+                }
+            ]
+        }
+    }
+    out = inject_template(template, options=InjectOptions())
+    env = {e["name"]: e["value"] for e in _container(out, "authsvc")["env"]}
+    assert json.loads(env["AUTHSVC_APP_PROBES"])["/app-health/a/livez"]["timeout_seconds"] == 60
+    assert _container(out, "a")["livenessProbe"]["timeoutSeconds"] == 120  # kubelet's own
