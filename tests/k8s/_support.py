@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from authsvc.kube import load_documents
+from tests._leakscan import log_file
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -61,8 +62,11 @@ def kustomizations() -> list[Path]:
 def authsvc(
     *args: str, stdin: str | None = None, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI (``python -m authsvc``) as a user would."""
-    return subprocess.run(
+    """Run the real CLI (``python -m authsvc``) as a user would.
+
+    Its output also goes to the session log directory, for the end-of-suite key-leak scan.
+    """
+    done = subprocess.run(
         [sys.executable, "-m", "authsvc", *args],
         input=stdin,
         env=env,
@@ -71,6 +75,8 @@ def authsvc(
         timeout=timeout,
         cwd=ROOT,
     )
+    log_file(f"authsvc-{args[0] if args else 'cli'}").write_text(done.stdout + done.stderr)
+    return done
 
 
 def load_yaml_file(path: Path) -> list[Any]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
 
 from authsvc.keys import fingerprint
 from authsvc.kube._options import KEY_DIR
+from tests._keys import make_key
 from tests.k8s._support import K8S, authsvc
 
 LITELLM_DIR = "/etc/litellm"
@@ -61,7 +61,7 @@ def test_base_resolves_the_mounted_secret_and_fails_closed_without_it(tmp_path: 
     code, report, _ = _explain({}, "--config", str(config))
     assert code == 1 and report["resolved"] is False  # optional Secret not there yet
     assert _source(report, "file:")["state"] == "missing"
-    key = secrets.token_hex(32)
+    key = make_key("k8s-base")
     _publish(tmp_path / KEY_DIR.lstrip("/"), "master-key", key + "\n", "2024_01")
     code, report, output = _explain({}, "--config", str(config))
     assert code == 0, output
@@ -71,7 +71,7 @@ def test_base_resolves_the_mounted_secret_and_fails_closed_without_it(tmp_path: 
 
 
 def test_injected_default_chain_resolves_the_secret_file(tmp_path: Path) -> None:
-    key = secrets.token_hex(32)
+    key = make_key("k8s-default-chain")
     _publish(tmp_path / "secret", "master-key", key, "2024_01")
     env = {"AUTHSVC_MASTER_KEY_FILE": str(tmp_path / "secret" / "master-key")}
     code, report, output = _explain(env)
@@ -89,7 +89,7 @@ def test_litellm_and_authsvc_resolve_the_same_key_and_rotation_keeps_them_togeth
     )
     config = _config(example / "authsvc.yaml", tmp_path)
     secret_dir = tmp_path / KEY_DIR.lstrip("/")
-    old, new = f"sk-{secrets.token_hex(24)}", f"sk-{secrets.token_hex(24)}"
+    old, new = make_key("k8s-litellm-old"), make_key("k8s-litellm-new")
     _publish(secret_dir, "master-key", old, "2024_01")
     # Both containers got LITELLM_MASTER_KEY from the same Secret when they started.
     env = {"LITELLM_MASTER_KEY": old}

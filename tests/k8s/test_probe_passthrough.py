@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -28,6 +27,8 @@ import authsvc as authsvc_pkg
 from authsvc import _defaults
 from authsvc.kube import InjectOptions, inject_template
 from authsvc.kube._options import ENV_APP_PROBES, SIDECAR_CONTAINER
+from tests._keys import make_key
+from tests._leakscan import log_file
 from tests.k8s._support import ROOT
 
 
@@ -125,7 +126,7 @@ def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> No
     sidecar = next(c for c in pod["spec"]["initContainers"] if c["name"] == SIDECAR_CONTAINER)
     status_port = _free_port()
     key_file = tmp_path / "master-key"
-    key_file.write_text(secrets.token_hex(32))
+    key_file.write_text(make_key("k8s-passthrough"))
     mapping = {
         _defaults.AUTHZ_SOCKET_IN_POD: f"unix:{tmp_path / 'authz.sock'}",
         f"0.0.0.0:{_defaults.STATUS_PORT}": f"127.0.0.1:{status_port}",
@@ -133,7 +134,7 @@ def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> No
     }
     args = [mapping.get(a, a) for a in sidecar["args"]]
     env = {**os.environ, **{e["name"]: mapping.get(e["value"], e["value"]) for e in sidecar["env"]}}
-    log = tmp_path / "authsvc.log"
+    log = log_file("authsvc-serve-passthrough")
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "authsvc", *args], cwd=ROOT, env=env, stdout=sink, stderr=sink

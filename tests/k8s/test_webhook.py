@@ -30,6 +30,7 @@ import jsonpatch
 import pytest
 import yaml
 
+from tests._leakscan import log_file
 from tests.k8s._support import K8S, ROOT, authsvc, load_documents, pod_templates, validate
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +92,7 @@ def _make_certs(out: Path) -> Path:
 @contextlib.contextmanager
 def _running(certs: Path, work: Path, *extra: str) -> Iterator[Webhook]:
     """A real ``python -m authsvc webhook`` on 127.0.0.1 (port chosen by the OS)."""
-    log = work / "webhook.log"
+    log = log_file("authsvc-webhook")
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [
