@@ -1,14 +1,20 @@
-"""Acceptance 3: injected probes reach the app through a real authsvc's status port.
+"""Acceptance 3: injected probes reach the app through authsvc's status port, never auth.
 
-A pod is injected; its authsvc container's command and environment (``AUTHSVC_APP_PROBES``)
-run as a real ``python -m authsvc serve`` on loopback (socket and key file mapped to a temp
-dir, status port to a free port); kubelet's probes — exactly as rewritten in the pod — must
-come back with the app's own answer from the app's original port and path.
+A pod is injected; kubelet's probes, exactly as rewritten in the pod, are sent to the status
+port, which must answer with the app's own status from the app's original port and path. Two
+ways to run authsvc's side, same assertions:
+
+- ``serve``: the injected authsvc container's command and environment as a real
+  ``python -m authsvc serve`` (socket and key file mapped to a temp dir, status port to a free
+  port) — the acceptance test; it needs the ``serve`` command on the branch;
+- ``status-port``: the status server of ``authsvc.health`` in-process, fed the injected
+  ``AUTHSVC_APP_PROBES`` — the injector/pass-through contract, as soon as the status port exists.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import os
 import signal
 import socket
@@ -17,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -25,6 +32,7 @@ import pytest
 
 import authsvc as authsvc_pkg
 from authsvc import _defaults
+from authsvc.cli import COMMANDS
 from authsvc.kube import InjectOptions, inject_template
 from authsvc.kube._options import ENV_APP_PROBES, SIDECAR_CONTAINER
 from tests._keys import make_key
@@ -42,6 +50,10 @@ def _reads_app_probes() -> bool:
     )
 
 
+def _has_serve() -> bool:
+    return importlib.util.find_spec(COMMANDS["serve"][0]) is not None
+
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(
@@ -50,6 +62,10 @@ pytestmark = [
         "pass-through, issue 5, is not on this branch)",
     ),
 ]
+needs_serve = pytest.mark.skipif(
+    not _has_serve(),
+    reason=f"the `authsvc serve` command ({COMMANDS['serve'][0]}) is not on this branch yet",
+)
 
 
 def _free_port() -> int:
@@ -99,8 +115,8 @@ def _get(port: int, path: str) -> int:
         conn.close()
 
 
-def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> None:
-    closed = _free_port()
+def _injected_pod(app: int) -> dict[str, Any]:
+    closed = _free_port()  # nothing listens there: the probe must fail
     template = {
         "metadata": {"annotations": {"authsvc.io/app-port": str(app)}},
         "spec": {
@@ -122,8 +138,29 @@ def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> No
             ]
         },
     }
-    pod = inject_template(template, options=InjectOptions())
-    sidecar = next(c for c in pod["spec"]["initContainers"] if c["name"] == SIDECAR_CONTAINER)
+    return inject_template(template, options=InjectOptions())
+
+
+def _sidecar(pod: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in pod["spec"]["initContainers"] if c["name"] == SIDECAR_CONTAINER)
+
+
+def _wait_live(status_port: int, alive: Any, log: Path | None) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if _get(status_port, "/livez") == 200:
+                return
+        except OSError:
+            pass
+        assert alive() and time.monotonic() < deadline, log.read_text() if log else "not live"
+        time.sleep(0.1)
+
+
+@contextmanager
+def _serve(pod: dict[str, Any], tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """The injected authsvc container, as a real ``authsvc serve`` on loopback."""
+    sidecar = _sidecar(pod)
     status_port = _free_port()
     key_file = tmp_path / "master-key"
     key_file.write_text(make_key("k8s-passthrough"))
@@ -140,30 +177,8 @@ def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> No
             [sys.executable, "-m", "authsvc", *args], cwd=ROOT, env=env, stdout=sink, stderr=sink
         )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if _get(status_port, "/livez") == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        probes = {c["name"]: c for c in pod["spec"]["containers"]}["web"]
-        results = {}
-        for field in ("livenessProbe", "readinessProbe", "startupProbe"):
-            get = probes[field]["httpGet"]
-            assert get["port"] == _defaults.STATUS_PORT  # kubelet asks the status port...
-            results[field] = _get(status_port, get["path"])  # ...mapped here to a free one
-        assert results["livenessProbe"] == 200
-        assert results["readinessProbe"] == 500
-        assert not 200 <= results["startupProbe"] < 400, "a closed app port must fail the probe"
-        paths = [path for path, _ in _App.seen]
-        assert paths == ["/health/liveliness", "/health/readiness?full=1"]
-        headers = dict(_App.seen)["/health/readiness?full=1"]
-        assert headers.get("x-probe") == "kubelet"
-        assert "authorization" not in headers
-        assert key_file.read_text() not in log.read_text()
+        _wait_live(status_port, lambda: proc.poll() is None, log)
+        yield status_port, log
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -171,3 +186,46 @@ def test_rewritten_probes_return_the_apps_answer(app: int, tmp_path: Path) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _check_probes(pod: dict[str, Any], status_port: int) -> None:
+    probes = {c["name"]: c for c in pod["spec"]["containers"]}["web"]
+    results = {}
+    for field in ("livenessProbe", "readinessProbe", "startupProbe"):
+        get = probes[field]["httpGet"]
+        assert get["port"] == _defaults.STATUS_PORT  # kubelet asks the status port...
+        results[field] = _get(status_port, get["path"])  # ...mapped here to a free one
+    assert results["livenessProbe"] == 200
+    assert results["readinessProbe"] == 500
+    assert not 200 <= results["startupProbe"] < 400, "a closed app port must fail the probe"
+    paths = [path for path, _ in _App.seen]
+    assert paths == ["/health/liveliness", "/health/readiness?full=1"]
+    headers = dict(_App.seen)["/health/readiness?full=1"]
+    assert headers.get("x-probe") == "kubelet"
+    assert "authorization" not in headers
+
+
+@needs_serve
+def test_rewritten_probes_return_the_apps_answer_through_authsvc_serve(
+    app: int, tmp_path: Path
+) -> None:
+    pod = _injected_pod(app)
+    with _serve(pod, tmp_path) as (status_port, log):
+        _check_probes(pod, status_port)
+        assert (tmp_path / "master-key").read_text() not in log.read_text()
+
+
+def test_rewritten_probes_return_the_apps_answer_through_the_status_port(app: int) -> None:
+    from authsvc.health import StatusServer, probes_from_env
+
+    pod = _injected_pod(app)
+    env = {e["name"]: e["value"] for e in _sidecar(pod)["env"]}
+    status_port = _free_port()
+    status = StatusServer(
+        f"127.0.0.1:{status_port}",
+        readiness=lambda: (True, "ready"),
+        probes=probes_from_env(env),
+    )
+    with status:
+        _wait_live(status_port, lambda: True, None)
+        _check_probes(pod, status_port)
