@@ -97,6 +97,9 @@ class WebhookServer(ThreadingHTTPServer):
     def get_request(self) -> tuple[Any, Any]:
         sock, addr = self.socket.accept()
         sock.settimeout(IO_TIMEOUT)
+        # One small response per request: send it now (Nagle + delayed ACK cost ~40 ms each).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         tls = self.certs.context().wrap_socket(
             sock, server_side=True, do_handshake_on_connect=False
         )
@@ -106,6 +109,7 @@ class WebhookServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: WebhookServer
     protocol_version = "HTTP/1.1"
+    wbufsize = 64 * 1024  # headers and body leave in one write (flushed after each request)
     server_version = "authsvc-webhook"
     sys_version = ""
 
