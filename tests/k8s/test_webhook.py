@@ -330,3 +330,29 @@ def test_a_rotated_certificate_is_served_without_a_restart(tmp_path: Path) -> No
         with pytest.raises(ssl.SSLCertVerificationError):
             running.request("GET", "/healthz", cafile=first / "ca.crt")
         assert "TLS certificate reloaded" in running.log.read_text()
+
+
+def test_reviews_on_a_kept_alive_connection_are_answered_promptly(webhook: Webhook) -> None:
+    """The API server (Go) reuses connections and writes each request at once; a response
+    split over two writes then waits for a delayed ACK: ~40 ms per review."""
+    body = _review(_pod(), uid="fast")
+    request = (
+        b"POST /inject HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % (SERVICE_DNS.encode(), len(body))
+    ) + body
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as Go's net does
+    with webhook.context().wrap_socket(raw, server_hostname=SERVICE_DNS) as tls:
+        start = time.monotonic()
+        for _ in range(20):
+            tls.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += tls.recv(65536)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))  # type: ignore[union-attr]
+            while len(rest) < length:
+                rest += tls.recv(65536)
+            assert json.loads(rest)["response"]["uid"] == "fast"
+        elapsed = time.monotonic() - start
+    assert elapsed < 0.5, f"20 reviews took {elapsed:.2f} s on one connection"
