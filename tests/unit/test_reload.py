@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,42 +14,12 @@ import pytest
 
 from authsvc.config import load_config
 from authsvc.keys import KeyStore, Reloader, Resolution, digest, rejection, resolve
+from tests._secretdir import SecretDir
 
 KEY_A = "sk-rotation-aaaaaaaaaaaaaaaa01"
 KEY_B = "sk-rotation-bbbbbbbbbbbbbbbb02"
 KEY_C = "sk-rotation-cccccccccccccccc03"
 ALL = (KEY_A, KEY_B, KEY_C)
-
-
-class Secret:
-    """A Secret volume, written the way kubelet's AtomicWriter does it."""
-
-    def __init__(self, root: Path, files: dict[str, str]) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.n = 0
-        os.symlink(self._write(files), root / "..data")
-        for name in files:
-            os.symlink(f"..data/{name}", root / name)
-
-    def _write(self, files: dict[str, str]) -> str:
-        self.n += 1
-        stamp = f"..2026_01_01_00_00_{self.n:02d}.{os.getpid()}"
-        (self.root / stamp).mkdir()
-        for name, content in files.items():
-            (self.root / stamp / name).write_text(content)
-        return stamp
-
-    def rotate(self, files: dict[str, str]) -> None:
-        old = os.readlink(self.root / "..data") if (self.root / "..data").exists() else None
-        stamp = self._write(files)
-        os.symlink(stamp, self.root / "..data_tmp")
-        os.rename(self.root / "..data_tmp", self.root / "..data")  # the atomic swap
-        if old is not None:
-            shutil.rmtree(self.root / old)
-
-    def data_dir(self) -> Path:
-        return self.root / os.readlink(self.root / "..data")
 
 
 class Recorder:
@@ -97,8 +65,8 @@ async def wait_until(pred: Callable[[], bool], timeout: float) -> float:
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Path, Secret]:
-    secret = Secret(tmp_path / "secret", {"master": KEY_A + "\n", "extra": KEY_C + "\n"})
+def setup(tmp_path: Path) -> tuple[Path, SecretDir]:
+    secret = SecretDir(tmp_path / "secret", {"master": KEY_A + "\n", "extra": KEY_C + "\n"})
     config = tmp_path / "authsvc.yaml"
     config.write_text(
         "master_key:\n  sources:\n    - file: secret/master\n"
@@ -121,7 +89,7 @@ def run_with(reloader: Reloader, body: Callable[[], object]) -> None:
     asyncio.run(main())
 
 
-def test_kubelet_rotation_swaps_the_store_within_two_seconds(setup: tuple[Path, Secret]) -> None:
+def test_kubelet_rotation_swaps_the_store_within_two_seconds(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
     store, rec = KeyStore(), Recorder()
     reloader = make_reloader(config, store, rec)
@@ -143,7 +111,7 @@ def test_kubelet_rotation_swaps_the_store_within_two_seconds(setup: tuple[Path, 
     assert_no_key_in([r.render_table() for r in rec.changes])
 
 
-def test_polling_fallback_without_watch(setup: tuple[Path, Secret]) -> None:
+def test_polling_fallback_without_watch(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
     store, rec = KeyStore(), Recorder()
     reloader = make_reloader(config, store, rec, watch=False, poll_interval=0.2)
@@ -167,7 +135,7 @@ def test_directory_created_later_is_picked_up(tmp_path: Path) -> None:
     async def body() -> None:
         await wait_until(lambda: reloader.current is not None, 5)
         assert not store.current.ready  # fail closed at start
-        secret = Secret(tmp_path / "later", {"master": KEY_A})
+        secret = SecretDir(tmp_path / "later", {"master": KEY_A})
         await wait_until(lambda: master_digest(store) == digest(KEY_A), 2.0)
         assert str(tmp_path / "later") in reloader.watch_dirs()
         await asyncio.sleep(0.5)  # now watched: a rotation is seen through the watch
@@ -178,7 +146,7 @@ def test_directory_created_later_is_picked_up(tmp_path: Path) -> None:
     assert store.current.ready
 
 
-def test_fail_closed_at_start_then_ready_after_a_fix(setup: tuple[Path, Secret]) -> None:
+def test_fail_closed_at_start_then_ready_after_a_fix(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
     secret.rotate({"master": "short\n", "extra": KEY_C + "\n"})
     store, rec = KeyStore(), Recorder()
@@ -193,7 +161,7 @@ def test_fail_closed_at_start_then_ready_after_a_fix(setup: tuple[Path, Secret])
     assert [r.resolved for r in rec.changes] == [True]
 
 
-def test_unchanged_content_does_nothing(setup: tuple[Path, Secret]) -> None:
+def test_unchanged_content_does_nothing(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
     store, rec = KeyStore(), Recorder()
     reloader = make_reloader(config, store, rec)
@@ -206,7 +174,7 @@ def test_unchanged_content_does_nothing(setup: tuple[Path, Secret]) -> None:
 
 
 def test_broken_reloads_keep_the_last_good_ring(
-    setup: tuple[Path, Secret], caplog: pytest.LogCaptureFixture
+    setup: tuple[Path, SecretDir], caplog: pytest.LogCaptureFixture
 ) -> None:
     config, secret = setup
     store, rec = KeyStore(), Recorder()
@@ -259,7 +227,7 @@ def test_broken_reloads_keep_the_last_good_ring(
 
 
 def test_weak_rotation_with_a_fallback_layer_keeps_the_old_key(tmp_path: Path) -> None:
-    secret = Secret(tmp_path / "s", {"master": KEY_A})
+    secret = SecretDir(tmp_path / "s", {"master": KEY_A})
     config = tmp_path / "c.yaml"
     config.write_text("master_key:\n  sources:\n    - file: s/master\n    - env: FALLBACK\n")
     store, rec = KeyStore(), Recorder()
@@ -293,7 +261,7 @@ def test_rejection_rule() -> None:
 
 
 def test_default_logging_has_no_keys(
-    setup: tuple[Path, Secret], caplog: pytest.LogCaptureFixture
+    setup: tuple[Path, SecretDir], caplog: pytest.LogCaptureFixture
 ) -> None:
     config, secret = setup
     caplog.set_level(logging.DEBUG)
@@ -307,7 +275,7 @@ def test_default_logging_has_no_keys(
     assert_no_key_in(caplog.messages)
 
 
-def test_a_failing_callback_does_not_stop_reloading(setup: tuple[Path, Secret]) -> None:
+def test_a_failing_callback_does_not_stop_reloading(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
     store = KeyStore()
     calls: list[bool] = []
@@ -328,7 +296,7 @@ def test_a_failing_callback_does_not_stop_reloading(setup: tuple[Path, Secret]) 
 
 
 def test_initial_resolution_is_installed_and_run_rechecks_at_start(
-    setup: tuple[Path, Secret],
+    setup: tuple[Path, SecretDir],
 ) -> None:
     config, secret = setup
     initial = resolve(load_config(str(config), environ={}), {})
