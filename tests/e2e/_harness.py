@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -58,6 +59,7 @@ __all__ = [
     "keep_log",
     "new_key",
     "raw_request",
+    "run_authsvc",
 ]
 
 AUTHSVC = (sys.executable, "-m", "authsvc")
@@ -86,6 +88,23 @@ def keep_log(name: str, content: str | bytes | Path) -> Path:
     return path
 
 
+def run_authsvc(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run ``authsvc ARGS...`` to completion (e.g. ``explain``) in ``clean_env(env)``; its
+    stdout and stderr are kept for the no-key-leak scan."""
+    run = subprocess.run(
+        [*AUTHSVC, *args],
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    keep_log(f"authsvc-{args[0] if args else 'run'}", run.stdout + "\n" + run.stderr)
+    return run
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """``os.environ`` without master-key variables (and proxies), plus ``extra``."""
     drop = {*KEY_ENV, "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"}
@@ -105,6 +124,29 @@ class Response:
 
     def json(self) -> Any:
         return json.loads(self.body)
+
+    def _payload(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def reached_upstream(self) -> bool:
+        """True when the demo upstream answered (its echo is in the body), whatever its status:
+        Envoy let the request through."""
+        return "authsvc_demo" in self._payload()
+
+    @property
+    def deny_reason(self) -> str | None:
+        """authsvc's reason code when authsvc denied the request (its JSON body), else None
+        (e.g. Envoy's own 503 when authsvc cannot be reached has no such body)."""
+        if self.reached_upstream:
+            return None
+        error = self._payload().get("error")
+        reason = error.get("reason") if isinstance(error, dict) else None
+        return reason if isinstance(reason, str) else None
 
     @property
     def echo(self) -> dict[str, Any]:
@@ -217,6 +259,25 @@ class AuthzServer:
     status_port: int
     key_file: Path | None = None
     args: tuple[str, ...] = ()
+    config: Path | None = None
+    env: Mapping[str, str] | None = None
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """Its JSON log lines so far (``--log-format json``, the default); other lines skipped."""
+        out: list[dict[str, Any]] = []
+        try:
+            text = self.proc.log_path.read_text(encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return out
+        for line in text.splitlines():
+            if line.startswith("{"):
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue  # a line being written right now
+                if isinstance(record, dict):
+                    out.append(record)
+        return out
 
 
 @dataclass
@@ -311,9 +372,11 @@ class Launcher:
         args: Sequence[str] = (),
         deep_health: str | None = None,
         timeout: float = 20.0,
+        config: Path | None = None,
     ) -> AuthzServer:
         """``authsvc serve``. ``listen``: ``"tcp"`` (a free port), ``"unix"`` (a fresh socket)
-        or an explicit address. Ready when gRPC health answers (SERVING or not).
+        or an explicit address. Ready when gRPC health answers (SERVING or not). ``config``
+        is passed as ``--config``; ``env`` is added to the clean environment.
 
         Deep health is off unless ``deep_health`` gives Envoy's URL: its periodic keyed
         ``/health`` requests would otherwise show up in the demo upstream's request log."""
@@ -325,11 +388,25 @@ class Launcher:
         argv = [*AUTHSVC, "serve", "--listen", listen, "--status-listen", f"{HOST}:{status_port}"]
         if key_file is not None:
             argv += ["--master-key-file", str(key_file)]
+        if config is not None:
+            argv += ["--config", str(config)]
         argv += ["--health-url", deep_health] if deep_health else ["--no-deep-health"]
         argv += list(args)
         proc = self._start("authsvc", argv, clean_env(env))
         proc.wait_ready(lambda: grpc_answers(listen), timeout)
-        return AuthzServer(proc, listen, status_port, key_file, tuple(args))
+        return AuthzServer(proc, listen, status_port, key_file, tuple(args), config, env)
+
+    def restart_authsvc(self, authz: AuthzServer, timeout: float = 20.0) -> AuthzServer:
+        """A new ``authsvc serve`` on the same address with the same key file, config,
+        environment and arguments (after ``authz`` was stopped or killed)."""
+        return self.authsvc(
+            authz.address,
+            key_file=authz.key_file,
+            env=authz.env,
+            args=authz.args,
+            timeout=timeout,
+            config=authz.config,
+        )
 
     def envoy(self, authz: Sequence[str], upstream_port: int, **options: Any) -> EnvoyProxy:
         """Envoy from a bootstrap generated by ``build_bootstrap`` (one worker thread)."""
@@ -369,6 +446,24 @@ class Launcher:
         authz = self.authsvc(transport, key_file=key_file, env=authsvc_env, args=authsvc_args)
         envoy = self.envoy([authz.address], demo.port, **envoy_options)
         return Stack(demo, authz, envoy, key if with_key else None, transport)
+
+    def config_stack(
+        self,
+        config: Path,
+        *,
+        app_key: str | None,
+        env: Mapping[str, str] | None = None,
+        transport: str = "tcp",
+        authsvc_args: Sequence[str] = (),
+        **envoy_options: Any,
+    ) -> Stack:
+        """Demo upstream + ``authsvc serve --config CONFIG`` (``env`` added to its clean
+        environment) + Envoy. ``app_key`` is the key the app itself accepts (what LiteLLM would
+        resolve; ``None``: the app has no master key and answers 503); it is ``Stack.key``."""
+        demo = self.demo(app_key or "")
+        authz = self.authsvc(transport, config=config, env=env, args=authsvc_args)
+        envoy = self.envoy([authz.address], demo.port, **envoy_options)
+        return Stack(demo, authz, envoy, app_key, transport)
 
     def logs(self) -> str:
         """Every child's log tail (attach to an assertion message when debugging)."""
