@@ -73,6 +73,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle on, the body waits for the ACK of the
+    # headers, which a kept-alive peer (Envoy) delays ~40 ms: every proxied request took 42 ms.
+    disable_nagle_algorithm = True
     server: _Server
 
     def version_string(self) -> str:
