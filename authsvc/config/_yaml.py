@@ -3,12 +3,14 @@
 ``yaml.compose`` gives nodes with marks; we convert scalars ourselves, so a wrong type, an
 unknown key or a duplicate key is a ``ConfigError`` that names the file, the line, the path
 (``master_key.sources[1]``) and, for unknown keys, the nearest valid name. Messages never echo
-values of secret fields.
+values of secret fields, nor any text of the file that could be a key (``safe_problem``,
+``shown``).
 """
 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Collection, Mapping
 from typing import NoReturn
 
@@ -16,7 +18,7 @@ import yaml
 
 from authsvc._errors import ConfigError
 
-__all__ = ["Reader", "compose"]
+__all__ = ["SHOWN_BELOW", "Reader", "compose", "safe_problem", "shown"]
 
 _TAG = "tag:yaml.org,2002:"
 _KIND = {
@@ -29,6 +31,33 @@ _KIND = {
     "binary": "binary data",
 }
 
+SHOWN_BELOW = 16
+"""Text from the file this short is shown in messages: it cannot be a usable key (same as
+``authsvc.keys.MIN_KEY_LENGTH``; a test keeps them equal). Longer text could be one."""
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def shown(text: str) -> str:
+    """``text`` itself when it is too short to be a key, else a placeholder."""
+    return text if len(text) < SHOWN_BELOW else "[not shown]"
+
+
+def safe_problem(exc: yaml.MarkedYAMLError) -> str:
+    """The parser's complaint without any text of the file that could be a key.
+
+    PyYAML quotes names from the file (``found undefined alias 'NAME'``, ``found duplicate
+    anchor``, ``could not determine a constructor for the tag '!NAME'``); an unquoted key that
+    starts with ``*``, ``&`` or ``!`` is parsed as exactly such a name.
+    """
+    problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
+
+    def quoted(match: re.Match[str]) -> str:
+        inner = match.group(0)[1:-1]
+        return match.group(0) if len(inner) < SHOWN_BELOW else "'[not shown]'"
+
+    return _QUOTED.sub(quoted, problem)
+
 
 def compose(text: str, filename: str) -> yaml.Node | None:
     """Parse ``text`` into a node tree; a syntax error names the file and line (no snippet)."""
@@ -37,8 +66,7 @@ def compose(text: str, filename: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"{mark.line + 1}" if mark is not None else "?"
-        problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "syntax error"
-        raise ConfigError(f"{filename}:{line}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{filename}:{line}: invalid YAML: {safe_problem(exc)}") from None
     except yaml.YAMLError as exc:  # e.g. several documents in one file
         raise ConfigError(f"{filename}: invalid YAML: {type(exc).__name__}") from None
 
@@ -52,7 +80,7 @@ def describe(node: yaml.Node) -> str:
     tag = node.tag
     if tag.startswith(_TAG):
         return _KIND.get(tag[len(_TAG) :], tag)
-    return f"a value tagged {tag}"
+    return f"a value tagged {shown(tag)}"  # a custom tag: '!KEY' if a key starts with '!'
 
 
 class Reader:
@@ -94,7 +122,8 @@ class Reader:
 
     def _plain(self, node: yaml.Node, path: str, kind: str) -> None:
         if node.tag != _TAG + kind:
-            self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+            tag = node.tag if node.tag.startswith(_TAG) else shown(node.tag)
+            self.fail(node, path, f"unsupported YAML tag {tag!r}")
 
     def _unknown(self, node: yaml.Node, key: str, path: str, allowed: Collection[str]) -> NoReturn:
         under = path or "top level"

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import yaml
 
+from authsvc.config._yaml import safe_problem
 from authsvc.keys._fileio import read_text
 from authsvc.keys._reading import Reading, Role, State
 
@@ -38,9 +39,9 @@ def _parse(path: str, label: str) -> dict[object, object] | Reading:
         return Reading.without_value(label, state, detail)
     try:
         data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:  # no snippet: it could quote a key
+    except yaml.MarkedYAMLError as exc:  # no snippet, no quoted name: either could be a key
         line = exc.problem_mark.line + 1 if exc.problem_mark is not None else "?"
-        why = f"the LiteLLM config is not valid YAML (line {line}: {exc.problem or 'syntax error'})"
+        why = f"the LiteLLM config is not valid YAML (line {line}: {safe_problem(exc)})"
         return Reading.without_value(label, State.INVALID, why)
     except yaml.YAMLError as exc:
         why = f"the LiteLLM config is not valid YAML ({type(exc).__name__})"
