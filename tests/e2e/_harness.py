@@ -10,9 +10,12 @@ then SIGKILL. Typical use in a test::
         r = stack.get("/v1/models", headers={"authorization": f"Bearer {stack.key}"})
         assert r.status == 200 and stack.demo.requests()[-1]["authorized"]
 
-Building blocks, if you need other wiring: ``procs.demo()``, ``procs.authsvc(...)``,
-``procs.envoy(...)``; ``free_port()``; ``http_request()`` (http.client) and ``raw_request()``
-(exact bytes over a socket, for requests a client library would normalise). Ports are free
+Building blocks, if you need other wiring: ``procs.demo()``, ``procs.authsvc(...)``
+(``config=`` for ``--config``), ``procs.envoy(...)``, ``procs.config_stack(config, app_key=...,
+env=...)``, ``procs.restart_authsvc(authz)``; ``authz.log_records()`` (its JSON log lines);
+``run_authsvc("explain", ...)``; ``free_port()``; ``http_request()`` (http.client; a
+``Response`` says whether it ``reached_upstream`` or carries authsvc's ``deny_reason``) and
+``raw_request()`` (exact bytes over a socket, for requests a client library would normalise). Ports are free
 ports on 127.0.0.1, Unix sockets live in a short temp dir, authsvc runs as
 ``sys.executable -m authsvc``, and inherited master-key variables are removed from every
 child's environment so only what a test passes in counts.
