@@ -37,12 +37,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, render_yaml
+from authsvc.keys import fingerprint
 from authsvc.stack._children import Child, grpc_answers, http_status, tcp_open
 from tests._keys import register
 from tests._leakscan import log_file
@@ -61,6 +64,7 @@ __all__ = [
     "http_request",
     "keep_log",
     "new_key",
+    "no_key_in",
     "raw_request",
     "run_authsvc",
 ]
@@ -80,6 +84,15 @@ def free_port() -> int:
 def new_key(label: str = "e2e") -> str:
     """A fresh random master key, registered for the no-key-leak scan."""
     return register("sk-" + secrets.token_urlsafe(24), label)
+
+
+def no_key_in(text: str, keys: Mapping[str, str] | Iterable[str], where: str) -> None:
+    """Fail if any of ``keys`` (name → key, or just keys) occurs in ``text``. The failure names
+    the key by fingerprint only (a plain ``assert key not in text`` would print the key)."""
+    named = dict(keys) if isinstance(keys, Mapping) else {str(i): k for i, k in enumerate(keys)}
+    found = [f"{name} ({fingerprint(key)})" for name, key in named.items() if key in text]
+    if found:
+        pytest.fail(f"key(s) {', '.join(found)} found in {where}", pytrace=False)
 
 
 def keep_log(name: str, content: str | bytes | Path) -> Path:

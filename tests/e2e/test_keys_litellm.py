@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from authsvc.keys import fingerprint
-from tests.e2e._harness import Launcher, Stack, new_key, run_authsvc
+from tests.e2e._harness import Launcher, Stack, new_key, no_key_in, run_authsvc
 
 GS = "general_settings.master_key"
 LS = "litellm_settings.master_key"
@@ -164,11 +164,6 @@ def startup_record(stack: Stack) -> dict[str, Any]:
     return records[0]
 
 
-def assert_no_key(text: str, keys: dict[str, str]) -> None:
-    for name, key in keys.items():
-        assert key not in text, f"the {name} key appears in the output"
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) -> None:
     keys = {name: new_key(f"litellm-{name}") for name in ("cfg", "env", "mis", "wrong")}
@@ -185,7 +180,7 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
             message = r.json()["error"]["message"]
             assert message.startswith("authsvc has no usable master key: checked "), message
             assert _label(case.unready, litellm) in message, message
-            assert_no_key(message, keys)
+            no_key_in(message, keys, "the 503 message")
         elif key == app_key:
             assert r.status == 200 and r.reached_upstream, (name, r)
             assert r.echo["headers"]["x-authsvc-key-name"] == ["master"]
@@ -201,7 +196,7 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
     # 2. explain --json: exactly the expected chain, the same as serve's start-up line
     run = run_authsvc("explain", "--config", str(config), "--json", env=env)
     assert run.returncode == (0 if app_key is not None else 1), run.stderr
-    assert_no_key(run.stdout + run.stderr, keys)
+    no_key_in(run.stdout + run.stderr, keys, "explain's output")
     report = json.loads(run.stdout)
     assert list(report) == ["resolved", "winner", "sources", "warnings"]
     warnings = report.pop("warnings")
@@ -216,4 +211,4 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
     assert line["chain"] == {**report, "warnings": warnings}
     assert line["warnings"] == warnings and line["resolved"] is (app_key is not None)
     assert line["level"] == ("error" if app_key is None else "warning" if warnings else "info")
-    assert_no_key(stack.authz.proc.log_path.read_text(), keys)
+    no_key_in(stack.authz.proc.log_path.read_text(), keys, "serve's log")

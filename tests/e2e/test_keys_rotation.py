@@ -128,7 +128,8 @@ def fmt(values: list[float]) -> str:
 
 class Client(threading.Thread):
     """Sends requests back to back with whatever key it holds; records every outcome as
-    ``(key, accepted, status, sent, answered)`` (monotonic times)."""
+    ``(key fingerprint, accepted, status, sent, answered)`` (monotonic times; a fingerprint,
+    not the key, since failing assertions print these)."""
 
     def __init__(self, stack: Stack, key: str, stop: threading.Event) -> None:
         super().__init__(daemon=True)
@@ -140,14 +141,14 @@ class Client(threading.Thread):
             key, sent = self.key, time.monotonic()
             try:
                 r = call(self.stack, key)
-                outcome = (key, accepted(r, "rotating"), r.status)
+                outcome = (fingerprint(key), accepted(r, "rotating"), r.status)
             except OSError:
-                outcome = (key, False, -1)
+                outcome = (fingerprint(key), False, -1)
             self.results.append((*outcome, sent, time.monotonic()))
             time.sleep(0.005)  # pacing, so the 2 cores also serve the reload
 
     def sent_with(self, key: str) -> int:
-        return sum(1 for r in list(self.results) if r[0] == key)
+        return sum(1 for r in list(self.results) if r[0] == fingerprint(key))
 
     def spans(self, start: float, end: float) -> int:
         """How many of its requests were under way at some moment between start and end."""

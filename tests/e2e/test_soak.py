@@ -75,7 +75,7 @@ class Outcome:
     reached: bool  # the app answered: Envoy let it through
     key_name: str | None  # x-authsvc-key-name the app received
     reason: str | None  # authsvc's deny reason (None: not an authsvc denial)
-    credential: str  # the presented header value, for the ground-truth check
+    credential: str  # fingerprint of the presented credential (never the key: reprs get printed)
 
 
 @dataclass
@@ -111,7 +111,7 @@ class Soak:
         if reached:
             names = r.echo["headers"].get("x-authsvc-key-name") or [None]
             name = names[0]
-        credential = next(iter(headers.values()), path.partition("key=")[2])
+        credential = fingerprint(next(iter(headers.values()), path.partition("key=")[2]))
         return Outcome(
             kind, valid, sent, time.monotonic(), r.status, reached, name, r.deny_reason, credential
         )
@@ -202,7 +202,8 @@ class Client(threading.Thread):
             time.sleep(PACE)
 
     def used(self, key: str) -> bool:
-        return any(o.credential == key for o in list(self.outcomes))
+        fp = fingerprint(key)
+        return any(o.credential == fp for o in list(self.outcomes))
 
 
 def clients(soak: Soak) -> list[Client]:
