@@ -195,5 +195,8 @@ def configure_logging(
         old.close()
     root.addHandler(handler)
     root.setLevel(numeric)
+    # watchfiles logs every batch of file events at info; our reload lines already say what
+    # changed and what it meant
+    logging.getLogger("watchfiles").setLevel(max(numeric, logging.WARNING))
     logging.captureWarnings(True)
     return handler

@@ -84,7 +84,7 @@ def log_reload_error(
     log = logger if logger is not None else logging.getLogger(RESOLUTION_LOGGER)
     error = Redactor(ring=lambda: ring).text(str(message), 1024)
     log.warning(
-        "key reload failed, keeping the last good keys: %s",
+        "key reload failed: %s",
         error,
         extra={"event": "key_reload", "result": "failure", "error": error},
     )

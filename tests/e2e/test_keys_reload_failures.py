@@ -161,7 +161,7 @@ def test_broken_reload_keeps_the_last_good_keys(
     assert line["level"] == "warning" and line["result"] == "failure"
     for part in why:
         assert part in line["error"], (part, line["error"])
-    assert line["message"] == f"key reload failed, keeping the last good keys: {line['error']}"
+    assert line["message"] == f"key reload failed: {line['error']}"
     assert WEAK not in line["message"]
     print(f"\n{breakage.__name__}: {line['message']}")
 
