@@ -1,4 +1,4 @@
-"""The ext_authz gRPC server: Check, gRPC health and reflection on one grpc.aio server.
+"""The ext_authz server: Check, gRPC health and reflection, on TCP and Unix sockets.
 
 Check is registered with a *raw-bytes* handler: the server parses ``CheckRequest`` itself, so a
 request that does not parse is answered with a well-formed deny (400, ``malformed_request``)
@@ -6,9 +6,12 @@ instead of a gRPC error, and any unexpected failure becomes a well-formed deny (
 ``internal_error``). No code path aborts the RPC: an aborted Check would reach Envoy's error
 path, which ``failure_mode_allow`` may turn into an allow.
 
-The hot path, per request: parse → ``view_from_request`` → read ``store.current`` once →
-``decide`` → ``render`` → ``response_from`` → serialise. Nothing is logged for it; observers
-(metrics, decision logs) attach through ``on_decision``.
+Two transports answer, with the same ``Checker`` (``_check``): by default the public addresses
+are served by the fast HTTP/2 front (``_front``), which answers connections that start with a
+Check itself and relays every other connection to a complete ``grpc.aio`` server on a private
+address; with ``fast_path = False`` (``serve --no-fast-path``) the ``grpc.aio`` server listens
+on the public addresses itself. Nothing is logged per check; observers (metrics, decision
+logs) attach through ``on_decision``.
 """
 
 from __future__ import annotations
@@ -16,19 +19,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-import traceback
-from collections.abc import Awaitable, Callable, Sequence
+import shutil
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
-from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
-from authsvc.authz import Decision, Policy, Reason, RequestView, decide, render
+from authsvc.authz import Policy
 from authsvc.keys import KeyStore
-from authsvc.server._adapter import response_from, view_from_request
+from authsvc.server._check import Checker, DecisionObserver, settle
+from authsvc.server._front import Front, internal_address
 from authsvc.server._listen import (
     ListenAddress,
     ListenError,
@@ -49,13 +51,6 @@ HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-DecisionObserver = Callable[[RequestView, Decision, float], Awaitable[None] | None]
-"""Called after every Check with (view, decision, seconds spent). May be ``async``.
-
-It runs before the response is sent, so keep it quick. An exception in it is logged (type
-only) and never changes the answer.
-"""
-
 UNIX_SOCKET_MODE = 0o666
 """Envoy usually runs as another user in another container; access is governed by the
 directory the socket lives in (a pod-private emptyDir)."""
@@ -65,7 +60,6 @@ _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # silently and share the traffic. Binding must fail instead.
     ("grpc.so_reuseport", 0),
 )
-_EMPTY_VIEW = RequestView(method="", target="")
 
 
 class AuthzServer:
@@ -73,7 +67,11 @@ class AuthzServer:
 
     Health for "" and ``envoy.service.auth.v3.Authorization`` is SERVING exactly when the
     current key ring is ready; call ``refresh_health()`` after every ``store.swap``.
+    ``fast_path`` (default on) puts the HTTP/2 front on the public addresses; set it before
+    ``start()``.
     """
+
+    fast_path: bool = True
 
     def __init__(
         self,
@@ -88,29 +86,29 @@ class AuthzServer:
             raise ListenError("at least one --listen address is required")
         self._addresses: tuple[ListenAddress, ...] = tuple(parse_listen(a) for a in listen)
         self._store = store
-        self._policy = policy
-        self._strip = tuple(h.lower() for h in strip_headers)
-        self.on_decision = on_decision
+        self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
+        self._front: Front | None = None
+        self._status = _NOT_SERVING
         self._health: health.aio.HealthServicer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bound: list[str] = []
         self._sockets: dict[str, tuple[int, int] | None] = {}
         self._pending: set[asyncio.Future[None]] = set()
+        self._internal_dir: str | None = None
         self._stopped = False
-        self._malformed = self._fixed_answer(
-            Decision(Reason.MALFORMED_REQUEST, "the CheckRequest could not be parsed")
-        )
-        self._internal = self._fixed_answer(
-            Decision(Reason.INTERNAL_ERROR, "authsvc failed to evaluate the request")
-        )
 
-    def _fixed_answer(self, decision: Decision) -> tuple[Decision, bytes]:
-        return decision, response_from(render(decision, {}, self._strip)).SerializeToString()
+    @property
+    def on_decision(self) -> DecisionObserver | None:
+        return self._checker.observer
+
+    @on_decision.setter
+    def on_decision(self, observer: DecisionObserver | None) -> None:
+        self._checker.observer = observer
 
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
-        self._policy = policy
+        self._checker.policy = policy
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -138,10 +136,24 @@ class AuthzServer:
         await self._apply_health()  # before the first RPC can ask
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (AUTHZ_SERVICE, HEALTH_SERVICE))
+        front = None
         try:
-            self._bind_all(server)
+            if self.fast_path:
+                target, path, self._internal_dir = internal_address()
+                server.add_insecure_port(target)
+                front = Front(self._addresses, self._checker, self._health_of, path)
+                self._bound.extend(front.bind())
+                self._sockets.update(front.unix_sockets)
+            else:
+                self._bind_all(server)
             await server.start()
+            if front is not None:
+                await front.start()
         except BaseException:
+            if front is not None:
+                front.close_all()
+                front.close_sockets()
+                self._sockets.update(front.unix_sockets)
             await server.stop(None)
             self._remove_sockets()  # gRPC only unlinks the sockets of a started server
             self._bound.clear()
@@ -151,8 +163,11 @@ class AuthzServer:
                 os.chmod(path, UNIX_SOCKET_MODE)
             except OSError as exc:
                 _log.warning("cannot chmod %s: %s", path, exc.strerror)
-        self._server = server
+        self._server, self._front = server, front
         _log.info("ext_authz gRPC server listening on %s", ", ".join(self._bound))
+
+    def _health_of(self, service: str) -> int | None:
+        return self._status if service in ("", AUTHZ_SERVICE) else None
 
     def _bind_all(self, server: grpc.aio.Server) -> None:
         for addr in self._addresses:
@@ -175,17 +190,28 @@ class AuthzServer:
         server = self._server
         if server is None:
             return
+        front = self._front
         if not self._stopped:
             self._stopped = True
+            self._status = _NOT_SERVING
             if self._health is not None:
                 await self._health.enter_graceful_shutdown()
             _log.info("ext_authz gRPC server stopping (grace %.1fs)", grace)
-        await server.stop(grace)
+            if front is not None:
+                front.stop_accepting()
+        if front is not None:
+            await asyncio.gather(front.drain(grace), server.stop(grace))
+            front.close_all()
+        else:
+            await server.stop(grace)
         self._remove_sockets()
 
     def _remove_sockets(self) -> None:
         for path, identity in self._sockets.items():
             remove_unix_socket(path, identity)
+        if self._internal_dir is not None:  # the private socket, where there are no abstract ones
+            shutil.rmtree(self._internal_dir, ignore_errors=True)
+            self._internal_dir = None
 
     async def wait_for_termination(self) -> None:
         if self._server is not None:
@@ -214,46 +240,17 @@ class AuthzServer:
             asyncio.run_coroutine_threadsafe(self._apply_health(), loop)
 
     async def _apply_health(self) -> None:
-        if self._health is None:
+        if self._health is None or self._stopped:
             return
         status = _SERVING if self._store.current.ready else _NOT_SERVING
+        self._status = status
         for service in ("", AUTHZ_SERVICE):
             await self._health.set(service, status)
 
-    # -- the hot path ------------------------------------------------------------------------
+    # -- the hot path (spliced connections and --no-fast-path) ----------------------------------
 
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        observer = self.on_decision
-        started = time.perf_counter() if observer is not None else 0.0
-        view = _EMPTY_VIEW
-        try:
-            try:
-                req = external_auth_pb2.CheckRequest.FromString(request)
-            except DecodeError:
-                decision, answer = self._malformed
-            else:
-                view = view_from_request(req)
-                ring = self._store.current  # read once: one snapshot for the whole request
-                decision = decide(view, self._policy, ring, time.time())
-                out = render(decision, view.headers, self._strip)
-                answer = response_from(out).SerializeToString()
-        except Exception as exc:
-            _log.error("Check failed, answering 500 deny: %s", _where(exc))
-            decision, answer = self._internal
-        if observer is not None:
-            try:
-                pending = observer(view, decision, time.perf_counter() - started)
-                if pending is not None:
-                    await pending
-            except Exception as exc:
-                _log.warning("decision observer failed: %s", _where(exc))
+        answer, pending = self._checker.check(request)
+        if pending is not None:
+            await settle(pending)
         return answer
-
-
-def _where(exc: BaseException) -> str:
-    """Exception type and innermost frame — never the message, which may quote request data."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return type(exc).__name__
-    last = frames[-1]
-    return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
