@@ -13,10 +13,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from authsvc.bench._load import INSTALL_HINT, missing_tools, run_hey, run_wrk
+from authsvc.bench._load import (
+    INSTALL_HINT,
+    LoadResult,
+    merge_loads,
+    missing_tools,
+    run_hey,
+    run_wrk,
+)
 from authsvc.bench._micro import time_decide
 from authsvc.bench._procstat import cpu_seconds, peak_rss_mb, tree
 from authsvc.bench._report import BenchResults, Scenario, format_report, to_json
@@ -34,7 +41,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Throughput and latency of authsvc through Envoy, side by side with no auth "
         "and Envoy's native api_key_auth filter (needs wrk; hey for the fixed-rate run).",
     )
-    p.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    p.add_argument(
+        "--duration", type=float, default=10.0, help="measured seconds per scenario (in total)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="split each scenario's measured time into this many runs, interleaved across "
+        "scenarios, so a noisy moment on the machine does not fall on one scenario only",
+    )
     p.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per scenario")
     p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: 2 cores)")
@@ -56,101 +72,117 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+@dataclass
+class _Live:
+    """A scenario whose processes are up; measured runs accumulate here."""
+
+    name: str
+    kind: str
+    envoy: Envoy
+    authsvc: Authsvc | None = None
+    workers: int = 0
+    loads: list[LoadResult] = field(default_factory=list)
+    checks: int = 0
+    authsvc_cpu: float = 0.0
+    envoy_cpu: float = 0.0
+
+    def result(self) -> Scenario:
+        load = merge_loads(self.loads)
+        pids = tree(self.authsvc.pid) if self.authsvc is not None else []
+        return Scenario(
+            name=self.name,
+            kind=self.kind,
+            load=load,
+            workers=self.workers,
+            checks=self.checks,
+            authsvc_cpu_us=self.authsvc_cpu / self.checks * 1e6
+            if self.authsvc and self.checks
+            else None,
+            envoy_cpu_us=self.envoy_cpu / max(load.requests, 1) * 1e6,
+            peak_rss_mb=max(peak_rss_mb(p) for p in pids) if pids else None,
+            start_to_serving_s=self.authsvc.start_to_serving if self.authsvc else None,
+        )
+
+
+_CHECK_STATS = ("http.ingress.ext_authz.ok", "http.ingress.ext_authz.denied")
+
+
 class _Runner:
-    def __init__(self, args: argparse.Namespace, bench: Bench, results: BenchResults) -> None:
+    def __init__(self, args: argparse.Namespace, bench: Bench) -> None:
         self.args = args
         self.bench = bench
-        self.results = results
-        self.rate_ok = not missing_tools("hey") and not args.no_extras
 
-    def _measure(
-        self, name: str, kind: str, envoy: Envoy, authsvc: Authsvc | None, workers: int
-    ) -> Scenario:
-        a, b = self.args, self.bench
-        if a.warmup > 0:
-            run_wrk(envoy.url, b.header, seconds=a.warmup, connections=a.connections)
-        pids = tree(authsvc.pid) if authsvc is not None else []
-        stats = ("http.ingress.ext_authz.ok", "http.ingress.ext_authz.denied")
-        checks0 = sum(envoy.counter(s) for s in stats)
+    def start(self, name: str, variant: str, listen: str = "", workers: int = 1) -> _Live:
+        """Start the scenario's authsvc (if any) and Envoy, and warm them up."""
+        authsvc = None
+        if variant == "authz":
+            authsvc = self.bench.authsvc(name + "-authsvc", listen, workers=workers)
+        envoy = self.bench.envoy(name, variant, authsvc.addresses if authsvc else ())
+        if self.args.warmup > 0:
+            run_wrk(envoy.url, self.bench.header, seconds=self.args.warmup, connections=16)
+        kind = "authsvc" if authsvc else variant
+        return _Live(name, kind, envoy, authsvc, workers if authsvc else 0)
+
+    def measure(self, live: _Live) -> None:
+        """One measured wrk run; CPU and checks are accumulated around it."""
+        a = self.args
+        pids = tree(live.authsvc.pid) if live.authsvc is not None else []
+        envoy = live.envoy
+        checks0 = sum(envoy.counter(s) for s in _CHECK_STATS)
         cpu0, envoy0 = cpu_seconds(pids), cpu_seconds([envoy.child.pid])
         load = run_wrk(
-            envoy.url, b.header, seconds=a.duration, connections=a.connections, threads=a.threads
+            envoy.url,
+            self.bench.header,
+            seconds=a.duration / a.rounds,
+            connections=a.connections,
+            threads=a.threads,
         )
-        cpu1, envoy1 = cpu_seconds(pids), cpu_seconds([envoy.child.pid])
-        checks = sum(envoy.counter(s) for s in stats) - checks0
-        scenario = Scenario(
-            name=name,
-            kind=kind,
-            load=load,
-            workers=workers,
-            checks=checks,
-            authsvc_cpu_us=(cpu1 - cpu0) / checks * 1e6 if authsvc and checks else None,
-            envoy_cpu_us=(envoy1 - envoy0) / max(load.requests, 1) * 1e6,
-            peak_rss_mb=max(peak_rss_mb(p) for p in pids) if pids else None,
-            start_to_serving_s=authsvc.start_to_serving if authsvc else None,
-        )
+        live.authsvc_cpu += cpu_seconds(pids) - cpu0
+        live.envoy_cpu += cpu_seconds([envoy.child.pid]) - envoy0
+        live.checks += sum(envoy.counter(s) for s in _CHECK_STATS) - checks0
+        live.loads.append(load)
         _say(
-            f"  {name}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
+            f"  {live.name}: {load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms, "
             f"non-2xx {load.non_2xx + load.socket_errors}"
         )
-        if self.rate_ok and name in RATE_SCENARIOS:
-            self.results.rate[name] = run_hey(
-                envoy.url, b.header, seconds=a.rate_duration, rate=a.rate
-            )
-            _say(f"  {name} at {a.rate} req/s: p50 {self.results.rate[name].p50_ms:.2f} ms")
-        return scenario
 
-    def envoy_only(self, name: str, variant: str) -> Scenario:
-        envoy = self.bench.envoy(name, variant)
-        try:
-            return self._measure(name, variant, envoy, None, 0)
-        finally:
-            self.bench.stop(envoy.child)
 
-    def with_authsvc(self, name: str, listen: str, workers: int = 1) -> Scenario:
-        authsvc = self.bench.authsvc(name + "-authsvc", listen, workers=workers)
-        envoy = self.bench.envoy(name, "authz", authsvc.addresses)
-        try:
-            return self._measure(name, "authsvc", envoy, authsvc, workers)
-        finally:
-            self.bench.stop(envoy.child, authsvc.child)
-
-    def many_keys(self, baseline_rss: float | None) -> dict[str, float]:
-        """Start with EXTRA_KEYS sha256 keys in the config, serve a short load, read VmHWM."""
-        config = self.bench.dir / "many-keys.yaml"
+def many_keys(runner: _Runner, how: str) -> dict[str, float]:
+    """authsvc with EXTRA_KEYS extra keys — ``sha256`` entries in its config, or one key
+    ``file`` holding them — after a short load: start to SERVING and peak RSS."""
+    bench = runner.bench
+    config = bench.dir / f"many-{how}.yaml"
+    if how == "sha256":
         lines = ["keys:"]
         for i in range(EXTRA_KEYS):
-            lines.append(f"  - name: k{i}")
-            lines.append(f"    sha256: {i:064x}")
-        config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        authsvc = self.bench.authsvc(
-            "many-keys-authsvc", self.bench.socket("many.sock"), config=config
-        )
-        envoy = self.bench.envoy("many-keys", "authz", authsvc.addresses)
-        try:
-            run_wrk(envoy.url, self.bench.header, seconds=3, connections=self.args.connections)
-            out = {
-                "extra_keys": float(EXTRA_KEYS),
-                "start_to_serving_s": authsvc.start_to_serving,
-                "peak_rss_mb": peak_rss_mb(authsvc.pid),
-            }
-        finally:
-            self.bench.stop(envoy.child, authsvc.child)
-        out["baseline_rss_mb"] = baseline_rss or 0.0
-        return out
+            lines += [f"  - name: k{i}", f"    sha256: {i:064x}"]
+    else:
+        keys = bench.dir / "many-keys.txt"
+        keys.write_text("".join(f"sk-bench-{i:06d}-{bench.key[9:]}\n" for i in range(EXTRA_KEYS)))
+        keys.chmod(0o600)
+        lines = ["keys:", "  - name: bulk", f"    file: {keys}"]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    authsvc = bench.authsvc(f"many-{how}-authsvc", bench.socket(f"{how}.sock"), config=config)
+    envoy = bench.envoy(f"many-{how}", "authz", authsvc.addresses)
+    try:
+        run_wrk(envoy.url, bench.header, seconds=3, connections=runner.args.connections)
+        return {
+            "extra_keys": float(EXTRA_KEYS),
+            "start_to_serving_s": authsvc.start_to_serving,
+            "peak_rss_mb": peak_rss_mb(authsvc.pid),
+        }
+    finally:
+        bench.stop(envoy.child, authsvc.child)
 
 
-def _scenarios(runner: _Runner, workers: int) -> list[tuple[str, Callable[[], Scenario]]]:
-    b = runner.bench
+def _scenarios(bench: Bench, workers: int) -> list[tuple[str, str, str, int]]:
+    """(name, Envoy variant, authsvc --listen, workers) per scenario, in report order."""
     return [
-        ("no-auth", lambda: runner.envoy_only("no-auth", "none")),
-        ("native", lambda: runner.envoy_only("native", "native")),
-        ("authsvc-tcp", lambda: runner.with_authsvc("authsvc-tcp", f"127.0.0.1:{free_port()}")),
-        ("authsvc-unix", lambda: runner.with_authsvc("authsvc-unix", b.socket())),
-        (
-            f"authsvc-unix-w{workers}",
-            lambda: runner.with_authsvc(f"authsvc-unix-w{workers}", b.socket("w.sock"), workers),
-        ),
+        ("no-auth", "none", "", 1),
+        ("native", "native", "", 1),
+        ("authsvc-tcp", "authz", f"127.0.0.1:{free_port()}", 1),
+        ("authsvc-unix", "authz", bench.socket(), 1),
+        (f"authsvc-unix-w{workers}", "authz", bench.socket("w.sock"), workers),
     ]
 
 
@@ -166,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     results = BenchResults(
         settings={
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "warmup_s": args.warmup,
             "wrk_connections": args.connections,
             "wrk_threads": args.threads,
@@ -176,15 +209,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     only = set(args.only.split(",")) if args.only else None
     with Bench(keep_logs=Path(args.logs) if args.logs else None) as bench:
-        runner = _Runner(args, bench, results)
-        for name, run in _scenarios(runner, args.workers):
+        runner = _Runner(args, bench)
+        lives = []
+        for name, variant, listen, workers in _scenarios(bench, args.workers):
             if only is None or name in only:
-                _say(f"{name} ...")
-                results.scenarios.append(run())
+                _say(f"starting {name} ...")
+                lives.append(runner.start(name, variant, listen, workers))
+        for round_ in range(args.rounds):
+            _say(f"round {round_ + 1}/{args.rounds}")
+            for live in lives:
+                runner.measure(live)
+        results.scenarios = [live.result() for live in lives]
+        if not missing_tools("hey") and not args.no_extras:
+            for live in lives:
+                if live.name in RATE_SCENARIOS:
+                    rate = run_hey(
+                        live.envoy.url, bench.header, seconds=args.rate_duration, rate=args.rate
+                    )
+                    results.rate[live.name] = rate
+                    _say(f"  {live.name} at {args.rate} req/s: p50 {rate.p50_ms:.2f} ms")
+        for live in lives:
+            bench.stop(live.envoy.child, *([live.authsvc.child] if live.authsvc else []))
         if not args.no_extras:
-            _say("10k extra keys ...")
-            unix = [s for s in results.scenarios if s.name == "authsvc-unix"]
-            results.rss_10k = runner.many_keys(unix[0].peak_rss_mb if unix else None)
+            for how in ("file", "sha256"):
+                _say(f"10k extra keys ({how}) ...")
+                results.many_keys[how] = many_keys(runner, how)
             _say("decide() micro-bench ...")
             results.decide = time_decide()
     results.settings["wall_s"] = round(time.monotonic() - started, 1)

@@ -16,6 +16,7 @@ __all__ = [
     "INSTALL_HINT",
     "LoadResult",
     "RateResult",
+    "merge_loads",
     "missing_tools",
     "parse_hey",
     "parse_wrk",
@@ -111,6 +112,23 @@ def parse_hey(text: str) -> RateResult:
     )
 
 
+def merge_loads(loads: list[LoadResult]) -> LoadResult:
+    """Several runs of one scenario as one: totals for counts and rate, the mean percentiles."""
+    if not loads:
+        raise ValueError("no runs to merge")
+    requests = sum(r.requests for r in loads)
+    seconds = sum(r.seconds for r in loads)
+    return LoadResult(
+        requests=requests,
+        seconds=seconds,
+        rps=requests / seconds if seconds else 0.0,
+        p50_ms=sum(r.p50_ms for r in loads) / len(loads),
+        p99_ms=sum(r.p99_ms for r in loads) / len(loads),
+        non_2xx=sum(r.non_2xx for r in loads),
+        socket_errors=sum(r.socket_errors for r in loads),
+    )
+
+
 def missing_tools(*names: str) -> list[str]:
     return [name for name in names if shutil.which(name) is None]
 
@@ -125,15 +143,17 @@ def _run(argv: list[str], timeout: float) -> str:
 def run_wrk(
     url: str, header: str, *, seconds: float, connections: int, threads: int = 1
 ) -> LoadResult:
-    """``wrk`` for ``seconds`` with ``connections`` keep-alive connections."""
-    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency"]
+    """``wrk`` for ``seconds`` (whole seconds, at least 1: wrk's resolution) with
+    ``connections`` keep-alive connections."""
+    whole = max(1, round(seconds))
+    argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{whole}s", "--latency"]
     argv += ["-H", header, url]
-    return parse_wrk(_run(argv, timeout=seconds + 30))
+    return parse_wrk(_run(argv, timeout=whole + 30))
 
 
 def run_hey(url: str, header: str, *, seconds: float, rate: int, clients: int = 2) -> RateResult:
     """``hey`` holding ``rate`` requests/s in total (``clients`` workers at rate/clients each)."""
     per_client = max(1, rate // clients)
-    argv = ["hey", "-z", f"{seconds:g}s", "-q", str(per_client), "-c", str(clients)]
+    argv = ["hey", "-z", f"{max(1, round(seconds))}s", "-q", str(per_client), "-c", str(clients)]
     argv += ["-H", header, url]
     return parse_hey(_run(argv, timeout=seconds + 30))

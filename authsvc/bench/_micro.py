@@ -57,6 +57,7 @@ def _view(key: str) -> RequestView:
 
 def _per_call_us(func: object, number: int) -> float:
     timer = timeit.Timer(func)  # type: ignore[arg-type]
+    timer.timeit(number)  # warm-up: caches, branch predictors, the first allocations
     return min(timer.repeat(repeat=5, number=number)) / number * 1e6
 
 

@@ -86,6 +86,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="fraction of ALLOWED requests to log (denials are always logged); 0..1",
     )
     parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="serve every connection with the grpc.aio server itself, not with the fast "
+        "HTTP/2 front that answers Envoy's Check stream (see docs/performance.md)",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -146,6 +152,7 @@ async def _serve(args: argparse.Namespace, config: Config, resolution: Resolutio
         strip_headers=_strip_headers(config),
         on_decision=observer.on_decision,
     )
+    server.fast_path = not args.no_fast_path
     await server.start()  # bind errors surface first (the server logs where it listens)
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
@@ -266,6 +273,8 @@ def worker_argv(
         argv.append("--no-deep-health")
     if args.strict:
         argv.append("--strict")
+    if args.no_fast_path:
+        argv.append("--no-fast-path")
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     argv += ["--log-format", args.log_format]
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]

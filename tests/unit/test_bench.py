@@ -128,11 +128,9 @@ def _results() -> BenchResults:
             "no-auth": RateResult(500, 0.4, 0.9, 5000, 0, 0),
             "authsvc-unix": RateResult(500, 1.1, 2.9, 5000, 0, 0),
         },
-        rss_10k={
-            "extra_keys": 10000.0,
-            "start_to_serving_s": 0.9,
-            "peak_rss_mb": 70.0,
-            "baseline_rss_mb": 50.0,
+        many_keys={
+            "file": {"extra_keys": 10000.0, "start_to_serving_s": 0.5, "peak_rss_mb": 66.0},
+            "sha256": {"extra_keys": 10000.0, "start_to_serving_s": 0.9, "peak_rss_mb": 70.0},
         },
         decide=[DecideTiming(1, 3.0, 3.1), DecideTiming(100_000, 3.2, 3.3)],
     )
@@ -150,10 +148,11 @@ def test_ratio_line() -> None:
 def test_report_marks_missed_targets() -> None:
     results = _results()
     results.scenarios[-1] = Scenario("authsvc-unix-w2", "authsvc", _load(4100), 2)
-    results.rss_10k["peak_rss_mb"] = 95.0
+    results.many_keys["sha256"]["peak_rss_mb"] = 95.0
     report = format_report(results)
     assert "MISS authsvc_best/native  0.20" in report
-    assert "MISS RSS with 10000 extra keys 95.0 MB" in report
+    assert "MISS RSS, 10000 keys (sha256 config entries) 95.0 MB" in report
+    assert "ok   RSS, 10000 keys (one key file) 66.0 MB" in report
     assert report.splitlines()[-1] == "ratio authsvc_best/native=0.20 authsvc_1proc/native=0.20"
 
 
@@ -169,6 +168,7 @@ def test_json_has_every_number() -> None:
     assert data["scenarios"][3]["authsvc_cpu_us"] == 200.0
     assert data["p50_added_ms"] == pytest.approx(0.7)
     assert data["decide"][1]["keys"] == 100_000
+    assert data["many_keys"]["file"]["peak_rss_mb"] == 66.0
 
 
 @pytest.mark.parametrize("variant", ["none", "native", "authz"])

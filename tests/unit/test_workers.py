@@ -114,7 +114,7 @@ def test_worker_argv_carries_every_serve_option() -> None:
         [
             "--config", "c.yaml", "--listen", "unix:/s/a.sock", "--master-key-file", "k",
             "--status-listen", "127.0.0.1:9300", "--health-url", "http://127.0.0.1:1",
-            "--strict", "--grace", "2.5", "--log-level", "debug", "--log-format", "text",
+            "--strict", "--no-fast-path", "--grace", "2.5", "--log-level", "debug", "--log-format", "text",
             "--decision-log-sample-rate", "0.25", "--workers", "2",
         ]
     )  # fmt: skip
