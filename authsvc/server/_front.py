@@ -9,16 +9,18 @@ server (Check, Health, reflection) listens on a private address behind it:
   (our server preface: every setting at its default) is sent — gRPC clients wait for it
   before their first request — and frames are buffered until the first request's header
   block is complete;
-- if that first request is ``Authorization/Check`` (what Envoy sends), the connection is
-  answered here for its whole life (*fast* mode, ``_h2``): Check through the shared
-  ``Checker``, ``Health/Check`` natively, any other method ``UNIMPLEMENTED``;
-- anything else (health probes, grpcurl and reflection, garbage, or a client that sends no
+- if that first request is ``Authorization/Check`` (what Envoy sends) or ``Health/Check`` (a
+  probe), the connection is answered here for its whole life (*fast* mode, ``_h2``): Check
+  through the shared ``Checker``, ``Health/Check`` natively, any other method
+  ``UNIMPLEMENTED``;
+- anything else (grpcurl and reflection, Health/Watch, garbage, or a client that sends no
   request within ``SNIFF_SECONDS``) is *spliced*: every byte is relayed to the private gRPC
   server, which sees the connection from its first byte — except the client's ACK of our
   empty SETTINGS, which is removed (that server never sent them; its own SETTINGS follow).
 
-The private address is an abstract Unix socket on Linux (no file, nothing to clean up),
-reachable only from this network namespace — where the public address is reachable anyway.
+The private server is started on the first spliced connection. Its address is an abstract
+Unix socket on Linux (no file, nothing to clean up), reachable only from this network
+namespace — where the public address is reachable anyway.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from grpc_health.v1 import health_pb2
 
@@ -41,18 +43,19 @@ from authsvc.server._listen import (
     prepare_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import CHECK_PATH, AckFilter, internal_address, sniff
+from authsvc.server._sniff import CHECK_PATH, HEALTH_PATH, AckFilter, sniff
 
-__all__ = ["Front", "internal_address"]
+__all__ = ["Front"]
 
 _log = logging.getLogger("authsvc.server")
 
-HEALTH_PATH = "/grpc.health.v1.Health/Check"
 SNIFF_SECONDS = 0.1
 SNIFF_LIMIT = 1 << 16
 
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
+Internal = Callable[[], Awaitable[str]]
+"""Starts the private gRPC server if needed; returns the path to connect to."""
 
 
 class Front:
@@ -63,12 +66,12 @@ class Front:
         addresses: Sequence[ListenAddress],
         checker: Checker,
         health: Health,
-        internal_path: str,
+        internal: Internal,
     ) -> None:
         self._addresses = addresses
         self.checker = checker
         self.health = health
-        self.internal_path = internal_path
+        self.internal = internal
         self._sockets: list[socket.socket] = []
         self._servers: list[asyncio.Server] = []
         self.unix_sockets: dict[str, tuple[int, int] | None] = {}
@@ -287,11 +290,10 @@ class _Conn(asyncio.Protocol):
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            transport, _ = await loop.create_unix_connection(
-                lambda: _Upstream(self), self.front.internal_path
-            )
-        except OSError as exc:
-            _log.warning("cannot reach the internal gRPC server: %s", exc.strerror or exc)
+            path = await self.front.internal()
+            transport, _ = await loop.create_unix_connection(lambda: _Upstream(self), path)
+        except Exception as exc:  # stopping, or the private server is gone: drop this client
+            _log.warning("cannot reach the internal gRPC server: %s", where(exc))
             self.close()
             return
         if self.transport is None or self.transport.is_closing():

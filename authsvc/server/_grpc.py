@@ -8,8 +8,10 @@ path, which ``failure_mode_allow`` may turn into an allow.
 
 Two transports answer, with the same ``Checker`` (``_check``): by default the public addresses
 are served by the fast HTTP/2 front (``_front``), which answers connections that start with a
-Check itself and relays every other connection to a complete ``grpc.aio`` server on a private
-address; with ``fast_path = False`` (``serve --no-fast-path``) the ``grpc.aio`` server listens
+Check or a Health/Check itself and relays every other connection to a complete ``grpc.aio``
+server on a private address — started, and grpcio imported, only when the first such
+connection arrives (Envoy and health probes never need it: ~20 MB less memory, a faster
+start). With ``fast_path = False`` (``serve --no-fast-path``) the ``grpc.aio`` server listens
 on the public addresses itself. Nothing is logged per check; observers (metrics, decision
 logs) attach through ``on_decision``.
 """
@@ -21,16 +23,15 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
 from authsvc.server._check import Checker, DecisionObserver, settle
-from authsvc.server._front import Front, internal_address
+from authsvc.server._front import Front
 from authsvc.server._listen import (
     ListenAddress,
     ListenError,
@@ -40,7 +41,10 @@ from authsvc.server._listen import (
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._reflection import add_reflection
+from authsvc.server._sniff import internal_address
+
+if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
+    import grpc
 
 __all__ = ["AUTHZ_SERVICE", "AuthzServer", "DecisionObserver"]
 
@@ -88,15 +92,19 @@ class AuthzServer:
         self._store = store
         self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
+        self._health: Any = None  # grpc_health's aio HealthServicer, with the gRPC server
         self._front: Front | None = None
+        self._internal_path: str | None = None
+        self._internal_dir: str | None = None
+        self._internal_lock = asyncio.Lock()
         self._status = _NOT_SERVING
-        self._health: health.aio.HealthServicer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bound: list[str] = []
         self._sockets: dict[str, tuple[int, int] | None] = {}
         self._pending: set[asyncio.Future[None]] = set()
-        self._internal_dir: str | None = None
+        self._running = False
         self._stopped = False
+        self._terminated = asyncio.Event()
 
     @property
     def on_decision(self) -> DecisionObserver | None:
@@ -119,13 +127,57 @@ class AuthzServer:
 
     @property
     def started(self) -> bool:
-        return self._server is not None
+        return self._running
 
     async def start(self) -> None:
         """Bind every address and start serving. Raises ``ListenError`` naming a bad address."""
-        if self._server is not None:
+        if self._running:
             raise RuntimeError("AuthzServer.start() called twice")
         self._loop = asyncio.get_running_loop()
+        self._status = _SERVING if self._store.current.ready else _NOT_SERVING
+        try:
+            if self.fast_path:
+                front = Front(self._addresses, self._checker, self._health_of, self._internal)
+                self._front = front
+                self._bound.extend(front.bind())
+                self._sockets.update(front.unix_sockets)
+                await front.start()
+            else:
+                server = self._grpc_server()
+                self._server = server
+                await self._apply_health()
+                self._bind_all(server)
+                await server.start()
+        except BaseException:
+            await self._abort_start()
+            raise
+        for path in self._sockets:
+            try:
+                os.chmod(path, UNIX_SOCKET_MODE)
+            except OSError as exc:
+                _log.warning("cannot chmod %s: %s", path, exc.strerror)
+        self._running = True
+        _log.info("ext_authz gRPC server listening on %s", ", ".join(self._bound))
+
+    async def _abort_start(self) -> None:
+        front, server = self._front, self._server
+        if front is not None:
+            front.close_all()
+            front.close_sockets()
+            self._sockets.update(front.unix_sockets)
+        if server is not None:
+            await server.stop(None)
+        self._remove_sockets()  # gRPC only unlinks the sockets of a started server
+        self._bound.clear()
+        self._front = self._server = None
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        """A grpc.aio server with Check, Health and reflection (no address bound yet)."""
+        import grpc
+        from grpc_health.v1 import health, health_pb2_grpc
+
+        from authsvc.server._reflection import add_reflection
+
         server = grpc.aio.server(options=_GRPC_OPTIONS)
         handlers = {"Check": grpc.unary_unary_rpc_method_handler(self._check)}
         server.add_generic_rpc_handlers(
@@ -133,38 +185,24 @@ class AuthzServer:
         )
         server.add_registered_method_handlers(AUTHZ_SERVICE, handlers)
         self._health = health.aio.HealthServicer()
-        await self._apply_health()  # before the first RPC can ask
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (AUTHZ_SERVICE, HEALTH_SERVICE))
-        front = None
-        try:
-            if self.fast_path:
+        return server
+
+    async def _internal(self) -> str:
+        """The private gRPC server behind the front (its connect path), started on first use."""
+        async with self._internal_lock:
+            if self._stopped:
+                raise ConnectionRefusedError("the server is stopping")
+            if self._internal_path is None:
+                server = self._grpc_server()
                 target, path, self._internal_dir = internal_address()
                 server.add_insecure_port(target)
-                front = Front(self._addresses, self._checker, self._health_of, path)
-                self._bound.extend(front.bind())
-                self._sockets.update(front.unix_sockets)
-            else:
-                self._bind_all(server)
-            await server.start()
-            if front is not None:
-                await front.start()
-        except BaseException:
-            if front is not None:
-                front.close_all()
-                front.close_sockets()
-                self._sockets.update(front.unix_sockets)
-            await server.stop(None)
-            self._remove_sockets()  # gRPC only unlinks the sockets of a started server
-            self._bound.clear()
-            raise
-        for path in self._sockets:
-            try:
-                os.chmod(path, UNIX_SOCKET_MODE)
-            except OSError as exc:
-                _log.warning("cannot chmod %s: %s", path, exc.strerror)
-        self._server, self._front = server, front
-        _log.info("ext_authz gRPC server listening on %s", ", ".join(self._bound))
+                await self._apply_health()
+                await server.start()
+                self._server, self._internal_path = server, path
+                _log.info("internal gRPC server started (health, reflection, other clients)")
+            return self._internal_path
 
     def _health_of(self, service: str) -> int | None:
         return self._status if service in ("", AUTHZ_SERVICE) else None
@@ -187,24 +225,27 @@ class AuthzServer:
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, stop accepting, let in-flight checks finish (up to ``grace``
         seconds), then remove the Unix socket files. Safe to call more than once."""
-        server = self._server
-        if server is None:
+        if not self._running:
             return
         front = self._front
-        if not self._stopped:
-            self._stopped = True
-            self._status = _NOT_SERVING
-            if self._health is not None:
-                await self._health.enter_graceful_shutdown()
-            _log.info("ext_authz gRPC server stopping (grace %.1fs)", grace)
-            if front is not None:
-                front.stop_accepting()
+        async with self._internal_lock:  # no private server starts from now on
+            if not self._stopped:
+                self._stopped = True
+                self._status = _NOT_SERVING
+                if self._health is not None:
+                    await self._health.enter_graceful_shutdown()
+                _log.info("ext_authz gRPC server stopping (grace %.1fs)", grace)
+                if front is not None:
+                    front.stop_accepting()
+        server = self._server
+        waits = [] if server is None else [server.stop(grace)]
         if front is not None:
-            await asyncio.gather(front.drain(grace), server.stop(grace))
+            waits.append(front.drain(grace))
+        await asyncio.gather(*waits)
+        if front is not None:
             front.close_all()
-        else:
-            await server.stop(grace)
         self._remove_sockets()
+        self._terminated.set()
 
     def _remove_sockets(self) -> None:
         for path, identity in self._sockets.items():
@@ -214,8 +255,8 @@ class AuthzServer:
             self._internal_dir = None
 
     async def wait_for_termination(self) -> None:
-        if self._server is not None:
-            await self._server.wait_for_termination()
+        if self._running:
+            await self._terminated.wait()
 
     # -- health ------------------------------------------------------------------------------
 
@@ -226,7 +267,7 @@ class AuthzServer:
         after. Health is SERVING iff the current ring has a master key.
         """
         loop = self._loop
-        if loop is None or self._health is None or loop.is_closed():
+        if loop is None or loop.is_closed():
             return
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -240,14 +281,15 @@ class AuthzServer:
             asyncio.run_coroutine_threadsafe(self._apply_health(), loop)
 
     async def _apply_health(self) -> None:
-        if self._health is None or self._stopped:
+        if self._stopped:
             return
         status = _SERVING if self._store.current.ready else _NOT_SERVING
         self._status = status
-        for service in ("", AUTHZ_SERVICE):
-            await self._health.set(service, status)
+        if self._health is not None:
+            for service in ("", AUTHZ_SERVICE):
+                await self._health.set(service, status)
 
-    # -- the hot path (spliced connections and --no-fast-path) ----------------------------------
+    # -- the hot path of the gRPC server (spliced connections, --no-fast-path) -----------------
 
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         answer, pending = self._checker.check(request)

@@ -26,9 +26,12 @@ from authsvc.server._h2 import (
 )
 from authsvc.server._hpack import Decoder, HpackError
 
-__all__ = ["CHECK_PATH", "AckFilter", "internal_address", "sniff"]
+__all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "AckFilter", "internal_address", "sniff"]
 
 CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
+HEALTH_PATH = "/grpc.health.v1.Health/Check"
+FAST_PATHS = frozenset({CHECK_PATH, HEALTH_PATH})
+"""First requests that make a connection fast: Envoy's checks, and probes' health checks."""
 _HEAD = struct.Struct(">IBI")
 
 
@@ -43,8 +46,9 @@ def internal_address() -> tuple[str, str, str | None]:
 
 
 def sniff(data: bytes) -> str | None:
-    """``"fast"`` if the first request on a connection is a Check, ``"splice"`` for anything
-    else (including garbage), ``None`` while more bytes are needed to tell."""
+    """``"fast"`` if the first request on a connection is a Check or a Health/Check,
+    ``"splice"`` for anything else (including garbage), ``None`` while more bytes are needed
+    to tell."""
     if len(data) < len(PREFACE):
         return None if PREFACE.startswith(data) else "splice"
     if not data.startswith(PREFACE):
@@ -74,7 +78,7 @@ def sniff(data: bytes) -> str | None:
                 headers = Decoder().decode(b"".join(parts))
             except HpackError:
                 return "splice"
-            return "fast" if dict(headers).get(":path") == CHECK_PATH else "splice"
+            return "fast" if dict(headers).get(":path") in FAST_PATHS else "splice"
     return None
 
 

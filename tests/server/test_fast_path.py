@@ -154,20 +154,23 @@ def _frames(
     raise AssertionError(f"no matching frame in {out}")
 
 
-def _health_call(sid: int) -> bytes:
-    block = b"\x83\x86" + literal(":path", HEALTH_CHECK) + literal(":authority", "authsvc")
+def _call(sid: int, path: str, message: bytes) -> bytes:
+    block = b"\x83\x86" + literal(":path", path) + literal(":authority", "authsvc")
     block += literal("content-type", "application/grpc") + literal("te", "trailers")
-    message = health_pb2.HealthCheckRequest(service="").SerializeToString()
     body = b"\x00" + struct.pack(">I", len(message)) + message
     return frame(HEADERS, END_HEADERS, sid, block) + frame(DATA, END_STREAM, sid, body)
+
+
+HEALTH_REQUEST = health_pb2.HealthCheckRequest(service="").SerializeToString()
 
 
 @pytest.mark.parametrize("pause", [0.0, 0.3], ids=["at-once", "after-the-sniff-window"])
 def test_spliced_connection_reaches_the_full_grpc_server(
     loop_thread: LoopThread, short_tmp: Path, pause: float
 ) -> None:
-    """A client that speaks first gets our empty SETTINGS, then the gRPC server's; its ACK of
-    ours never reaches the gRPC server (which would not expect it). A client that says
+    """A first request the front does not serve hands the connection to the gRPC server
+    (started for it): the client gets our empty SETTINGS, then the gRPC server's, and its ACK
+    of ours never reaches the gRPC server (which would not expect it). A client that says
     nothing for a while is handed over too."""
     path = short_tmp / "a.sock"
     server = _start(loop_thread, KeyStore(master_ring()), f"unix:{path}", fast=True)
@@ -179,14 +182,32 @@ def test_spliced_connection_reaches_the_full_grpc_server(
             assert first[0][:2] == (SETTINGS, 0) and first[0][3] == b""  # our empty preface
             sock.sendall(frame(SETTINGS, 1, 0))  # ACK it, as a client must
             time.sleep(pause)
-            sock.sendall(_health_call(1))
+            sock.sendall(_call(1, "/no.such.Service/Method", b""))
             frames = _frames(sock, lambda k, f, s: k == HEADERS and s == 1 and bool(f & 1))
+            sock.sendall(_call(3, HEALTH_CHECK, HEALTH_REQUEST))  # the same connection
+            frames += _frames(sock, lambda k, f, s: k == HEADERS and s == 3 and bool(f & 1))
         decoder = Decoder()
-        headers = [dict(decoder.decode(p)) for k, _, s, p in frames if k == HEADERS and s == 1]
-        assert headers[-1].get("grpc-status") == "0", headers
-        data = b"".join(p for k, _, s, p in frames if k == DATA and s == 1)
+        headers = {s: dict(decoder.decode(p)) for k, _, s, p in frames if k == HEADERS}
+        assert headers[1]["grpc-status"] == "12", headers  # gRPC's own UNIMPLEMENTED
+        assert headers[3].get("grpc-status") == "0", headers
+        data = b"".join(p for k, _, s, p in frames if k == DATA and s == 3)
         assert health_pb2.HealthCheckResponse.FromString(data[5:]).status == SERVING
         assert not [f for f in frames if f[0] == 7], "the gRPC server hung up (GOAWAY)"
+    finally:
+        loop_thread.run(server.stop(0))
+
+
+def test_health_probe_connections_are_answered_by_the_front(
+    loop_thread: LoopThread, short_tmp: Path
+) -> None:
+    """A probe's Health/Check never needs the gRPC server, which is then never started."""
+    path = short_tmp / "a.sock"
+    server = _start(loop_thread, KeyStore(master_ring()), f"unix:{path}", fast=True)
+    try:
+        for _ in range(3):
+            with grpc.insecure_channel(f"unix:{path}") as ch:
+                assert _health(ch, "") == SERVING
+        assert server._server is None
     finally:
         loop_thread.run(server.stop(0))
 

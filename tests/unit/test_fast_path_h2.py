@@ -321,6 +321,10 @@ CHECK_CALL = frame(SETTINGS, 0, 0) + frame(HEADERS, END_HEADERS, 1, request_bloc
         (PREFACE + CHECK_CALL, "fast"),
         (
             PREFACE + frame(SETTINGS, 0, 0) + frame(HEADERS, END_HEADERS, 1, request_block(HEALTH)),
+            "fast",
+        ),
+        (
+            PREFACE + frame(HEADERS, END_HEADERS, 1, request_block("/grpc.health.v1.Health/Watch")),
             "splice",
         ),
         (PREFACE[:10], None),
