@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-extras", action="store_true", help="skip fixed-rate, 10k-key and decide() runs"
     )
+    p.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra 'authsvc serve' argument for every authsvc (repeatable), e.g. "
+        "--serve-arg=--no-fast-path to measure the plain grpc.aio transport",
+    )
     p.add_argument("--json", default=".bench/results.json", help="where to write the results")
     p.add_argument("--logs", metavar="DIR", help="keep the children's logs in DIR")
     return p
@@ -116,7 +124,9 @@ class _Runner:
         """Start the scenario's authsvc (if any) and Envoy, and warm them up."""
         authsvc = None
         if variant == "authz":
-            authsvc = self.bench.authsvc(name + "-authsvc", listen, workers=workers)
+            authsvc = self.bench.authsvc(
+                name + "-authsvc", listen, workers=workers, extra=self.args.serve_arg
+            )
         envoy = self.bench.envoy(name, variant, authsvc.addresses if authsvc else ())
         if self.args.warmup > 0:
             run_wrk(envoy.url, self.bench.header, seconds=self.args.warmup, connections=16)
@@ -162,7 +172,12 @@ def many_keys(runner: _Runner, how: str) -> dict[str, float]:
         keys.chmod(0o600)
         lines = ["keys:", "  - name: bulk", f"    file: {keys}"]
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    authsvc = bench.authsvc(f"many-{how}-authsvc", bench.socket(f"{how}.sock"), config=config)
+    authsvc = bench.authsvc(
+        f"many-{how}-authsvc",
+        bench.socket(f"{how}.sock"),
+        config=config,
+        extra=runner.args.serve_arg,
+    )
     envoy = bench.envoy(f"many-{how}", "authz", authsvc.addresses)
     try:
         run_wrk(envoy.url, bench.header, seconds=3, connections=runner.args.connections)
@@ -205,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
             "envoy_concurrency": 1,
             "workers": args.workers,
             "rate": args.rate,
+            "serve_args": args.serve_arg,
         }
     )
     only = set(args.only.split(",")) if args.only else None

@@ -116,7 +116,13 @@ class Bench:
         return child.start()
 
     def authsvc(
-        self, name: str, listen: str, *, workers: int = 1, config: Path | None = None
+        self,
+        name: str,
+        listen: str,
+        *,
+        workers: int = 1,
+        config: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> Authsvc:
         argv = [sys.executable, "-m", "authsvc", "serve", "--listen", listen]
         argv += ["--master-key-file", str(self.key_file), "--status-listen", "off"]
@@ -125,6 +131,7 @@ class Bench:
             argv += ["--workers", str(workers)]
         if config is not None:
             argv += ["--config", str(config)]
+        argv += list(extra)
         addresses = worker_addresses([listen], workers)
         started = time.monotonic()
         child = self._child(name, argv)
