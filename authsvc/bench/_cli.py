@@ -127,11 +127,14 @@ class _Runner:
             authsvc = self.bench.authsvc(
                 name + "-authsvc", listen, workers=workers, extra=self.args.serve_arg
             )
-        envoy = self.bench.envoy(name, variant, authsvc.addresses if authsvc else ())
+        elif variant == "floor":
+            authsvc = self.bench.floor(name + "-server", listen)
+        authz = authsvc.addresses if authsvc else ()
+        envoy = self.bench.envoy(name, "authz" if variant == "floor" else variant, authz)
         if self.args.warmup > 0:
             run_wrk(envoy.url, self.bench.header, seconds=self.args.warmup, connections=16)
-        kind = "authsvc" if authsvc else variant
-        return _Live(name, kind, envoy, authsvc, workers if authsvc else 0)
+        kind = {"authz": "authsvc", "floor": "floor"}.get(variant, variant)
+        return _Live(name, kind, envoy, authsvc, workers if variant == "authz" else 0)
 
     def measure(self, live: _Live) -> None:
         """One measured wrk run; CPU and checks are accumulated around it."""
@@ -198,6 +201,7 @@ def _scenarios(bench: Bench, workers: int) -> list[tuple[str, str, str, int]]:
         ("authsvc-tcp", "authz", f"127.0.0.1:{free_port()}", 1),
         ("authsvc-unix", "authz", bench.socket(), 1),
         (f"authsvc-unix-w{workers}", "authz", bench.socket("w.sock"), workers),
+        ("ext_authz-floor", "floor", bench.socket("floor.sock"), 1),
     ]
 
 

@@ -75,6 +75,11 @@ def ratios(results: BenchResults) -> tuple[float, float]:
     return best / base, single / base
 
 
+def _native_rps(results: BenchResults) -> float:
+    native = results.by_kind("native")
+    return native[0].load.rps if native else 0.0
+
+
 def ratio_line(results: BenchResults) -> str:
     best, single = ratios(results)
     return f"ratio authsvc_best/native={best:.2f} authsvc_1proc/native={single:.2f}"
@@ -115,6 +120,14 @@ def _targets(results: BenchResults) -> list[str]:
         f"  {_mark(single >= TARGETS['authsvc_1proc/native'])} authsvc_1proc/native "
         f"{single:.2f} (target >= {TARGETS['authsvc_1proc/native']})",
     ]
+    floor = results.by_kind("floor")
+    unix = [s for s in results.by_kind("authsvc") if s.workers == 1]
+    if floor and unix and floor[0].load.rps > 0:
+        lines.append(
+            f"  info authsvc_1proc/ext_authz-floor {max(s.load.rps for s in unix) / floor[0].load.rps:.2f}"
+            f" (floor/native {floor[0].load.rps / max(1.0, _native_rps(results)):.2f}: "
+            "Envoy's own ext_authz ceiling)"
+        )
     added = results.p50_added_ms
     if added is not None:
         goal = TARGETS["p50_added_ms_at_500rps"]

@@ -138,6 +138,13 @@ class Bench:
         child.wait_ready(lambda: all(serving(a) for a in addresses), timeout=60)
         return Authsvc(child, addresses, time.monotonic() - started)
 
+    def floor(self, name: str, listen: str) -> Authsvc:
+        """The do-nothing ext_authz server (``_floor``): Envoy's own ext_authz ceiling."""
+        started = time.monotonic()
+        child = self._child(name, [sys.executable, "-m", "authsvc.bench._floor", listen])
+        child.wait_ready(lambda: serving(listen), timeout=30)
+        return Authsvc(child, (listen,), time.monotonic() - started)
+
     def socket(self, name: str = "authz.sock") -> str:
         return f"unix:{self.dir}/{name}"
 

@@ -30,10 +30,11 @@ import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 from grpc_health.v1 import health_pb2
 
-from authsvc.server._check import Checker, settle, where
+from authsvc.server._check import settle, where
 from authsvc.server._h2 import PREFACE, SETTINGS, H2Connection, frame
 from authsvc.server._hpack import Headers
 from authsvc.server._listen import (
@@ -45,7 +46,7 @@ from authsvc.server._listen import (
 )
 from authsvc.server._sniff import CHECK_PATH, HEALTH_PATH, AckFilter, sniff
 
-__all__ = ["Front"]
+__all__ = ["Answers", "Front"]
 
 _log = logging.getLogger("authsvc.server")
 
@@ -54,6 +55,14 @@ SNIFF_LIMIT = 1 << 16
 
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
+
+
+class Answers(Protocol):
+    """What answers a Check (``_check.Checker``): answer bytes, maybe an observer awaitable."""
+
+    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]: ...
+
+
 Internal = Callable[[], Awaitable[str]]
 """Starts the private gRPC server if needed; returns the path to connect to."""
 
@@ -64,7 +73,7 @@ class Front:
     def __init__(
         self,
         addresses: Sequence[ListenAddress],
-        checker: Checker,
+        checker: Answers,
         health: Health,
         internal: Internal,
     ) -> None:
