@@ -16,6 +16,7 @@ from typing import Any
 
 from authsvc import _defaults
 from authsvc._errors import ConfigError
+from authsvc._worker_addresses import MAX_WORKERS, worker_addresses
 from authsvc.config import load_config
 from authsvc.envoy._bootstrap import build_bootstrap, render_yaml
 from authsvc.envoy._options import EnvoyOptions
@@ -49,6 +50,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         nargs="+",
         help="authsvc endpoint(s): HOST:PORT or unix:/path; repeat or list one per worker "
         f"(default: {_defaults.AUTHZ_LISTEN})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"authsvc runs with 'serve --workers N' (1..{MAX_WORKERS}): list every worker's "
+        "address, derived from --authz by the same rule serve uses (default: %(default)s)",
     )
     parser.add_argument(
         "--admin",
@@ -106,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         opts = EnvoyOptions(
             listen=args.listen,
             upstream=args.upstream,
-            authz=tuple(args.authz or (_defaults.AUTHZ_LISTEN,)),
+            authz=worker_addresses(args.authz or (_defaults.AUTHZ_LISTEN,), args.workers),
             admin=args.admin,
             authz_timeout=args.timeout,
             **policy_options(args.config),

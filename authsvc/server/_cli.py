@@ -4,6 +4,12 @@ Start-up order: logging → config → key resolution (logged as a table) → gR
 (bind errors surface before anything else starts) → status port → key reloader and deep
 health. A missing master key does not stop start-up (fail closed: health NOT_SERVING, 503s)
 unless ``--strict``.
+
+With ``--workers N`` (N > 1) this process becomes a supervisor: it validates the config and
+key resolution exactly as above (so errors and ``--strict`` fail before anything starts), then
+runs N workers — each this same command with its own ``--listen`` addresses
+(``authsvc._worker_addresses``) — and serves the status port for all of them
+(``_worker_status``). See ``_workers`` for restarts and shutdown.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Callable, Mapping
 
 from authsvc._defaults import AUTHZ_LISTEN, STATUS_LISTEN
 from authsvc._errors import ConfigError, KeySourceError
+from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_listen
 from authsvc.config import Config, load_config
 from authsvc.health import (
     DeepHealth,
@@ -30,8 +37,12 @@ from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import AuthzServer
 from authsvc.server._signals import serve_until_signal
+from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
-__all__ = ["configure", "run"]
+__all__ = ["configure", "run", "worker_argv"]
+
+WORKER_STATUS_LISTEN = "127.0.0.1:0"
+"""A worker's own status port: loopback, ephemeral; only the supervisor talks to it."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -81,18 +92,43 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="RATE",
         help="fraction of ALLOWED requests to log (denials are always logged); 0..1",
     )
+    parser.add_argument(
+        "--no-fast-path",
+        action="store_true",
+        help="serve every connection with the grpc.aio server itself, not with the fast "
+        "HTTP/2 front that answers Envoy's Check stream (see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"run N worker processes (1..{MAX_WORKERS}), each on its own address: "
+        "unix:/p/authz.sock -> unix:/p/authz-0.sock, authz-1.sock, ...; HOST:PORT -> PORT, "
+        "PORT+1, ... (list them all with 'authsvc envoy-config --workers N'; default 1)",
+    )
+    # Set by the supervisor on the command line of each worker; not for humans.
+    parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if args.supervisor_pid is not None:
+            die_with_parent(args.supervisor_pid)
         configure_logging(args.log_level, json=args.log_format == "json")
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
+        listen = worker_listen(args.listen or [AUTHZ_LISTEN], args.workers)  # validates N too
+        _check_status_port(args, listen)
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
         resolution = resolve(config, os.environ)
         if args.strict:
             resolution.require()
+        if args.workers > 1:
+            return asyncio.run(_supervise(args, listen))
         return asyncio.run(_serve(args, config, resolution, probes))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
@@ -121,6 +157,7 @@ async def _serve(
         args.listen or [AUTHZ_LISTEN],
         on_decision=observer.on_decision,
     )
+    server.fast_path = not args.no_fast_path
     await server.start()  # bind errors surface first (the server logs where it listens)
     try:
         return await _run_started(args, config, resolution, probes, store, observer, server)
@@ -178,6 +215,8 @@ async def _run_started(
         status.start()
     if deep is not None:
         deep.start()
+    if args.report_fd is not None:
+        report_ready(args.report_fd, _status_address(status))
     stop = asyncio.Event()
     try:
         await serve_until_signal(server, grace=args.grace, extra_tasks=[reloader.run(stop)])
@@ -215,3 +254,77 @@ def _deep_health(
         header=key_header_name(config.policy.locations),
         on_result=observer.on_result,
     )
+
+
+def _check_status_port(args: argparse.Namespace, listen: tuple[tuple[str, ...], ...]) -> None:
+    if args.workers == 1 or args.status_listen == "off":
+        return
+    clash = port_clash([a for addresses in listen for a in addresses], args.status_listen)
+    if clash is not None:
+        raise ConfigError(
+            f"--workers {args.workers} makes a worker listen on {clash}, the port of "
+            f"--status-listen {args.status_listen}; move one of them (e.g. --listen "
+            "127.0.0.1:9300, or --status-listen 127.0.0.1:9190)"
+        )
+
+
+def _status_address(status: StatusServer | None) -> str:
+    if status is None:
+        return "off"
+    host, port = status.address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def worker_argv(
+    args: argparse.Namespace, index: int, listen: tuple[str, ...], report_fd: int
+) -> list[str]:
+    """The ``authsvc serve`` command line of worker ``index``: the supervisor's own options,
+    the worker's addresses, a loopback status port, and deep health in worker 0 only."""
+    argv = [sys.executable, "-m", "authsvc", "serve"]
+    for address in listen:
+        argv += ["--listen", address]
+    for flag, value in (
+        ("--config", args.config),
+        ("--master-key-file", args.master_key_file),
+        ("--health-url", args.health_url),
+    ):
+        if value is not None:
+            argv += [flag, value]
+    argv += ["--status-listen", "off" if args.status_listen == "off" else WORKER_STATUS_LISTEN]
+    if args.no_deep_health or index > 0:
+        argv.append("--no-deep-health")
+    if args.strict:
+        argv.append("--strict")
+    if args.no_fast_path:
+        argv.append("--no-fast-path")
+    argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
+    argv += ["--log-format", args.log_format]
+    argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
+    argv += ["--worker-index", str(index), "--report-fd", str(report_fd)]
+    argv += ["--supervisor-pid", str(os.getpid())]
+    return argv
+
+
+async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ...]) -> int:
+    from authsvc.server._worker_status import WorkerStatus
+
+    supervisor = Supervisor(
+        lambda index, fd: worker_argv(args, index, listen[index], fd),
+        args.workers,
+        grace=args.grace,
+    )
+    status = None
+    if args.status_listen != "off":
+        aggregate = WorkerStatus(supervisor.workers)
+        status = StatusServer(
+            args.status_listen,
+            readiness=aggregate.readiness,
+            metrics=aggregate.metrics,
+            probes=probes_from_env(os.environ),
+        )
+        status.start()  # before the workers: a busy status port fails fast
+    try:
+        return await supervisor.run()
+    finally:
+        if status is not None:
+            status.stop()

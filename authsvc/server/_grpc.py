@@ -1,4 +1,4 @@
-"""The ext_authz gRPC server: Check, gRPC health and reflection on one grpc.aio server.
+"""The ext_authz server: Check, gRPC health and reflection, on TCP and Unix sockets.
 
 Check is registered with a *raw-bytes* handler: the server parses ``CheckRequest`` itself, so a
 request that does not parse is answered with a well-formed deny (400, ``malformed_request``)
@@ -6,9 +6,14 @@ instead of a gRPC error, and any unexpected failure becomes a well-formed deny (
 ``internal_error``). No code path aborts the RPC: an aborted Check would reach Envoy's error
 path, which ``failure_mode_allow`` may turn into an allow.
 
-The hot path, per request: parse → ``view_from_request`` → read ``store.current`` once →
-``decide`` → ``render`` → ``response_from`` → serialise. Nothing is logged for it; observers
-(metrics, decision logs) attach through ``on_decision``.
+Two transports answer, with the same ``Checker`` (``_check``): by default the public addresses
+are served by the fast HTTP/2 front (``_front``), which answers connections that start with a
+Check or a Health/Check itself and relays every other connection to a complete ``grpc.aio``
+server on a private address — started, and grpcio imported, only when the first such
+connection arrives (Envoy and health probes never need it: ~20 MB less memory, a faster
+start). With ``fast_path = False`` (``serve --no-fast-path``) the ``grpc.aio`` server listens
+on the public addresses itself. Nothing is logged per check; observers (metrics, decision
+logs) attach through ``on_decision``.
 """
 
 from __future__ import annotations
@@ -16,19 +21,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
-import traceback
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+import shutil
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-import grpc
-from google.protobuf.message import DecodeError
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
-from authsvc.authz import Decision, Policy, Reason, RequestView, decide, render
+from authsvc.authz import Policy
 from authsvc.keys import KeyStore
-from authsvc.server._adapter import response_from, view_from_request
+from authsvc.server._check import Checker, DecisionObserver, settle
+from authsvc.server._front import Front
 from authsvc.server._listen import (
     ListenAddress,
     ListenError,
@@ -38,7 +41,10 @@ from authsvc.server._listen import (
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._reflection import add_reflection
+from authsvc.server._sniff import internal_address
+
+if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
+    import grpc
 
 __all__ = ["AUTHZ_SERVICE", "AuthzServer", "DecisionObserver"]
 
@@ -49,13 +55,6 @@ HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-DecisionObserver = Callable[[RequestView, Decision, float], Awaitable[None] | None]
-"""Called after every Check with (view, decision, seconds spent). May be ``async``.
-
-It runs before the response is sent, so keep it quick. An exception in it is logged (type
-only) and never changes the answer.
-"""
-
 UNIX_SOCKET_MODE = 0o666
 """Envoy usually runs as another user in another container; access is governed by the
 directory the socket lives in (a pod-private emptyDir)."""
@@ -65,7 +64,6 @@ _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # silently and share the traffic. Binding must fail instead.
     ("grpc.so_reuseport", 0),
 )
-_EMPTY_VIEW = RequestView(method="", target="")
 
 
 class AuthzServer:
@@ -73,7 +71,11 @@ class AuthzServer:
 
     Health for "" and ``envoy.service.auth.v3.Authorization`` is SERVING exactly when the
     current key ring is ready; call ``refresh_health()`` after every ``store.swap``.
+    ``fast_path`` (default on) puts the HTTP/2 front on the public addresses; set it before
+    ``start()``.
     """
+
+    fast_path: bool = True
 
     def __init__(
         self,
@@ -88,34 +90,33 @@ class AuthzServer:
             raise ListenError("at least one --listen address is required")
         self._addresses: tuple[ListenAddress, ...] = tuple(parse_listen(a) for a in listen)
         self._store = store
-        self._extra_strip = tuple(h.lower() for h in strip_headers)
-        self._apply_policy(policy)
-        self.on_decision = on_decision
+        self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
-        self._health: health.aio.HealthServicer | None = None
+        self._health: Any = None  # grpc_health's aio HealthServicer, with the gRPC server
+        self._front: Front | None = None
+        self._internal_path: str | None = None
+        self._internal_dir: str | None = None
+        self._internal_lock = asyncio.Lock()
+        self._status = _NOT_SERVING
         self._loop: asyncio.AbstractEventLoop | None = None
         self._bound: list[str] = []
         self._sockets: dict[str, tuple[int, int] | None] = {}
         self._pending: set[asyncio.Future[None]] = set()
+        self._running = False
         self._stopped = False
-        self._malformed = self._fixed_answer(
-            Decision(Reason.MALFORMED_REQUEST, "the CheckRequest could not be parsed")
-        )
-        self._internal = self._fixed_answer(
-            Decision(Reason.INTERNAL_ERROR, "authsvc failed to evaluate the request")
-        )
+        self._terminated = asyncio.Event()
 
-    def _fixed_answer(self, decision: Decision) -> tuple[Decision, bytes]:
-        return decision, response_from(render(decision, {}, self._strip)).SerializeToString()
+    @property
+    def on_decision(self) -> DecisionObserver | None:
+        return self._checker.observer
+
+    @on_decision.setter
+    def on_decision(self, observer: DecisionObserver | None) -> None:
+        self._checker.observer = observer
 
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
-        self._apply_policy(policy)
-
-    def _apply_policy(self, policy: Policy) -> None:
-        self._policy = policy
-        self._strip = self._extra_strip + policy.strip_headers
-        self._strip_query = policy.strip_query
+        self._checker.policy = policy
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -126,13 +127,57 @@ class AuthzServer:
 
     @property
     def started(self) -> bool:
-        return self._server is not None
+        return self._running
 
     async def start(self) -> None:
         """Bind every address and start serving. Raises ``ListenError`` naming a bad address."""
-        if self._server is not None:
+        if self._running:
             raise RuntimeError("AuthzServer.start() called twice")
         self._loop = asyncio.get_running_loop()
+        self._status = _SERVING if self._store.current.ready else _NOT_SERVING
+        try:
+            if self.fast_path:
+                front = Front(self._addresses, self._checker, self._health_of, self._internal)
+                self._front = front
+                self._bound.extend(front.bind())
+                self._sockets.update(front.unix_sockets)
+                await front.start()
+            else:
+                server = self._grpc_server()
+                self._server = server
+                await self._apply_health()
+                self._bind_all(server)
+                await server.start()
+        except BaseException:
+            await self._abort_start()
+            raise
+        for path in self._sockets:
+            try:
+                os.chmod(path, UNIX_SOCKET_MODE)
+            except OSError as exc:
+                _log.warning("cannot chmod %s: %s", path, exc.strerror)
+        self._running = True
+        _log.info("ext_authz gRPC server listening on %s", ", ".join(self._bound))
+
+    async def _abort_start(self) -> None:
+        front, server = self._front, self._server
+        if front is not None:
+            front.close_all()
+            front.close_sockets()
+            self._sockets.update(front.unix_sockets)
+        if server is not None:
+            await server.stop(None)
+        self._remove_sockets()  # gRPC only unlinks the sockets of a started server
+        self._bound.clear()
+        self._front = self._server = None
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        """A grpc.aio server with Check, Health and reflection (no address bound yet)."""
+        import grpc
+        from grpc_health.v1 import health, health_pb2_grpc
+
+        from authsvc.server._reflection import add_reflection
+
         server = grpc.aio.server(options=_GRPC_OPTIONS)
         handlers = {"Check": grpc.unary_unary_rpc_method_handler(self._check)}
         server.add_generic_rpc_handlers(
@@ -140,24 +185,27 @@ class AuthzServer:
         )
         server.add_registered_method_handlers(AUTHZ_SERVICE, handlers)
         self._health = health.aio.HealthServicer()
-        await self._apply_health()  # before the first RPC can ask
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (AUTHZ_SERVICE, HEALTH_SERVICE))
-        try:
-            self._bind_all(server)
-            await server.start()
-        except BaseException:
-            await server.stop(None)
-            self._remove_sockets()  # gRPC only unlinks the sockets of a started server
-            self._bound.clear()
-            raise
-        for path in self._sockets:
-            try:
-                os.chmod(path, UNIX_SOCKET_MODE)
-            except OSError as exc:
-                _log.warning("cannot chmod %s: %s", path, exc.strerror)
-        self._server = server
-        _log.info("ext_authz gRPC server listening on %s", ", ".join(self._bound))
+        return server
+
+    async def _internal(self) -> str:
+        """The private gRPC server behind the front (its connect path), started on first use."""
+        async with self._internal_lock:
+            if self._stopped:
+                raise ConnectionRefusedError("the server is stopping")
+            if self._internal_path is None:
+                server = self._grpc_server()
+                target, path, self._internal_dir = internal_address()
+                server.add_insecure_port(target)
+                await self._apply_health()
+                await server.start()
+                self._server, self._internal_path = server, path
+                _log.info("internal gRPC server started (health, reflection, other clients)")
+            return self._internal_path
+
+    def _health_of(self, service: str) -> int | None:
+        return self._status if service in ("", AUTHZ_SERVICE) else None
 
     def _bind_all(self, server: grpc.aio.Server) -> None:
         for addr in self._addresses:
@@ -177,24 +225,38 @@ class AuthzServer:
     async def stop(self, grace: float) -> None:
         """Report NOT_SERVING, stop accepting, let in-flight checks finish (up to ``grace``
         seconds), then remove the Unix socket files. Safe to call more than once."""
-        server = self._server
-        if server is None:
+        if not self._running:
             return
-        if not self._stopped:
-            self._stopped = True
-            if self._health is not None:
-                await self._health.enter_graceful_shutdown()
-            _log.info("ext_authz gRPC server stopping (grace %.1fs)", grace)
-        await server.stop(grace)
+        front = self._front
+        async with self._internal_lock:  # no private server starts from now on
+            if not self._stopped:
+                self._stopped = True
+                self._status = _NOT_SERVING
+                if self._health is not None:
+                    await self._health.enter_graceful_shutdown()
+                _log.info("ext_authz gRPC server stopping (grace %.1fs)", grace)
+                if front is not None:
+                    front.stop_accepting()
+        server = self._server
+        waits = [] if server is None else [server.stop(grace)]
+        if front is not None:
+            waits.append(front.drain(grace))
+        await asyncio.gather(*waits)
+        if front is not None:
+            front.close_all()
         self._remove_sockets()
+        self._terminated.set()
 
     def _remove_sockets(self) -> None:
         for path, identity in self._sockets.items():
             remove_unix_socket(path, identity)
+        if self._internal_dir is not None:  # the private socket, where there are no abstract ones
+            shutil.rmtree(self._internal_dir, ignore_errors=True)
+            self._internal_dir = None
 
     async def wait_for_termination(self) -> None:
-        if self._server is not None:
-            await self._server.wait_for_termination()
+        if self._running:
+            await self._terminated.wait()
 
     # -- health ------------------------------------------------------------------------------
 
@@ -205,7 +267,7 @@ class AuthzServer:
         after. Health is SERVING iff the current ring has a master key.
         """
         loop = self._loop
-        if loop is None or self._health is None or loop.is_closed():
+        if loop is None or loop.is_closed():
             return
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -219,46 +281,18 @@ class AuthzServer:
             asyncio.run_coroutine_threadsafe(self._apply_health(), loop)
 
     async def _apply_health(self) -> None:
-        if self._health is None:
+        if self._stopped:
             return
         status = _SERVING if self._store.current.ready else _NOT_SERVING
-        for service in ("", AUTHZ_SERVICE):
-            await self._health.set(service, status)
+        self._status = status
+        if self._health is not None:
+            for service in ("", AUTHZ_SERVICE):
+                await self._health.set(service, status)
 
-    # -- the hot path ------------------------------------------------------------------------
+    # -- the hot path of the gRPC server (spliced connections, --no-fast-path) -----------------
 
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        observer = self.on_decision
-        started = time.perf_counter() if observer is not None else 0.0
-        view = _EMPTY_VIEW
-        try:
-            try:
-                req = external_auth_pb2.CheckRequest.FromString(request)
-            except DecodeError:
-                decision, answer = self._malformed
-            else:
-                view = view_from_request(req)
-                ring = self._store.current  # read once: one snapshot for the whole request
-                decision = decide(view, self._policy, ring, time.time())
-                out = render(decision, view.headers, self._strip, self._strip_query)
-                answer = response_from(out).SerializeToString()
-        except Exception as exc:
-            _log.error("Check failed, answering 500 deny: %s", _where(exc))
-            decision, answer = self._internal
-        if observer is not None:
-            try:
-                pending = observer(view, decision, time.perf_counter() - started)
-                if pending is not None:
-                    await pending
-            except Exception as exc:
-                _log.warning("decision observer failed: %s", _where(exc))
+        answer, pending = self._checker.check(request)
+        if pending is not None:
+            await settle(pending)
         return answer
-
-
-def _where(exc: BaseException) -> str:
-    """Exception type and innermost frame — never the message, which may quote request data."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return type(exc).__name__
-    last = frames[-1]
-    return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"

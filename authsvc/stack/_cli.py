@@ -21,6 +21,7 @@ from types import FrameType
 
 from authsvc import _defaults
 from authsvc._errors import ConfigError
+from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_addresses
 from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, parse_address, render_yaml
 from authsvc.envoy._cli import policy_options, write_atomically
 from authsvc.stack._checks import default_checks, format_table, run_checks
@@ -51,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--authz-listen", metavar="ADDR", default=_defaults.AUTHZ_LISTEN)
     parser.add_argument("--admin-port", type=int, default=admin_port)
     parser.add_argument("--status-port", type=int, default=_defaults.STATUS_PORT)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help=f"authsvc worker processes (1..{MAX_WORKERS}); Envoy lists every worker",
+    )
 
 
 def ensure_master_key(path: Path) -> tuple[str, bool]:
@@ -98,6 +106,8 @@ def _children(args: argparse.Namespace, state: Path, key_file: Path) -> list[tup
     serve_argv += ["--master-key-file", str(key_file)]
     serve_argv += ["--status-listen", f"127.0.0.1:{args.status_port}"]
     serve_argv += ["--health-url", f"http://{_listen(args)}"]  # deep health through our Envoy
+    if args.workers != 1:
+        serve_argv += ["--workers", str(args.workers)]
     if args.config:
         serve_argv += ["--config", args.config]
     serve = Child("authsvc", serve_argv, logs / "authsvc.log", env=env)
@@ -118,13 +128,18 @@ def _children(args: argparse.Namespace, state: Path, key_file: Path) -> list[tup
                 and tcp_open(_listen(args))
             ),
         ),
-        (serve, lambda: grpc_answers(args.authz_listen)),
+        (serve, lambda: all(grpc_answers(a) for a in _authz_addresses(args))),
     ]
 
 
 def _listen(args: argparse.Namespace) -> str:
     host = f"[{args.host}]" if ":" in args.host else args.host
     return f"{host}:{args.port}"
+
+
+def _authz_addresses(args: argparse.Namespace) -> tuple[str, ...]:
+    """Every worker's address (one, without --workers): what Envoy lists and we wait for."""
+    return worker_addresses([args.authz_listen], args.workers)
 
 
 def _authz_address(args: argparse.Namespace, state: Path) -> str:
@@ -143,7 +158,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path, bool, tuple[str, ...
     opts = EnvoyOptions(
         listen=_listen(args),
         upstream=f"127.0.0.1:{args.app_port}",
-        authz=(args.authz_listen,),
+        authz=_authz_addresses(args),
         admin=f"127.0.0.1:{args.admin_port}",
         **policy,
     )
@@ -158,10 +173,17 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path, bool, tuple[str, ...
         )
         if not _port_free(host, port)
     ]
-    if not args.authz_listen.startswith("unix:"):
-        authz = parse_address(args.authz_listen, "--authz-listen")
-        if not _port_free(authz.host, authz.port):
-            busy.append(f"--authz-listen {args.authz_listen}")
+    for address in _authz_addresses(args):
+        if not address.startswith("unix:"):
+            authz = parse_address(address, "--authz-listen")
+            if not _port_free(authz.host, authz.port):
+                busy.append(f"--authz-listen {address}")
+    clash = port_clash(_authz_addresses(args), f"127.0.0.1:{args.status_port}")
+    if args.workers > 1 and clash is not None:
+        raise ConfigError(
+            f"--workers {args.workers} puts a worker on {clash}, which is --status-port "
+            f"{args.status_port}; pick another --status-port or --authz-listen"
+        )
     if busy:
         raise ConfigError(f"already in use: {', '.join(busy)}; pick others with those flags")
     return state, key_file, created, tuple(policy["public_paths"])

@@ -1,0 +1,5 @@
+import sys
+
+from authsvc.bench import main
+
+sys.exit(main())

@@ -1,0 +1,153 @@
+"""One Check, from request bytes to answer bytes: the hot path both transports share.
+
+parse → ``view_from_request`` → read ``store.current`` once → ``decide`` → answer bytes. The
+answer is cached: ``render`` + ``response_from`` + serialisation depend only on the decision
+for a deny, and only on the key name and the client's ``x-authsvc-*`` header names for an
+allow, so each distinct answer is built once and then reused (bounded; cleared when full).
+Nothing is logged for a check; the observer (metrics, decision log) is called after every one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Hashable, Mapping
+
+from google.protobuf.message import DecodeError
+
+from authsvc._proto.envoy.service.auth.v3.external_auth_pb2 import CheckRequest
+from authsvc.authz import HEADER_PREFIX, Decision, Policy, Reason, RequestView, decide, render
+from authsvc.keys import KeyStore
+from authsvc.server._adapter import response_from, view_from_request
+
+__all__ = ["CACHE_SIZE", "Checker", "DecisionObserver", "settle", "where"]
+
+_log = logging.getLogger("authsvc.server")
+
+DecisionObserver = Callable[[RequestView, Decision, float], Awaitable[None] | None]
+"""Called after every Check with (view, decision, seconds spent). May be ``async``.
+
+It runs before the response is sent, so keep it quick. An exception in it is logged (type
+only) and never changes the answer.
+"""
+
+CACHE_SIZE = 4096
+_EMPTY_VIEW = RequestView(method="", target="")
+_parse = CheckRequest.FromString
+_perf_counter = time.perf_counter
+_time = time.time
+
+
+class Checker:
+    """Answers Check requests for a store, a policy and the headers to strip on allow.
+
+    On allow, the credential headers and query parameters the policy hides
+    (``Policy.strip_headers`` / ``strip_query``) are removed, plus ``extra_strip``.
+    """
+
+    __slots__ = (
+        "_answers",
+        "_extra_strip",
+        "_internal",
+        "_malformed",
+        "_policy",
+        "_strip",
+        "_strip_query",
+        "observer",
+        "store",
+    )
+
+    def __init__(
+        self,
+        store: KeyStore,
+        policy: Policy,
+        extra_strip: tuple[str, ...] = (),
+        observer: DecisionObserver | None = None,
+    ) -> None:
+        self.store = store
+        self.observer = observer
+        self._extra_strip = extra_strip
+        self._answers: dict[Hashable, bytes] = {}
+        self.policy = policy
+        self._malformed = self._fixed(
+            Decision(Reason.MALFORMED_REQUEST, "the CheckRequest could not be parsed")
+        )
+        self._internal = self._fixed(
+            Decision(Reason.INTERNAL_ERROR, "authsvc failed to evaluate the request")
+        )
+
+    @property
+    def policy(self) -> Policy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        """A new policy (config reload): new strip lists, and cached answers are dropped."""
+        self._policy = policy
+        self._strip = self._extra_strip + policy.strip_headers
+        self._strip_query = policy.strip_query
+        self._answers = {}
+
+    def _fixed(self, decision: Decision) -> tuple[Decision, bytes]:
+        return decision, response_from(render(decision, {})).SerializeToString()
+
+    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]:
+        """The serialized ``CheckResponse``, and the observer's awaitable if it returned one
+        (await it with ``settle`` before sending the answer). Never raises."""
+        observer = self.observer
+        started = _perf_counter() if observer is not None else 0.0
+        view = _EMPTY_VIEW
+        try:
+            try:
+                req = _parse(request)
+            except DecodeError:
+                decision, answer = self._malformed
+            else:
+                view = view_from_request(req)
+                decision = decide(view, self._policy, self.store.current, _time())
+                answer = self._answer(decision, view.headers)
+        except Exception as exc:
+            _log.error("Check failed, answering 500 deny: %s", where(exc))
+            decision, answer = self._internal
+        if observer is None:
+            return answer, None
+        try:
+            return answer, observer(view, decision, _perf_counter() - started)
+        except Exception as exc:
+            _log.warning("decision observer failed: %s", where(exc))
+            return answer, None
+
+    def _answer(self, decision: Decision, headers: Mapping[str, str]) -> bytes:
+        key: Hashable
+        if decision.allowed:
+            client = tuple(name for name in headers if name.startswith(HEADER_PREFIX))
+            key = (decision.key_name, client)
+        else:
+            key = decision
+        answers = self._answers
+        answer = answers.get(key)
+        if answer is None:
+            out = render(decision, headers, self._strip, self._strip_query)
+            answer = response_from(out).SerializeToString()
+            if len(answers) >= CACHE_SIZE:
+                answers.clear()
+            answers[key] = answer
+        return answer
+
+
+async def settle(pending: Awaitable[None]) -> None:
+    """Await an observer's awaitable; its failure is logged (type only) and swallowed."""
+    try:
+        await pending
+    except Exception as exc:
+        _log.warning("decision observer failed: %s", where(exc))
+
+
+def where(exc: BaseException) -> str:
+    """Exception type and innermost frame — never the message, which may quote request data."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
