@@ -37,6 +37,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,3 +494,21 @@ class Launcher:
         for path in self._sockdirs:
             shutil.rmtree(path, ignore_errors=True)
         self._sockdirs.clear()
+
+
+def request_flow(stack: Stack, stop: threading.Event, seen: list[tuple[float, str, int]]) -> None:
+    """Until ``stop``: GET /v1/models with no key, a wrong key and the valid key, in turn,
+    recording ``(monotonic time, kind, status)`` (-1: the connection failed)."""
+    assert stack.key is not None
+    kinds = {
+        "none": {},
+        "wrong": {"authorization": "Bearer sk-wrong-key-00000000000"},
+        "valid": {"authorization": f"Bearer {stack.key}"},
+    }
+    while not stop.is_set():
+        for kind, headers in kinds.items():
+            try:
+                status = http_request(stack.port, "GET", "/v1/models", headers, timeout=5).status
+            except OSError:
+                status = -1
+            seen.append((time.monotonic(), kind, status))

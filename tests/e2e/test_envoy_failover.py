@@ -14,23 +14,7 @@ from collections import Counter
 
 import pytest
 
-from tests.e2e._harness import Launcher, Stack, http_request
-
-
-def _flow(stack: Stack, stop: threading.Event, seen: list[tuple[float, str, int]]) -> None:
-    assert stack.key is not None
-    kinds = {
-        "none": {},
-        "wrong": {"authorization": "Bearer sk-wrong-key-00000000000"},
-        "valid": {"authorization": f"Bearer {stack.key}"},
-    }
-    while not stop.is_set():
-        for kind, headers in kinds.items():
-            try:
-                status = http_request(stack.port, "GET", "/v1/models", headers, timeout=5).status
-            except OSError:
-                status = -1
-            seen.append((time.monotonic(), kind, status))
+from tests.e2e._harness import Launcher, request_flow
 
 
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
@@ -38,7 +22,7 @@ def test_sigkill_authsvc_while_requests_flow(procs: Launcher, transport: str) ->
     stack = procs.stack(transport)
     seen: list[tuple[float, str, int]] = []
     stop = threading.Event()
-    flow = threading.Thread(target=_flow, args=(stack, stop, seen), daemon=True)
+    flow = threading.Thread(target=request_flow, args=(stack, stop, seen), daemon=True)
     flow.start()
     try:
         time.sleep(0.5)

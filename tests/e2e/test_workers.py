@@ -35,6 +35,7 @@ from tests.e2e._harness import (
     free_port,
     http_request,
     new_key,
+    request_flow,
 )
 from tests.e2e.test_envoy_decisions import (  # noqa: F401 - collected here with our fixture
     test_health_needs_the_key,
@@ -146,22 +147,6 @@ def test_supervisor_status_port_aggregates_the_workers(shared: Stack) -> None:
     assert http_request(port, "GET", "/livez").status == 200
 
 
-def _flow(stack: Stack, stop: threading.Event, seen: list[tuple[float, str, int]]) -> None:
-    assert stack.key is not None
-    kinds = {
-        "none": {},
-        "wrong": {"authorization": "Bearer sk-wrong-key-00000000000"},
-        "valid": {"authorization": f"Bearer {stack.key}"},
-    }
-    while not stop.is_set():
-        for kind, headers in kinds.items():
-            try:
-                status = http_request(stack.port, "GET", "/v1/models", headers, timeout=5).status
-            except OSError:
-                status = -1
-            seen.append((time.monotonic(), kind, status))
-
-
 @pytest.mark.parametrize("transport", ["tcp", "unix"])
 def test_sigkill_one_worker_while_requests_flow(procs: Launcher, transport: str) -> None:
     stack = worker_stack(procs, transport)
@@ -170,7 +155,7 @@ def test_sigkill_one_worker_while_requests_flow(procs: Launcher, transport: str)
     assert len(before) == WORKERS
     seen: list[tuple[float, str, int]] = []
     stop = threading.Event()
-    flow = threading.Thread(target=_flow, args=(stack, stop, seen), daemon=True)
+    flow = threading.Thread(target=request_flow, args=(stack, stop, seen), daemon=True)
     flow.start()
     try:
         time.sleep(0.5)
