@@ -29,7 +29,8 @@ __all__ = [
 DEFAULT_CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
     loc.name for loc in DEFAULT_LOCATIONS if loc.kind == "header"
 )
-"""Headers that carry a key (LiteLLM's set): stripped upstream when ``forward_credentials`` is off."""
+"""Headers that carry a key (LiteLLM's set): the only headers Envoy sends to authsvc, and stripped
+upstream when ``forward_credentials`` is off."""
 
 ERROR_STATUSES: Mapping[int, str] = {
     403: "Forbidden",
@@ -82,7 +83,8 @@ class EnvoyOptions:
     ``authz`` lists one or more authsvc endpoints (one per worker); Envoy spreads checks over
     them. ``public_paths`` are matched exactly (GET/HEAD only) and skip the check in Envoy;
     authsvc allows them itself too. With ``forward_credentials=False`` the
-    ``credential_headers`` are removed before the request goes upstream (after the check).
+    ``credential_headers`` are removed before the request goes upstream (after the check);
+    they are the only request headers Envoy sends to authsvc (``allowed_headers``).
     """
 
     listen: str = _defaults.ENVOY_LISTEN
