@@ -11,7 +11,8 @@ then SIGKILL. Typical use in a test::
         assert r.status == 200 and stack.demo.requests()[-1]["authorized"]
 
 Building blocks, if you need other wiring: ``procs.demo()``, ``procs.authsvc(...)``
-(``config=`` for ``--config``), ``procs.envoy(...)``, ``procs.config_stack(config, app_key=...,
+(``config=`` for ``--config``, ``workers=N`` for ``serve --workers N``; ``authz.addresses``
+lists every worker's), ``procs.envoy(...)``, ``procs.config_stack(config, app_key=...,
 env=...)``, ``procs.restart_authsvc(authz)``; ``authz.log_records()`` (its JSON log lines);
 ``run_authsvc("explain", ...)``; ``free_port()``; ``http_request()`` (http.client; a
 ``Response`` says whether it ``reached_upstream`` or carries authsvc's ``deny_reason``) and
@@ -46,6 +47,7 @@ from typing import Any
 
 import pytest
 
+from authsvc._worker_addresses import worker_addresses
 from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, render_yaml
 from authsvc.keys import fingerprint
 from authsvc.stack._children import Child, grpc_answers, http_status, tcp_open
@@ -63,6 +65,7 @@ __all__ = [
     "Stack",
     "clean_env",
     "free_port",
+    "free_ports",
     "http_request",
     "keep_log",
     "new_key",
@@ -81,6 +84,25 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind((HOST, 0))
         return int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_ports(n: int) -> int:
+    """The first of ``n`` consecutive TCP ports on 127.0.0.1 that were free a moment ago
+    (``serve --workers N`` puts worker ``i`` on port + i)."""
+    for _ in range(50):
+        base = free_port()
+        if base + n <= 65535 and all(_port_free(base + i) for i in range(1, n)):
+            return base
+    raise RuntimeError(f"no {n} consecutive free ports")
 
 
 def new_key(label: str = "e2e") -> str:
@@ -270,7 +292,8 @@ class DemoServer:
 
 @dataclass
 class AuthzServer:
-    """``authsvc serve``: ``address`` is what Envoy connects to (``host:port`` or ``unix:``)."""
+    """``authsvc serve``: ``address`` is its ``--listen`` (``host:port`` or ``unix:``);
+    ``addresses`` what Envoy connects to (one per worker with ``workers`` > 1)."""
 
     proc: Child
     address: str
@@ -279,6 +302,11 @@ class AuthzServer:
     args: tuple[str, ...] = ()
     config: Path | None = None
     env: Mapping[str, str] | None = None
+    workers: int = 1
+
+    @property
+    def addresses(self) -> list[str]:
+        return worker_addresses([self.address], self.workers)
 
     def log_records(self) -> list[dict[str, Any]]:
         """Its JSON log lines so far (``--log-format json``, the default); other lines skipped."""
@@ -391,15 +419,17 @@ class Launcher:
         deep_health: str | None = None,
         timeout: float = 20.0,
         config: Path | None = None,
+        workers: int = 1,
     ) -> AuthzServer:
         """``authsvc serve``. ``listen``: ``"tcp"`` (a free port), ``"unix"`` (a fresh socket)
-        or an explicit address. Ready when gRPC health answers (SERVING or not). ``config``
-        is passed as ``--config``; ``env`` is added to the clean environment.
+        or an explicit address. Ready when gRPC health answers (SERVING or not) on every
+        worker's address (``workers`` > 1: ``serve --workers N``, TCP ports in a free block).
+        ``config`` is passed as ``--config``; ``env`` is added to the clean environment.
 
         Deep health is off unless ``deep_health`` gives Envoy's URL: its periodic keyed
         ``/health`` requests would otherwise show up in the demo upstream's request log."""
         if listen == "tcp":
-            listen = f"{HOST}:{free_port()}"
+            listen = f"{HOST}:{free_ports(workers)}"
         elif listen == "unix":
             listen = self.socket_path(f"authz-{len(self.started)}.sock")
         status_port = free_port()
@@ -409,10 +439,11 @@ class Launcher:
         if config is not None:
             argv += ["--config", str(config)]
         argv += ["--health-url", deep_health] if deep_health else ["--no-deep-health"]
-        argv += list(args)
+        argv += [*args, "--workers", str(workers)] if workers > 1 else list(args)
         proc = self._start("authsvc", argv, clean_env(env))
-        proc.wait_ready(lambda: grpc_answers(listen), timeout)
-        return AuthzServer(proc, listen, status_port, key_file, tuple(args), config, env)
+        authz = AuthzServer(proc, listen, status_port, key_file, tuple(args), config, env, workers)
+        proc.wait_ready(lambda: all(grpc_answers(a) for a in authz.addresses), timeout)
+        return authz
 
     def restart_authsvc(self, authz: AuthzServer, timeout: float = 20.0) -> AuthzServer:
         """A new ``authsvc serve`` on the same address with the same key file, config,
@@ -424,6 +455,7 @@ class Launcher:
             args=authz.args,
             timeout=timeout,
             config=authz.config,
+            workers=authz.workers,
         )
 
     def envoy(self, authz: Sequence[str], upstream_port: int, **options: Any) -> EnvoyProxy:
@@ -454,15 +486,19 @@ class Launcher:
         with_key: bool = True,
         authsvc_args: Sequence[str] = (),
         authsvc_env: Mapping[str, str] | None = None,
+        workers: int = 1,
         **envoy_options: Any,
     ) -> Stack:
-        """Demo upstream + authsvc (``transport`` "tcp" or "unix") + Envoy. Without
-        ``with_key``, authsvc gets no master key (fail closed: 503); the demo still has one."""
+        """Demo upstream + authsvc (``transport`` "tcp" or "unix"; ``workers``) + Envoy
+        (listing every worker). Without ``with_key``, authsvc gets no master key (fail
+        closed: 503); the demo still has one."""
         key = new_key()
         demo = self.demo(key)
         key_file = self.key_file(key, f"authsvc-{len(self.started)}.key") if with_key else None
-        authz = self.authsvc(transport, key_file=key_file, env=authsvc_env, args=authsvc_args)
-        envoy = self.envoy([authz.address], demo.port, **envoy_options)
+        authz = self.authsvc(
+            transport, key_file=key_file, env=authsvc_env, args=authsvc_args, workers=workers
+        )
+        envoy = self.envoy(authz.addresses, demo.port, **envoy_options)
         return Stack(demo, authz, envoy, key if with_key else None, transport)
 
     def config_stack(
@@ -473,14 +509,15 @@ class Launcher:
         env: Mapping[str, str] | None = None,
         transport: str = "tcp",
         authsvc_args: Sequence[str] = (),
+        workers: int = 1,
         **envoy_options: Any,
     ) -> Stack:
         """Demo upstream + ``authsvc serve --config CONFIG`` (``env`` added to its clean
         environment) + Envoy. ``app_key`` is the key the app itself accepts (what LiteLLM would
         resolve; ``None``: the app has no master key and answers 503); it is ``Stack.key``."""
         demo = self.demo(app_key or "")
-        authz = self.authsvc(transport, config=config, env=env, args=authsvc_args)
-        envoy = self.envoy([authz.address], demo.port, **envoy_options)
+        authz = self.authsvc(transport, config=config, env=env, args=authsvc_args, workers=workers)
+        envoy = self.envoy(authz.addresses, demo.port, **envoy_options)
         return Stack(demo, authz, envoy, app_key, transport)
 
     def logs(self) -> str:

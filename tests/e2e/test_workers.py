@@ -22,19 +22,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from authsvc._worker_addresses import worker_addresses
-from authsvc.stack._children import Child, grpc_answers, wait_until
-from tests._leakscan import log_file
+from authsvc.stack._children import Child, wait_until
 from tests.e2e._harness import (
     AUTHSVC,
-    HOST,
-    AuthzServer,
     Launcher,
     Stack,
     clean_env,
-    free_port,
     http_request,
-    new_key,
     request_flow,
 )
 from tests.e2e.test_envoy_decisions import (  # noqa: F401 - collected here with our fixture
@@ -50,49 +44,8 @@ from tests.e2e.test_envoy_decisions import (  # noqa: F401 - collected here with
 WORKERS = 3
 
 
-def _port_block(n: int) -> int:
-    """A base port with ``n`` consecutive ports free on 127.0.0.1 a moment ago."""
-    for _ in range(50):
-        base = free_port()
-        if base + n <= 65535 and all(_free(base + i) for i in range(1, n)):
-            return base
-    raise RuntimeError(f"no {n} consecutive free ports")
-
-
-def _free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-def start_workers(procs: Launcher, transport: str, key: str, workers: int = WORKERS) -> AuthzServer:
-    """``authsvc serve --workers N``, ready when every worker answers gRPC health."""
-    base = f"{HOST}:{_port_block(workers)}" if transport == "tcp" else procs.socket_path()
-    key_file = procs.key_file(key, f"workers-{len(procs.started)}.key")
-    status_port = free_port()
-    args = ("--workers", str(workers))
-    argv = [*AUTHSVC, "serve", "--listen", base, "--status-listen", f"{HOST}:{status_port}"]
-    argv += ["--master-key-file", str(key_file), "--no-deep-health", *args]
-    n = sum(1 for c in procs.started if c.name.startswith("authsvc"))
-    child = Child(f"authsvc-{n}", argv, log_file(f"authsvc-{n}"), env=clean_env())
-    procs.started.append(child)
-    child.start().wait_ready(
-        lambda: all(grpc_answers(a) for a in worker_addresses([base], workers))
-    )
-    return AuthzServer(child, base, status_port, key_file, args)
-
-
 def worker_stack(procs: Launcher, transport: str, workers: int = WORKERS) -> Stack:
-    key = new_key()
-    demo = procs.demo(key)
-    authz = start_workers(procs, transport, key, workers)
-    envoy = procs.envoy(worker_addresses([authz.address], workers), demo.port)
-    return Stack(demo, authz, envoy, key, transport)
+    return procs.stack(transport, workers=workers)
 
 
 def worker_pids(supervisor: Child) -> list[int]:
@@ -130,9 +83,8 @@ def test_every_worker_served_checks(shared: Stack) -> None:
     for _ in range(20):
         assert shared.get("/v1/models").status == 401
         assert shared.get("/v1/models", {"x-api-key": shared.key}).status == 200
-    addresses = worker_addresses([shared.authz.address], WORKERS)
     counts = endpoint_checks(shared)
-    assert set(counts) == {_endpoint_name(a) for a in addresses}, counts
+    assert set(counts) == {_endpoint_name(a) for a in shared.authz.addresses}, counts
     assert all(n > 0 for n in counts.values()), f"a worker served no check: {counts}"
 
 
@@ -189,7 +141,7 @@ def test_sigterm_stops_every_worker_and_removes_sockets(procs: Launcher) -> None
     stack = worker_stack(procs, "unix")
     supervisor = stack.authz.proc
     workers = worker_pids(supervisor)
-    sockets = [a[len("unix:") :] for a in worker_addresses([stack.authz.address], WORKERS)]
+    sockets = [a[len("unix:") :] for a in stack.authz.addresses]
     assert all(os.path.exists(s) for s in sockets)
     supervisor.signal(signal.SIGTERM)
     assert supervisor.proc is not None
