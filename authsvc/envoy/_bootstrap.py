@@ -78,11 +78,41 @@ def _authz_cluster(opts: EnvoyOptions) -> dict[str, Any]:
                     "max_connections": 64 * len(addresses),
                     "max_pending_requests": opts.max_authz_requests,
                     "max_requests": opts.max_authz_requests,
-                    "max_retries": 3,
+                    "max_retries": opts.max_authz_requests,  # retries are local and bounded
                 }
             ]
         },
+        # A worker that refuses connections or resets streams is dead (SIGKILL, OOM): take it
+        # out of the rotation at the first such failure, until it answers again. With every
+        # endpoint out, Envoy's panic mode still tries them all: nothing is ever allowed.
+        "outlier_detection": {
+            "split_external_local_origin_errors": True,
+            "consecutive_local_origin_failure": 1,
+            "interval": "1s",
+            "base_ejection_time": "1s",
+            "max_ejection_time": "5s",
+            "max_ejection_percent": 100,
+        },
         "load_assignment": _endpoints(opts.authz_cluster, addresses),
+    }
+
+
+def _authz_retries() -> dict[str, Any]:
+    """Retry a check that never reached a live worker on another one (a check is read-only:
+    asking twice cannot let anything more through). Bounded by the check timeout."""
+    return {
+        "retry_on": "connect-failure,refused-stream,reset,unavailable",
+        "num_retries": 2,
+        "retry_back_off": {"base_interval": "0.005s", "max_interval": "0.05s"},
+        "retry_host_predicate": [
+            {
+                "name": "envoy.retry_host_predicates.previous_hosts",
+                "typed_config": {
+                    "@type": _TYPE + "retry.host.previous_hosts.v3.PreviousHostsPredicate"
+                },
+            }
+        ],
+        "host_selection_retry_max_attempts": 5,
     }
 
 
@@ -178,6 +208,7 @@ def _http_filters(opts: EnvoyOptions) -> list[dict[str, Any]]:
             "grpc_service": {
                 "envoy_grpc": {"cluster_name": opts.authz_cluster},
                 "timeout": _seconds(opts.authz_timeout),
+                "retry_policy": _authz_retries(),
             },
             "transport_api_version": "V3",
             "failure_mode_allow": False,

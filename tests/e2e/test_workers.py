@@ -5,7 +5,9 @@
   sockets, with Envoy listing every worker (the endpoints ``authsvc envoy-config --workers``
   writes); Envoy's per-endpoint stats prove that every worker served checks.
 - SIGKILL one worker while requests flow: nothing without a valid key is ever allowed or
-  reaches the upstream, the supervisor replaces the worker, valid requests recover within 2 s.
+  reaches the upstream, the supervisor replaces the worker within 2 s, and no valid request
+  fails at all: Envoy retries a check that reached no live worker on another one and takes
+  the dead one out of the rotation (the bootstrap's retry policy and outlier detection).
 
 (The single-worker cases are ``test_envoy_decisions`` and ``test_envoy_failover`` themselves.)
 """
@@ -132,8 +134,9 @@ def test_sigkill_one_worker_while_requests_flow(procs: Launcher, transport: str)
 
     unkeyed = Counter(s for _, k, s in seen if k != "valid")
     assert set(unkeyed) <= {401, 503}, f"a request without a valid key was not refused: {unkeyed}"
-    recovered = [s for t, k, s in seen if k == "valid" and t > killed_at + 2.0]
-    assert recovered and set(recovered) == {200}, Counter(recovered)
+    valid = Counter(s for _, k, s in seen if k == "valid")
+    assert set(valid) == {200}, f"a valid request failed while a worker died: {valid}"
+    assert any(t > killed_at + 2.0 for t, k, _ in seen if k == "valid"), "too few requests"
     assert stack.demo.unauthorized() == [], "a request reached the upstream without a key"
 
 

@@ -69,9 +69,25 @@ def test_ext_authz_is_hardened() -> None:
     assert authz["status_on_error"] == {"code": "ServiceUnavailable"}
     assert authz["transport_api_version"] == "V3"
     assert authz["encode_raw_headers"] is True
-    assert authz["grpc_service"] == {
+    grpc_service = dict(authz["grpc_service"])
+    retries = grpc_service.pop("retry_policy")
+    assert grpc_service == {
         "envoy_grpc": {"cluster_name": _defaults.AUTHZ_CLUSTER},
         "timeout": "1s",
+    }
+    # only failures where no worker answered are retried, never an answer (a deny stays a deny)
+    assert set(retries["retry_on"].split(",")) == {
+        "connect-failure",
+        "refused-stream",
+        "reset",
+        "unavailable",
+    }
+    assert retries["num_retries"] == 2
+    assert [p["name"] for p in retries["retry_host_predicate"]] == [
+        "envoy.retry_host_predicates.previous_hosts"
+    ]
+    assert authz["allowed_headers"] == {
+        "patterns": [{"exact": h} for h in DEFAULT_CREDENTIAL_HEADERS]
     }
     assert "with_request_body" not in authz
     assert "http_service" not in authz
@@ -153,6 +169,11 @@ def test_authz_cluster_http2_and_endpoints() -> None:
     ]
     limits = cluster["circuit_breakers"]["thresholds"][0]
     assert limits["max_requests"] == 1024 and limits["max_connections"] == 192
+    assert limits["max_retries"] == 1024  # a dead worker's checks all move to the others
+    outlier = cluster["outlier_detection"]
+    assert outlier["split_external_local_origin_errors"] is True
+    assert outlier["consecutive_local_origin_failure"] == 1
+    assert outlier["max_ejection_percent"] == 100  # all out: panic mode tries them all anyway
 
 
 def test_tcp_and_dns_endpoints() -> None:
