@@ -72,6 +72,7 @@ __all__ = [
     "no_key_in",
     "raw_request",
     "run_authsvc",
+    "worker_pids",
 ]
 
 AUTHSVC = (sys.executable, "-m", "authsvc")
@@ -531,6 +532,14 @@ class Launcher:
         for path in self._sockdirs:
             shutil.rmtree(path, ignore_errors=True)
         self._sockdirs.clear()
+
+
+def worker_pids(supervisor: Child) -> list[int]:
+    """The live children of ``serve --workers N``'s supervisor (its workers), from ``ps``."""
+    out = subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(supervisor.pid)], capture_output=True, text=True
+    )
+    return sorted(int(p) for p in out.stdout.split())
 
 
 def request_flow(stack: Stack, stop: threading.Event, seen: list[tuple[float, str, int]]) -> None:

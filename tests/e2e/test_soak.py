@@ -1,26 +1,30 @@
 """Issue 7 acceptance 2: a bounded soak through a real Envoy, loopback only.
 
 For ``$AUTHSVC_SOAK_SECONDS`` (default 60) client threads send requests continuously through a
-real Envoy to the demo upstream, while an orchestrator cycles through:
+real Envoy to the demo upstream; authsvc runs as ``serve --workers 2`` (Envoy lists both
+workers, as ``envoy-config --workers 2`` writes), while an orchestrator cycles through:
 
 (a) **rotation** — the extra-keys file of a Secret-style directory (kubelet's ``..data`` swap)
-    goes ``old`` → ``old, new`` → ``new``; the rotating clients move to ``new`` once it is
-    accepted, and ``old`` is retired (then sent by the invalid client) once it is refused;
+    goes ``old`` → ``old, new`` → ``new``; the rotating clients move to ``new`` once every
+    worker has it (Envoy accepts it and each worker's ``authsvc_keys_loaded`` on the
+    supervisor's ``/metrics`` shows it), and ``old`` is retired (then sent by the invalid
+    client) once Envoy refuses it and every worker has dropped it;
 (b) **garbage config** — the config file is overwritten in place with text that is invalid YAML
     at every prefix, left so while traffic runs, then fixed (written atomically, as config tools
     and kubelet do; a truncating in-place write of a *good* config can be read half-written);
-(c) **kill** — authsvc is SIGKILLed and restarted on the same address. (``serve --workers`` with
-    a supervisor is not on main: the whole single-process authsvc is the worker here.)
+(c) **kill** — one worker (the two in turn) is SIGKILLed; the supervisor starts a new one on
+    the same address.
 
 Clients: ``master`` (the master key, must be 200 end to end), two ``rotating`` (the extra key
 they hold; must reach the app with ``x-authsvc-key-name: rotating`` — the demo app itself knows
 only its master key and answers its own 401, which is not authsvc's decision), and ``invalid``
 (no key, a never-valid key in a header or ``?key=``, retired keys; must get authsvc's 401).
 
-The only documented window is (c): from the SIGKILL until the restarted authsvc answers gRPC
-health plus ``GRACE`` (Envoy reconnects on the next check). In it, Envoy's own 503 (no authsvc
-body: failure_mode_allow is off, status_on_error 503) is expected for every request. There is
-no window for (a) (old and new overlap) or (b) (the last good keys keep serving).
+The only documented window is (c): from the SIGKILL until the new worker answers gRPC health
+plus ``GRACE``. In it, Envoy's own 503 (no authsvc body: failure_mode_allow is off,
+status_on_error 503) is tolerated for a valid request; Envoy's retry policy and outlier
+detection send the dead worker's checks to the live one, so the report usually counts none.
+There is no window for (a) (old and new overlap) or (b) (the last good keys keep serving).
 
 Pass: zero valid requests fail outside the window, zero invalid requests pass anywhere, and the
 app's request log (ground truth) holds exactly the requests the clients saw reach it, each with
@@ -41,14 +45,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc.keys import fingerprint
-from authsvc.stack._children import wait_until
+from authsvc.stack._children import grpc_answers, wait_until
 from tests._secretdir import SecretDir
-from tests.e2e._harness import AuthzServer, Launcher, Response, Stack, http_request, new_key
+from tests.e2e._harness import (
+    AuthzServer,
+    Launcher,
+    Response,
+    Stack,
+    http_request,
+    new_key,
+    worker_pids,
+)
 
 SOAK_SECONDS = float(os.environ.get("AUTHSVC_SOAK_SECONDS", "60"))
-GRACE = 0.5  # after the restarted authsvc answers health (measured: Envoy needs ~0 ms more)
+WORKERS = 2
+GRACE = 0.5  # after the new worker answers health (measured: Envoy needs ~0 ms more)
 PACE = 0.01  # each client pauses this long between requests (2 cores: leave room for the rest)
 DWELL = 1.0  # steady traffic between phases, and while the config is garbage
 DENIED = {"missing_credential", "unknown_key", "malformed_credential"}
@@ -80,7 +94,6 @@ class Outcome:
 
 @dataclass
 class Soak:
-    procs: Launcher
     stack: Stack
     secret: SecretDir
     config: Path
@@ -90,6 +103,7 @@ class Soak:
     retired: list[str] = field(default_factory=list)
     never_valid: str = ""
     windows: list[tuple[float, float]] = field(default_factory=list)  # (SIGKILL, health again)
+    in_window: int = 0  # requests sent while a worker was down
     probes_reached: int = 0  # orchestrator requests that reached the app
     events: Counter[str] = field(default_factory=Counter)
     timings: dict[str, list[float]] = field(default_factory=dict)
@@ -121,7 +135,8 @@ class Soak:
         self.probes_reached += out.reached
         return out
 
-    def wait_for(self, key: str, accepted: bool, timeout: float = 5.0) -> float:
+    def wait_for(self, key: str, accepted: bool, keys_loaded: int, timeout: float = 5.0) -> float:
+        """Until Envoy accepts (refuses) ``key`` and every worker holds ``keys_loaded`` keys."""
         start = time.monotonic()
 
         def ok() -> bool:
@@ -130,21 +145,35 @@ class Soak:
                 return out.reached and out.key_name == "rotating"
             return out.status == 401 and out.reason == "unknown_key"
 
+        def everywhere() -> bool:
+            return self.keys_loaded() == dict.fromkeys(map(str, range(WORKERS)), keys_loaded)
+
         assert wait_until(ok, timeout, interval=0.01), (
             f"key not {'accepted' if accepted else 'refused'}"
         )
+        assert wait_until(everywhere, timeout, interval=0.01), self.keys_loaded()
         return time.monotonic() - start
+
+    def keys_loaded(self) -> dict[str, float]:
+        """``authsvc_keys_loaded`` per worker, from the supervisor's ``/metrics``."""
+        text = http_request(self.authz.status_port, "GET", "/metrics").body.decode()
+        return {
+            sample.labels["worker"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "authsvc_keys_loaded"
+            for sample in family.samples
+        }
 
     # -- the phases ---------------------------------------------------------------------------
 
     def rotate(self, clients: list[Client]) -> None:
         old, new = self.rotating, new_key(f"soak-rotating-{self.events['rotations']}")
         self.secret.rotate(files(self.master, [old, new]))
-        self.time("new key accepted after swap", self.wait_for(new, True))
+        self.time("new key accepted by every worker after swap", self.wait_for(new, True, 3))
         self.rotating = new
         assert wait_until(lambda: all(c.used(new) for c in clients if c.kind == "rotating"), 5)
         self.secret.rotate(files(self.master, [new]))
-        self.time("old key refused after swap", self.wait_for(old, False))
+        self.time("old key dropped by every worker after swap", self.wait_for(old, False, 2))
         self.retired.append(old)
         self.events["rotations"] += 1
         self.events["..data swaps"] += 2
@@ -161,18 +190,26 @@ class Soak:
         self.events["garbage rewrites"] += 1
 
     def kill(self) -> None:
-        proc = self.authz.proc
+        """SIGKILL one worker (in turn); the window ends when its successor answers health."""
+        workers = worker_pids(self.authz.proc)
+        assert len(workers) == WORKERS, workers
+        victim = workers[self.events["worker SIGKILLs"] % WORKERS]
         start = time.monotonic()
-        proc.signal(signal.SIGKILL)
-        assert proc.proc is not None
-        proc.proc.wait(5)
-        self.authz = self.stack.authz = self.procs.restart_authsvc(self.authz)
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            now = worker_pids(self.authz.proc)
+            return len(now) == WORKERS and victim not in now
+
+        assert wait_until(replaced, 10, interval=0.01), "the supervisor did not replace it"
+        assert wait_until(lambda: all(grpc_answers(a) for a in self.authz.addresses), 10, 0.01)
         ready = time.monotonic()
         self.windows.append((start, ready))
-        self.time("authsvc down (SIGKILL to health answering)", ready - start)
-        self.events["SIGKILL + restart"] += 1
+        self.time("worker down (SIGKILL to its successor answering health)", ready - start)
+        self.events["worker SIGKILLs"] += 1
 
     def count(self, needle: str) -> int:
+        """Lines of every worker (they share the supervisor's output) holding ``needle``."""
         text = self.authz.proc.log_path.read_text(encoding="utf-8", errors="replace")
         return text.count(needle)
 
@@ -237,6 +274,10 @@ def clients(soak: Soak) -> list[Client]:
     ]
 
 
+def in_window(o: Outcome, soak: Soak) -> bool:
+    return any(o.sent <= end + GRACE and o.answered >= start for start, end in soak.windows)
+
+
 def classify(o: Outcome, soak: Soak) -> str:
     expected = {"master": "master", "rotating": "rotating"}.get(o.kind)
     end_to_end = o.kind != "master" or o.status == 200  # the app accepts only the master key
@@ -247,8 +288,7 @@ def classify(o: Outcome, soak: Soak) -> str:
             return "PASSED"  # an invalid request reached the app
         if o.status == 401 and o.reason in DENIED:
             return "denied"
-    in_window = any(o.sent <= end + GRACE and o.answered >= start for start, end in soak.windows)
-    if in_window and o.status == 503 and o.reason is None and not o.reached:
+    if in_window(o, soak) and o.status == 503 and o.reason is None and not o.reached:
         return "503-in-window"
     return "failure"
 
@@ -261,8 +301,9 @@ def report(soak: Soak, outcomes: list[Outcome], elapsed: float) -> tuple[str, di
         row[classify(o, soak)] += 1
     columns = ["sent", "ok", "denied", "503-in-window", "failure", "PASSED"]
     lines = [
-        f"soak: {elapsed:.0f} s through Envoy; "
+        f"soak: {elapsed:.0f} s through Envoy, authsvc --workers {WORKERS}; "
         + ", ".join(f"{n} {k}" for k, n in soak.events.items())
+        + f"; {soak.in_window} requests sent while a worker was down"
     ]
     lines.append("  " + f"{'client':<10}" + "".join(f"{c:>15}" for c in columns))
     for kind in ("master", "rotating", "invalid"):
@@ -276,6 +317,7 @@ def report(soak: Soak, outcomes: list[Outcome], elapsed: float) -> tuple[str, di
     data = {
         "seconds": round(elapsed, 1),
         "events": dict(soak.events),
+        "sent_while_a_worker_was_down": soak.in_window,
         "counts": {k: dict(v) for k, v in table.items()},
         "timings_ms": {k: [round(v * 1000) for v in vs] for k, vs in soak.timings.items()},
     }
@@ -289,8 +331,8 @@ def test_soak(procs: Launcher, tmp_path: Path, request: pytest.FixtureRequest) -
     secret = SecretDir(tmp_path / "secret", files(master, [first]))
     config = tmp_path / "authsvc.yaml"
     config.write_text(CONFIG.format(poll="0.5"))
-    stack = procs.config_stack(config, app_key=master)
-    soak = Soak(procs, stack, secret, config, master, first, stack.authz)
+    stack = procs.config_stack(config, app_key=master, workers=WORKERS)
+    soak = Soak(stack, secret, config, master, first, stack.authz)
     soak.never_valid = new_key("soak-never-valid")
     assert soak.probe(first).key_name == "rotating"
 
@@ -322,7 +364,8 @@ def test_soak(procs: Launcher, tmp_path: Path, request: pytest.FixtureRequest) -
         late = [
             o.answered - ready for o in outcomes if o.status == 503 and killed <= o.answered < after
         ]
-        soak.time("last Envoy 503 after authsvc answered health", max([0.0, *late]))
+        soak.time("last Envoy 503 after the new worker answered health", max([0.0, *late]))
+    soak.in_window = sum(in_window(o, soak) for o in outcomes)
     text, data = report(soak, outcomes, elapsed)
     print("\n" + text)
     request.node.user_properties.append(("soak", data))
@@ -332,8 +375,8 @@ def test_soak(procs: Launcher, tmp_path: Path, request: pytest.FixtureRequest) -
     bad = [o for o in outcomes if classify(o, soak) in ("failure", "PASSED")]
     assert verdicts["PASSED"] == 0, [o for o in bad if not o.valid][:5]
     assert verdicts["failure"] == 0, bad[:5]
-    assert verdicts["503-in-window"] > 0, "no request was sent while authsvc was down"
-    assert soak.events["SIGKILL + restart"] >= 1 and soak.events["garbage rewrites"] >= 1
+    assert soak.in_window > 0, "no request was sent while a worker was down"
+    assert soak.events["worker SIGKILLs"] >= 1 and soak.events["garbage rewrites"] >= 1
 
     # ground truth: the app saw exactly the requests the clients saw reach it, all valid
     valid = {f"Bearer {master}", first, *soak.retired, soak.rotating}

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from authsvc.stack._children import Child, wait_until
+from authsvc.stack._children import wait_until
 from tests.e2e._harness import (
     AUTHSVC,
     Launcher,
@@ -32,6 +32,7 @@ from tests.e2e._harness import (
     clean_env,
     http_request,
     request_flow,
+    worker_pids,
 )
 from tests.e2e.test_envoy_decisions import (  # noqa: F401 - collected here with our fixture
     test_health_needs_the_key,
@@ -48,14 +49,6 @@ WORKERS = 3
 
 def worker_stack(procs: Launcher, transport: str, workers: int = WORKERS) -> Stack:
     return procs.stack(transport, workers=workers)
-
-
-def worker_pids(supervisor: Child) -> list[int]:
-    """The supervisor's live children (its workers), by scanning /proc."""
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(supervisor.pid)], capture_output=True, text=True
-    )
-    return sorted(int(p) for p in out.stdout.split())
 
 
 def endpoint_checks(stack: Stack) -> dict[str, int]:
