@@ -33,6 +33,7 @@ __all__ = ["main"]
 
 RATE_SCENARIOS = ("no-auth", "authsvc-unix")
 EXTRA_KEYS = 10_000
+IDLE_SECONDS = 4.0  # the default reload poll is 2 s
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -162,7 +163,8 @@ class _Runner:
 
 def many_keys(runner: _Runner, how: str) -> dict[str, float]:
     """authsvc with EXTRA_KEYS extra keys — ``sha256`` entries in its config, or one key
-    ``file`` holding them — after a short load: start to SERVING and peak RSS."""
+    ``file`` holding them — after a short load: start to SERVING and peak RSS; then its CPU
+    while idle (IDLE_SECONDS, two reload polls: what re-reading the config costs)."""
     bench = runner.bench
     config = bench.dir / f"many-{how}.yaml"
     if how == "sha256":
@@ -184,10 +186,15 @@ def many_keys(runner: _Runner, how: str) -> dict[str, float]:
     envoy = bench.envoy(f"many-{how}", "authz", authsvc.addresses)
     try:
         run_wrk(envoy.url, bench.header, seconds=3, connections=runner.args.connections)
+        rss = peak_rss_mb(authsvc.pid)
+        before = cpu_seconds([authsvc.pid])
+        time.sleep(IDLE_SECONDS)
+        idle = cpu_seconds([authsvc.pid]) - before
         return {
             "extra_keys": float(EXTRA_KEYS),
             "start_to_serving_s": authsvc.start_to_serving,
-            "peak_rss_mb": peak_rss_mb(authsvc.pid),
+            "peak_rss_mb": rss,
+            "idle_cpu_pct": 100.0 * idle / IDLE_SECONDS,
         }
     finally:
         bench.stop(envoy.child, authsvc.child)

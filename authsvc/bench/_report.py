@@ -171,11 +171,12 @@ def format_report(results: BenchResults) -> str:
                 f"p99 {rate.p99_ms:.2f} ms  non-2xx {rate.non_2xx + rate.errors}"
             )
     if results.many_keys:
-        lines += ["", "many keys: start to SERVING, peak RSS (one process)"]
+        lines += ["", "many keys: start to SERVING, peak RSS, CPU while idle (one process)"]
         for how, many in results.many_keys.items():
             lines.append(
                 f"  {many['extra_keys']:.0f} extra keys, {_HOW[how]:<22} "
-                f"{many['start_to_serving_s']:.2f} s  {many['peak_rss_mb']:.1f} MB"
+                f"{many['start_to_serving_s']:.2f} s  {many['peak_rss_mb']:.1f} MB  "
+                f"idle {many['idle_cpu_pct']:.1f}% of a core"
             )
     if results.decide:
         lines += ["", "decide() µs per call (hit / miss):"]

@@ -129,8 +129,18 @@ def _results() -> BenchResults:
             "authsvc-unix": RateResult(500, 1.1, 2.9, 5000, 0, 0),
         },
         many_keys={
-            "file": {"extra_keys": 10000.0, "start_to_serving_s": 0.5, "peak_rss_mb": 66.0},
-            "sha256": {"extra_keys": 10000.0, "start_to_serving_s": 0.9, "peak_rss_mb": 70.0},
+            "file": {
+                "extra_keys": 10000.0,
+                "start_to_serving_s": 0.5,
+                "peak_rss_mb": 66.0,
+                "idle_cpu_pct": 0.5,
+            },
+            "sha256": {
+                "extra_keys": 10000.0,
+                "start_to_serving_s": 0.9,
+                "peak_rss_mb": 70.0,
+                "idle_cpu_pct": 1.5,
+            },
         },
         decide=[DecideTiming(1, 3.0, 3.1), DecideTiming(100_000, 3.2, 3.3)],
     )
@@ -143,6 +153,7 @@ def test_ratio_line() -> None:
     assert report.splitlines()[-1] == ratio_line(results)
     assert "MISS" not in report, report
     assert "p50 added at 500 req/s  0.70 ms" in report
+    assert "sha256 config entries  0.90 s  70.0 MB  idle 1.5% of a core" in report
 
 
 def test_report_marks_missed_targets() -> None:
