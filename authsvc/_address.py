@@ -18,7 +18,8 @@ both refused with the same reason. Pure: no DNS, no sockets, no gRPC.
 
 Where a use legitimately differs it says so with a keyword, never with another grammar:
 ``any_port`` accepts port 0 (the kernel picks a free port: only for a server that reports where
-it bound, e.g. ``serve`` alone), ``ip_only`` requires an IP host (Envoy binds to IPs only).
+it bound, e.g. ``serve`` alone), ``ip_only`` requires an IP host (Envoy binds to IPs only),
+``tcp_only`` refuses Unix sockets (the status port: kubelet probes it over TCP).
 Every error is a ``ConfigError`` naming the flag and the address as written.
 """
 
@@ -40,6 +41,7 @@ MAX_UNIX_PATH_BYTES = 107
 _UNIX = "unix:"
 _OTHER_SCHEMES = ("unix-abstract:", "vsock:", "ipv4:", "ipv6:", "dns:")
 _FORMS = "expected HOST:PORT or unix:PATH, e.g. 127.0.0.1:9191, [::1]:9191 or unix:/run/a.sock"
+_TCP_FORMS = "expected HOST:PORT, e.g. 127.0.0.1:9191 or [::1]:9191"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +92,14 @@ class Address:
 
 
 def parse_address(
-    text: str, what: str, *, any_port: bool = False, ip_only: bool = False
+    text: str, what: str, *, any_port: bool = False, ip_only: bool = False, tcp_only: bool = False
 ) -> Address:
     """Parse one address (see the module docstring for the grammar).
 
     ``what`` names the flag or field in error messages. ``any_port=True`` accepts port 0 (the
     kernel picks one). ``ip_only=True`` (an address Envoy binds) requires an IP literal host;
-    ``localhost`` is accepted there and means ``127.0.0.1``.
+    ``localhost`` is accepted there and means ``127.0.0.1``. ``tcp_only=True`` refuses a Unix
+    socket (an HTTP port that kubelet or a browser reaches).
     """
     value = text.strip()
 
@@ -104,6 +107,8 @@ def parse_address(
         return ConfigError(f"{what} {text!r}: {why}")
 
     if value.startswith(_UNIX):
+        if tcp_only:
+            raise error("a Unix socket cannot be used here; give HOST:PORT")
         return Address(path=_unix_path(value[len(_UNIX) :], error), spec=text)
     if value.lower().startswith(_UNIX):
         raise error("write the scheme in lower case: unix:PATH")
@@ -117,7 +122,7 @@ def parse_address(
     else:
         host, sep, port_text = value.rpartition(":")
         if not sep or not host:
-            raise error(_FORMS)
+            raise error(_TCP_FORMS if tcp_only else _FORMS)
         if ":" in host:
             raise error("write IPv6 addresses in brackets, e.g. [::1]:9191")
         if _ip(host) is None and not _is_hostname(host):
