@@ -8,14 +8,18 @@ With one worker (the default) the addresses are used unchanged. With N > 1, work
   the file name's last suffix; a name without a suffix gets it appended: ``authz`` → ``authz-1``)
 - ``HOST:PORT`` / ``[V6]:PORT`` → ``HOST:<PORT+i>`` (port 0 is refused: Envoy must know ports)
 
-Pure string work, no sockets and no gRPC import (``envoy-config`` uses it too).
+Addresses are read by the shared grammar (``authsvc._address``) and written back in its
+canonical form; every derived address is checked by it too (e.g. a path grown past the kernel's
+limit). Pure: no sockets and no gRPC import (``envoy-config`` uses it too).
 """
 
 from __future__ import annotations
 
 import posixpath
 from collections.abc import Sequence
+from dataclasses import replace
 
+from authsvc._address import parse_address
 from authsvc._errors import ConfigError
 
 __all__ = ["MAX_WORKERS", "port_clash", "worker_address", "worker_addresses", "worker_listen"]
@@ -35,30 +39,24 @@ def worker_address(address: str, index: int, workers: int) -> str:
         raise ValueError(f"worker index {index} out of range for {workers} workers")
     if workers == 1:
         return address
-    spec = address.strip()
-    if spec.startswith("unix:"):
-        head, name = posixpath.split(spec[len("unix:") :])
-        if not name:
-            raise ConfigError(f"address {address!r}: a Unix socket address needs a file name")
+    parsed = parse_address(address, "address", any_port=True)
+    if parsed.is_unix:
+        head, name = posixpath.split(parsed.path)
         stem, suffix = posixpath.splitext(name)
-        return "unix:" + posixpath.join(head, f"{stem}-{index}{suffix}")
-    host, sep, port_text = spec.rpartition(":")
-    if not sep or not host or not port_text.isdigit():
-        raise ConfigError(
-            f"address {address!r}: expected HOST:PORT or unix:PATH to derive worker addresses"
-        )
-    port = int(port_text)
-    if port == 0:
-        raise ConfigError(
-            f"address {address!r}: port 0 cannot be used with --workers {workers}: Envoy must "
-            "know every worker's port (workers use PORT, PORT+1, ...)"
-        )
-    if port + workers - 1 > 65535:
-        raise ConfigError(
-            f"address {address!r}: --workers {workers} needs ports {port}..{port + workers - 1}, "
-            "beyond 65535"
-        )
-    return f"{host}:{port + index}"
+        derived = "unix:" + posixpath.join(head, f"{stem}-{index}{suffix}")
+    else:
+        if parsed.port == 0:
+            raise ConfigError(
+                f"address {address!r}: port 0 cannot be used with --workers {workers}: Envoy "
+                "must know every worker's port (workers use PORT, PORT+1, ...)"
+            )
+        if parsed.port + workers - 1 > 65535:
+            raise ConfigError(
+                f"address {address!r}: --workers {workers} needs ports {parsed.port}.."
+                f"{parsed.port + workers - 1}, beyond 65535"
+            )
+        derived = str(replace(parsed, port=parsed.port + index))
+    return str(parse_address(derived, f"--workers {workers}: worker {index}'s address"))
 
 
 def worker_listen(listen: Sequence[str], workers: int) -> tuple[tuple[str, ...], ...]:
@@ -81,12 +79,16 @@ def worker_addresses(listen: Sequence[str], workers: int) -> tuple[str, ...]:
 def port_clash(addresses: Sequence[str], other: str) -> str | None:
     """The first of ``addresses`` that uses the TCP port of ``other`` (``HOST:PORT``), if any.
 
-    Hosts are not compared: a wildcard bind (``0.0.0.0``) clashes with every host anyway.
+    Hosts are not compared: a wildcard bind (``0.0.0.0``) clashes with every host anyway. An
+    ``other`` that does not parse, or asks for port 0, clashes with nothing.
     """
-    port = other.rpartition(":")[2]
-    if not port.isdigit() or port == "0":
+    try:
+        port = parse_address(other, "other", any_port=True).port
+    except ConfigError:
+        return None
+    if port == 0:
         return None
     for address in addresses:
-        if not address.startswith("unix:") and address.rpartition(":")[2] == port:
+        if parse_address(address, "address", any_port=True).port == port:
             return address
     return None

@@ -3,7 +3,7 @@
 Usage: ``render_yaml(build_bootstrap(EnvoyOptions(authz=("unix:/run/authz.sock",))))``.
 """
 
-from authsvc.envoy._address import Address, parse_address
+from authsvc._address import Address, parse_address
 from authsvc.envoy._binary import envoy_binary
 from authsvc.envoy._bootstrap import build_bootstrap, render_yaml
 from authsvc.envoy._options import DEFAULT_CREDENTIAL_HEADERS, EnvoyOptions, RouteOptions

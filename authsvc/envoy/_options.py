@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from authsvc import _defaults
+from authsvc._address import Address, parse_address
 from authsvc._errors import ConfigError
 from authsvc.authz import DEFAULT_LOCATIONS, is_canonical
 from authsvc.authz._policy import DEFAULT_PUBLIC_METHODS, DEFAULT_PUBLIC_PATHS
-from authsvc.envoy._address import Address, parse_address
 
 __all__ = [
     "DEFAULT_CREDENTIAL_HEADERS",
@@ -167,7 +167,7 @@ class EnvoyOptions:
     # Parsed views used by the builder (cheap; validated at construction).
     @property
     def listen_address(self) -> Address:
-        return parse_address(self.listen, "listen", bind=True)
+        return parse_address(self.listen, "listen", ip_only=True)
 
     @property
     def upstream_address(self) -> Address:
@@ -175,7 +175,7 @@ class EnvoyOptions:
 
     @property
     def admin_address(self) -> Address:
-        return parse_address(self.admin, "admin", bind=True)
+        return parse_address(self.admin, "admin", ip_only=True)
 
     @property
     def authz_addresses(self) -> tuple[Address, ...]:

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 from typing import Any
 
+from authsvc._address import parse_address
 from authsvc._defaults import STATUS_LISTEN
 from authsvc._errors import ConfigError
 from authsvc.health._probes import PROBE_PREFIX, ProbeForwarder, ProbeTarget
@@ -35,21 +36,10 @@ _JSON = "application/json"
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` or ``[v6]:port`` → ``(host, port)``. Port 0 picks a free port."""
-    if listen.startswith("unix:"):
-        raise ConfigError(
-            f"status listen address {listen!r}: the status port must be TCP (kubelet probes it)"
-        )
-    host, sep, port_text = listen.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ConfigError(f"status listen address {listen!r}: write IPv6 hosts as [addr]:port")
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
-        raise ConfigError(
-            f"status listen address {listen!r}: expected HOST:PORT, e.g. {STATUS_LISTEN}"
-        )
-    return host, int(port_text)
+    """``host:port`` or ``[v6]:port`` → ``(host, port)``, by the grammar every address flag uses
+    (``authsvc._address``); TCP only (kubelet probes it). Port 0 picks a free port."""
+    address = parse_address(listen, "status listen address", any_port=True, tcp_only=True)
+    return address.host, address.port
 
 
 def all_ready(*checks: Readiness) -> Readiness:

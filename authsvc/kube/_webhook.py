@@ -22,6 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from authsvc._address import parse_address
 from authsvc._errors import ConfigError
 from authsvc.kube import _options
 from authsvc.kube._admission import review
@@ -182,14 +183,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _options.add_arguments(parser)
 
 
-def _address(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"--listen: {text!r} is not HOST:PORT")
-    return host, int(port)
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -201,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
         if not 0 < args.tls_reload_seconds <= 3600:
             raise ConfigError("--tls-reload-seconds must be between 0 and 3600")
         certs = _Certificates(args.tls_cert, args.tls_key, args.tls_reload_seconds)
-        server = WebhookServer(_address(args.listen), certs, options)
+        listen = parse_address(args.listen, "--listen", any_port=True, tcp_only=True)
+        server = WebhookServer((listen.host, listen.port), certs, options)
     except ConfigError as exc:
         print(f"authsvc webhook: {exc}", file=sys.stderr)
         return 2

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from grpc_health.v1 import health_pb2
 
+from authsvc._address import Address
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
 from authsvc.server._check import Checker, DecisionObserver, settle
 from authsvc.server._front import Front
 from authsvc.server._listen import (
-    ListenAddress,
     ListenError,
     describe_bind_failure,
     parse_listen,
@@ -88,7 +88,7 @@ class AuthzServer:
     ) -> None:
         if not listen:
             raise ListenError("at least one --listen address is required")
-        self._addresses: tuple[ListenAddress, ...] = tuple(parse_listen(a) for a in listen)
+        self._addresses: tuple[Address, ...] = tuple(parse_listen(a) for a in listen)
         self._store = store
         self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None

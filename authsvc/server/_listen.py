@@ -1,11 +1,10 @@
-"""``--listen`` addresses: parsing, Unix socket preparation and cleanup (no gRPC here).
+"""``--listen`` addresses: Unix socket preparation and cleanup, bind diagnostics (no gRPC here).
 
-Accepted forms (repeatable flag):
-
-- ``HOST:PORT`` — ``127.0.0.1:9191``, ``localhost:9191``, ``0.0.0.0:9191`` (port 0 = pick one)
-- ``[V6]:PORT`` — ``[::1]:9191``, ``[::]:9191``
-- ``unix:PATH`` — ``unix:/var/run/authsvc/authz.sock`` (also ``unix:///abs/path``); a relative
-  path is made absolute against the working directory.
+The grammar is ``authsvc._address`` — the one ``envoy-config --authz`` uses, so both halves read
+an address alike; ``serve --listen`` alone may also ask for port 0 (the kernel picks one, and
+the server reports it). Forms (repeatable flag): ``HOST:PORT`` (``127.0.0.1:9191``,
+``localhost:9191``, ``0.0.0.0:0``), ``[V6]:PORT`` (``[::1]:9191``), ``unix:/PATH`` (also
+``unix:///PATH``; absolute).
 
 Unix sockets: the parent directory is created when missing; an existing *socket* file at the
 path is removed before binding when nothing answers on it (a stale leftover), but never when a
@@ -22,13 +21,12 @@ import errno
 import os
 import socket
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 
+from authsvc._address import Address, parse_address
 from authsvc._errors import ConfigError
 
 __all__ = [
-    "MAX_UNIX_PATH_BYTES",
     "ListenAddress",
     "ListenError",
     "describe_bind_failure",
@@ -38,82 +36,20 @@ __all__ = [
     "socket_identity",
 ]
 
-MAX_UNIX_PATH_BYTES = 107
-"""sun_path is 108 bytes on Linux, one of which is the terminating NUL."""
+ListenAddress = Address
+"""A parsed ``--listen`` value: the shared ``Address`` (``_front`` imports it by this name)."""
 
 
 class ListenError(ConfigError):
     """A ``--listen`` address is invalid or cannot be bound. The message names the address."""
 
 
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    """One parsed ``--listen`` value. ``host``/``port`` for TCP, ``path`` for a Unix socket."""
-
-    spec: str  # as the user wrote it, for messages
-    host: str = ""
-    port: int = 0
-    path: str = ""
-
-    @property
-    def is_unix(self) -> bool:
-        return bool(self.path)
-
-    @property
-    def grpc_target(self) -> str:
-        """The address in gRPC's syntax (``unix:/abs/path``, ``host:port``, ``[v6]:port``)."""
-        if self.is_unix:
-            return f"unix:{self.path}"
-        return f"{_bracket(self.host)}:{self.port}"
-
-    def bound(self, port: int) -> str:
-        """How the address reads once bound (the real port when 0 was asked for)."""
-        return self.grpc_target if self.is_unix else f"{_bracket(self.host)}:{port}"
-
-
-def _bracket(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def parse_listen(spec: str) -> ListenAddress:
-    """Parse one ``--listen`` value; raise ``ListenError`` naming it when it is not usable."""
-    value = spec.strip()
-    if value.startswith("unix:"):
-        return _parse_unix(spec, value[len("unix:") :])
-    if value.startswith(("unix-abstract:", "vsock:", "ipv4:", "ipv6:", "dns:")):
-        raise ListenError(
-            f"--listen {spec!r}: only HOST:PORT, [IPV6]:PORT and unix:PATH are supported"
-        )
-    if value.startswith("["):
-        host, sep, rest = value[1:].partition("]")
-        if not sep or not rest.startswith(":") or not host:
-            raise ListenError(f"--listen {spec!r}: expected [IPV6]:PORT, e.g. [::1]:9191")
-        port_text = rest[1:]
-    else:
-        host, sep, port_text = value.rpartition(":")
-        if not sep or not host:
-            raise ListenError(f"--listen {spec!r}: expected HOST:PORT, e.g. 127.0.0.1:9191")
-        if ":" in host:
-            raise ListenError(
-                f"--listen {spec!r}: write IPv6 addresses in brackets, e.g. [::1]:9191"
-            )
-    if not port_text.isdigit() or int(port_text) > 65535:
-        raise ListenError(f"--listen {spec!r}: port {port_text!r} is not a number in 0..65535")
-    return ListenAddress(spec=spec, host=host, port=int(port_text))
-
-
-def _parse_unix(spec: str, raw_path: str) -> ListenAddress:
-    if raw_path.startswith("//"):  # unix:///abs/path (URI form)
-        raw_path = raw_path[2:]
-    if not raw_path:
-        raise ListenError(f"--listen {spec!r}: the Unix socket path is empty")
-    path = os.path.abspath(raw_path)
-    if len(os.fsencode(path)) > MAX_UNIX_PATH_BYTES:
-        raise ListenError(
-            f"--listen {spec!r}: Unix socket path {path!r} is longer than "
-            f"{MAX_UNIX_PATH_BYTES} bytes (the kernel limit); use a shorter path"
-        )
-    return ListenAddress(spec=spec, path=path)
+def parse_listen(spec: str) -> Address:
+    """One ``--listen`` value by the shared grammar, port 0 allowed; ``ListenError`` if bad."""
+    try:
+        return parse_address(spec, "--listen", any_port=True)
+    except ConfigError as exc:
+        raise ListenError(str(exc)) from None
 
 
 def _someone_listens(path: str) -> bool:
@@ -129,7 +65,7 @@ def _someone_listens(path: str) -> bool:
         probe.close()
 
 
-def prepare_unix_socket(addr: ListenAddress) -> None:
+def prepare_unix_socket(addr: Address) -> None:
     """Make ``addr.path`` bindable: create the parent directory, clear a stale socket file."""
     path = Path(addr.path)
     try:
@@ -180,7 +116,7 @@ def remove_unix_socket(path: str, identity: tuple[int, int] | None) -> None:
         os.unlink(path)
 
 
-def describe_bind_failure(addr: ListenAddress) -> str:
+def describe_bind_failure(addr: Address) -> str:
     """A best guess at why gRPC could not bind ``addr`` (gRPC itself only says 'failed')."""
     if addr.is_unix:
         return "check the directory's permissions"

@@ -191,9 +191,7 @@ def grpc_answers(address: str, timeout: float = 1.0) -> bool:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    parsed = parse_address(address, "address")
-    target = f"unix:{parsed.path}" if parsed.is_unix else str(parsed)
-    with grpc.insecure_channel(target) as channel:
+    with grpc.insecure_channel(parse_address(address, "address").grpc_target) as channel:
         try:
             health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout

@@ -192,9 +192,7 @@ class DemoUpstream:
     """The demo server, usable in-process (tests) or from the ``demo-upstream`` command."""
 
     def __init__(self, listen: str, keys: MasterKeySource, request_log: Path | None = None):
-        address = parse_address(listen, "--listen")
-        if address.is_unix:
-            raise ConfigError("--listen: the demo upstream listens on HOST:PORT only")
+        address = parse_address(listen, "--listen", tcp_only=True)
         _Server.address_family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
         self.server = _Server((address.host, address.port), _Handler)
         self.server.keys = keys

@@ -250,7 +250,7 @@ def test_parse_address_rejects(text: str) -> None:
 
 
 def test_localhost_binds_to_loopback_ip() -> None:
-    assert parse_address("localhost:1", "x", bind=True).host == "127.0.0.1"
+    assert parse_address("localhost:1", "x", ip_only=True).host == "127.0.0.1"
 
 
 @pytest.mark.parametrize(("value", "text"), [(1, "1s"), (0.25, "0.25s"), (600, "600s"), (0, "0s")])
