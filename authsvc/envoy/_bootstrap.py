@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from authsvc._address import Address
 from authsvc.authz import HEADER_PREFIX
-from authsvc.envoy._address import Address
 from authsvc.envoy._options import ERROR_STATUSES, EnvoyOptions, RouteOptions
 
 __all__ = ["HEADER", "build_bootstrap", "render_yaml"]

@@ -34,11 +34,11 @@ from typing import Protocol
 
 from grpc_health.v1 import health_pb2
 
+from authsvc._address import Address
 from authsvc.server._check import settle, where
 from authsvc.server._h2 import PREFACE, SETTINGS, H2Connection, frame
 from authsvc.server._hpack import Headers
 from authsvc.server._listen import (
-    ListenAddress,
     ListenError,
     describe_bind_failure,
     prepare_unix_socket,
@@ -72,7 +72,7 @@ class Front:
 
     def __init__(
         self,
-        addresses: Sequence[ListenAddress],
+        addresses: Sequence[Address],
         checker: Answers,
         health: Health,
         internal: Internal,
@@ -98,7 +98,7 @@ class Front:
             raise
         return bound
 
-    def _bind(self, addr: ListenAddress) -> str:
+    def _bind(self, addr: Address) -> str:
         if addr.is_unix:
             prepare_unix_socket(addr)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -138,7 +138,7 @@ class Front:
                 break
         return addr.bound(port)
 
-    def _bind_error(self, addr: ListenAddress) -> ListenError:
+    def _bind_error(self, addr: Address) -> ListenError:
         self.close_sockets()  # so that the diagnosis does not trip over our own sockets
         return ListenError(
             f"--listen {addr.spec!r}: cannot bind {addr.grpc_target}: {describe_bind_failure(addr)}"

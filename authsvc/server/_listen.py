@@ -27,7 +27,6 @@ from authsvc._address import Address, parse_address
 from authsvc._errors import ConfigError
 
 __all__ = [
-    "ListenAddress",
     "ListenError",
     "describe_bind_failure",
     "parse_listen",
@@ -35,9 +34,6 @@ __all__ = [
     "remove_unix_socket",
     "socket_identity",
 ]
-
-ListenAddress = Address
-"""A parsed ``--listen`` value: the shared ``Address`` (``_front`` imports it by this name)."""
 
 
 class ListenError(ConfigError):
