@@ -69,23 +69,10 @@ def test_ext_authz_is_hardened() -> None:
     assert authz["status_on_error"] == {"code": "ServiceUnavailable"}
     assert authz["transport_api_version"] == "V3"
     assert authz["encode_raw_headers"] is True
-    grpc_service = dict(authz["grpc_service"])
-    retries = grpc_service.pop("retry_policy")
-    assert grpc_service == {
+    assert authz["grpc_service"] == {  # one endpoint: no other worker to retry on
         "envoy_grpc": {"cluster_name": _defaults.AUTHZ_CLUSTER},
         "timeout": "1s",
     }
-    # only failures where no worker answered are retried, never an answer (a deny stays a deny)
-    assert set(retries["retry_on"].split(",")) == {
-        "connect-failure",
-        "refused-stream",
-        "reset",
-        "unavailable",
-    }
-    assert retries["num_retries"] == 2
-    assert [p["name"] for p in retries["retry_host_predicate"]] == [
-        "envoy.retry_host_predicates.previous_hosts"
-    ]
     assert authz["allowed_headers"] == {
         "patterns": [{"exact": h} for h in DEFAULT_CREDENTIAL_HEADERS]
     }
@@ -169,7 +156,27 @@ def test_authz_cluster_http2_and_endpoints() -> None:
     ]
     limits = cluster["circuit_breakers"]["thresholds"][0]
     assert limits["max_requests"] == 1024 and limits["max_connections"] == 192
-    assert limits["max_retries"] == 1024  # a dead worker's checks all move to the others
+
+
+def test_several_workers_get_retries_and_outlier_detection() -> None:
+    single = build_bootstrap(EnvoyOptions())
+    assert "outlier_detection" not in _cluster(single, _defaults.AUTHZ_CLUSTER)
+    opts = EnvoyOptions(authz=("unix:/run/a/0.sock", "unix:/run/a/1.sock"))
+    boot = build_bootstrap(opts)
+    retries = _filters(boot)["envoy.filters.http.ext_authz"]["grpc_service"]["retry_policy"]
+    # only failures where no worker answered are retried, never an answer (a deny stays a deny)
+    assert set(retries["retry_on"].split(",")) == {
+        "connect-failure",
+        "refused-stream",
+        "reset",
+        "unavailable",
+    }
+    assert retries["num_retries"] == 2
+    assert [p["name"] for p in retries["retry_host_predicate"]] == [
+        "envoy.retry_host_predicates.previous_hosts"
+    ]
+    cluster = _cluster(boot, _defaults.AUTHZ_CLUSTER)
+    assert cluster["circuit_breakers"]["thresholds"][0]["max_retries"] == 1024
     outlier = cluster["outlier_detection"]
     assert outlier["split_external_local_origin_errors"] is True
     assert outlier["consecutive_local_origin_failure"] == 1
