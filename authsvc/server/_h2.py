@@ -44,6 +44,7 @@ MAX_MESSAGE = 4 << 20  # gRPC's default maximum message size
 MAX_BUFFERED = 8 << 20  # unfinished request bodies per connection before we stop granting
 MAX_HEADER_BLOCK = 1 << 18
 MAX_STREAMS = 1024
+MAX_STATUS_TEXT = 1024  # characters of a grpc-message: even percent-encoded, one frame holds it
 
 _HEAD = struct.Struct(">IBI")  # (length << 8 | type), flags, stream id
 _U32 = struct.Struct(">I")
@@ -374,7 +375,7 @@ class H2Connection:
         if stream is None or self.closed:
             return
         block = _RESPONSE_HEADERS + literal("grpc-status", str(code))
-        block += literal("grpc-message", grpc_message_text(text))
+        block += literal("grpc-message", grpc_message_text(text[:MAX_STATUS_TEXT]))
         self._out.append(frame(HEADERS, END_HEADERS | END_STREAM, sid, block))
         self._finish(sid, stream)
         self.flush()

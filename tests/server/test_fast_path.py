@@ -250,3 +250,29 @@ def test_stop_sends_goaway_to_fast_connections(loop_thread: LoopThread, short_tm
         frames = _frames(sock, lambda k, f, s: k == 7)
         assert frames[-1][0] == 7 and struct.unpack(">II", frames[-1][3][:8]) == (1, 0)
         future.result(10)
+
+
+def test_unimplemented_for_a_huge_path_fits_one_frame(
+    loop_thread: LoopThread, short_tmp: Path
+) -> None:
+    """Regression: the front's "Method not found: <path>" carried the whole path, so a 16 KiB
+    ``:path`` on a fast connection got a HEADERS frame over the maximum frame size."""
+    path = short_tmp / "a.sock"
+    server = _start(loop_thread, KeyStore(master_ring()), f"unix:{path}", fast=True)
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            block = b"\x83\x86" + literal(":path", "/" + "a" * 16_400)
+            block += literal("content-type", "application/grpc")
+            sock.sendall(
+                PREFACE
+                + _call(1, CHECK, request().SerializeToString())  # the connection is fast
+                + frame(HEADERS, 0, 3, block[:16_000])
+                + frame(9, END_HEADERS, 3, block[16_000:])  # CONTINUATION
+                + frame(DATA, END_STREAM, 3, b"\x00" * 5)  # one empty message
+            )
+            frames = _frames(sock, lambda k, f, s: k == HEADERS and s == 3 and bool(f & 1))
+        assert all(len(payload) <= 16384 for *_, payload in frames)
+        assert dict(Decoder().decode(frames[-1][3]))["grpc-status"] == "12"
+    finally:
+        loop_thread.run(server.stop(0))

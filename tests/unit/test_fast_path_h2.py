@@ -308,6 +308,22 @@ def test_a_flood_of_empty_continuations_is_cut_off_in_linear_time() -> None:
     assert goaway_code(frames) == ENHANCE_YOUR_CALM and peer.conn.closed
 
 
+def test_an_error_answer_fits_one_frame_whatever_its_text() -> None:
+    """Regression: ``grpc-message`` carried the whole text, and the front puts the client's
+    ``:path`` into it: a 16 KiB path made a HEADERS frame over the peer's maximum frame size
+    (a FRAME_SIZE_ERROR for the client). The text is cut to fit."""
+    peer = Peer(answer=False)
+    peer.start()
+    peer.call(1, b"x")
+    peer.conn.respond_status(1, 12, "Method not found: /" + "\xff" * 20_000)
+    (f,) = peer.frames()
+    assert (f.kind, f.flags) == (HEADERS, END_HEADERS | END_STREAM)
+    assert len(f.payload) <= 16384
+    fields = dict(peer.decoder.decode(f.payload))
+    assert fields["grpc-status"] == "12"
+    assert fields["grpc-message"].startswith("Method not found: /%C3%BF%C3%BF")
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
