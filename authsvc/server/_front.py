@@ -16,7 +16,9 @@ server (Check, Health, reflection) listens on a private address behind it:
 - anything else (grpcurl and reflection, Health/Watch, garbage, or a client that sends no
   request within ``SNIFF_SECONDS``) is *spliced*: every byte is relayed to the private gRPC
   server, which sees the connection from its first byte — except the client's ACK of our
-  empty SETTINGS, which is removed (that server never sent them; its own SETTINGS follow).
+  empty SETTINGS, which is removed (that server never sent them; its own SETTINGS follow),
+  and a request grpc.aio cannot survive (a ``:path`` that is not UTF-8: ``SpliceGuard``),
+  which closes the connection instead.
 
 The private server is started on the first spliced connection. Its address is an abstract
 Unix socket on Linux (no file, nothing to clean up), reachable only from this network
@@ -44,7 +46,14 @@ from authsvc.server._listen import (
     prepare_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import CHECK_PATH, HEALTH_PATH, AckFilter, sniff
+from authsvc.server._sniff import (
+    CHECK_PATH,
+    HEALTH_PATH,
+    AckFilter,
+    SpliceGuard,
+    SpliceRefused,
+    sniff,
+)
 
 __all__ = ["Answers", "Front"]
 
@@ -212,6 +221,7 @@ class _Conn(asyncio.Protocol):
         self._goaway = False
         self._greeted = False
         self._acks = AckFilter()
+        self._guard = SpliceGuard()
 
     @property
     def busy(self) -> bool:
@@ -233,7 +243,7 @@ class _Conn(asyncio.Protocol):
                 self.close()
             return
         if self.mode == "splice" and self._upstream is not None:
-            self._upstream.write(self._acks.feed(data))
+            self._relay(data)
             return
         self._pending.append(data)
         if self.mode == "sniff":
@@ -311,9 +321,17 @@ class _Conn(asyncio.Protocol):
         self._upstream = transport
         pending = b"".join(self._pending)
         self._pending = []
-        transport.write(self._acks.feed(pending) if self._greeted else pending)
         if not self._greeted:
             self._acks.done = True  # we sent nothing: there is no ACK to remove
+        self._relay(pending)
+
+    def _relay(self, data: bytes) -> None:
+        assert self._upstream is not None
+        try:
+            self._upstream.write(self._guard.feed(self._acks.feed(data)))
+        except SpliceRefused as exc:
+            _log.info("spliced connection closed: %s", exc)
+            self.close()
 
     def goaway(self) -> None:
         self._goaway = True

@@ -44,6 +44,7 @@ MAX_MESSAGE = 4 << 20  # gRPC's default maximum message size
 MAX_BUFFERED = 8 << 20  # unfinished request bodies per connection before we stop granting
 MAX_HEADER_BLOCK = 1 << 18
 MAX_STREAMS = 1024
+MAX_STATUS_TEXT = 1024  # characters of a grpc-message: even percent-encoded, one frame holds it
 
 _HEAD = struct.Struct(">IBI")  # (length << 8 | type), flags, stream id
 _U32 = struct.Struct(">I")
@@ -99,6 +100,7 @@ class H2Connection:
         self._streams: dict[int, _Stream] = {}
         self._last_stream = 0
         self._continuation: tuple[int, int, list[bytes]] | None = None
+        self._block_size = 0  # bytes of the unfinished header block's frames, headers included
         self._peer_window = 65535  # peer's SETTINGS_INITIAL_WINDOW_SIZE
         self._peer_max_frame = 16384
         self._send_window = 65535  # connection-level, what we may send
@@ -217,13 +219,15 @@ class H2Connection:
             self._header_block(sid, flags & END_STREAM, block)
         else:
             self._continuation = (sid, flags & END_STREAM, [block])
+            self._block_size = 9 + len(block)
 
     def _more_headers(self, flags: int, sid: int, payload: bytes) -> None:
         pending = self._continuation
         if pending is None or pending[0] != sid:
             raise _ConnectionError(PROTOCOL_ERROR, "unexpected CONTINUATION")
         pending[2].append(payload)
-        if sum(len(p) for p in pending[2]) > MAX_HEADER_BLOCK:
+        self._block_size += 9 + len(payload)  # a running total; empty frames are not free
+        if self._block_size > MAX_HEADER_BLOCK:
             raise _ConnectionError(ENHANCE_YOUR_CALM, "header block too large")
         if flags & END_HEADERS:
             self._continuation = None
@@ -371,7 +375,7 @@ class H2Connection:
         if stream is None or self.closed:
             return
         block = _RESPONSE_HEADERS + literal("grpc-status", str(code))
-        block += literal("grpc-message", grpc_message_text(text))
+        block += literal("grpc-message", grpc_message_text(text[:MAX_STATUS_TEXT]))
         self._out.append(frame(HEADERS, END_HEADERS | END_STREAM, sid, block))
         self._finish(sid, stream)
         self.flush()

@@ -3,7 +3,8 @@
 ``sniff`` classifies a connection by its first request (a Check from Envoy is answered by the
 front; anything else is relayed to the private gRPC server); ``AckFilter`` removes, from the
 relayed client bytes, the client's ACK of the empty SETTINGS frame the front sent while it
-was still listening. ``internal_address`` names the private server's socket. All pure.
+was still listening; ``SpliceGuard`` holds back every relayed request the private server must
+not see. ``internal_address`` names the private server's socket. All pure.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from authsvc.server._h2 import (
     CONTINUATION,
     END_HEADERS,
     HEADERS,
+    MAX_HEADER_BLOCK,
     PADDED,
     PREFACE,
     PRIORITY_FLAG,
@@ -26,7 +28,16 @@ from authsvc.server._h2 import (
 )
 from authsvc.server._hpack import Decoder, HpackError
 
-__all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "AckFilter", "internal_address", "sniff"]
+__all__ = [
+    "CHECK_PATH",
+    "FAST_PATHS",
+    "HEALTH_PATH",
+    "AckFilter",
+    "SpliceGuard",
+    "SpliceRefused",
+    "internal_address",
+    "sniff",
+]
 
 CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
 HEALTH_PATH = "/grpc.health.v1.Health/Check"
@@ -119,3 +130,97 @@ class AckFilter:
             pos += size
         self._buf = buf[pos:]
         return b"".join(out)
+
+
+class SpliceRefused(Exception):
+    """A relayed request the private gRPC server must not see: close the connection."""
+
+
+class SpliceGuard:
+    """Client→server bytes of a spliced connection, with every header block held back until it
+    is complete and decoded (one HPACK decoder, in step with the client's encoder).
+
+    grpc.aio's serving loop decodes a request's method as UTF-8 outside any error handling: a
+    single ``:path`` that is not UTF-8 ends the private server (grpcio 1.85), and with it every
+    spliced connection after it. So a header block with such a path — or one that cannot be
+    decoded, is out of place or larger than the front's own limit — is never forwarded:
+    ``feed`` raises ``SpliceRefused``. Other frames pass as they arrive. Bytes that do not start
+    with the client preface pass untouched (the server refuses them by itself).
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._http2: bool | None = None  # unknown until the preface is in (or refuted)
+        self._skip = 0  # bytes of a frame being passed through
+        self._held: list[bytes] = []  # the frames of an unfinished header block
+        self._parts: list[bytes] = []  # and its fragments
+        self._size = 0  # bytes of the held frames (a running total: empty frames count too)
+        self._decoder = Decoder()
+
+    def feed(self, data: bytes) -> bytes:
+        if self._http2 is False:
+            return data
+        buf, pos, out = self._buf + data, 0, []
+        if self._http2 is None:
+            if len(buf) < len(PREFACE) and PREFACE.startswith(buf):
+                self._buf = buf
+                return b""
+            self._http2 = buf.startswith(PREFACE)
+            if not self._http2:
+                self._buf = b""
+                return buf
+            out.append(PREFACE)
+            pos = len(PREFACE)
+        while pos < len(buf):
+            if self._skip:
+                step = min(self._skip, len(buf) - pos)
+                out.append(buf[pos : pos + step])
+                pos, self._skip = pos + step, self._skip - step
+                continue
+            if len(buf) - pos < 9:
+                break
+            head, flags, _ = _HEAD.unpack_from(buf, pos)
+            length, kind = head >> 8, head & 0xFF
+            if kind not in (HEADERS, CONTINUATION) or not (self._held or kind == HEADERS):
+                if self._held:
+                    raise SpliceRefused("a header block interrupted")
+                out.append(buf[pos : pos + 9])
+                pos, self._skip = pos + 9, length
+                continue
+            if self._size + 9 + length > MAX_HEADER_BLOCK:
+                raise SpliceRefused("header block too large")
+            if len(buf) - pos - 9 < length:
+                break
+            self._held.append(buf[pos : pos + 9 + length])
+            self._size += 9 + length
+            self._parts.append(_fragment(kind, flags, buf[pos + 9 : pos + 9 + length]))
+            pos += 9 + length
+            if flags & END_HEADERS:
+                self._check(b"".join(self._parts))
+                out += self._held
+                self._held, self._parts, self._size = [], [], 0
+        self._buf = buf[pos:]
+        return b"".join(out)
+
+    def _check(self, block: bytes) -> None:
+        try:
+            headers = self._decoder.decode(block)
+        except HpackError:
+            raise SpliceRefused("undecodable header block") from None
+        for name, value in headers:
+            if name == ":path":
+                try:
+                    value.encode("latin-1").decode("utf-8")
+                except UnicodeDecodeError:
+                    raise SpliceRefused("a :path that is not UTF-8") from None
+
+
+def _fragment(kind: int, flags: int, payload: bytes) -> bytes:
+    """The header block fragment of a HEADERS (padding, priority removed) or CONTINUATION."""
+    if kind != HEADERS:
+        return payload
+    if flags & PADDED:
+        if not payload or payload[0] >= len(payload):
+            raise SpliceRefused("bad padding")
+        payload = payload[1 : len(payload) - payload[0]]
+    return payload[5:] if flags & PRIORITY_FLAG else payload

@@ -250,3 +250,62 @@ def test_stop_sends_goaway_to_fast_connections(loop_thread: LoopThread, short_tm
         frames = _frames(sock, lambda k, f, s: k == 7)
         assert frames[-1][0] == 7 and struct.unpack(">II", frames[-1][3][:8]) == (1, 0)
         future.result(10)
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["first-request", "later-request"])
+def test_a_path_that_is_not_utf8_never_reaches_the_grpc_server(
+    loop_thread: LoopThread, short_tmp: Path, later: bool
+) -> None:
+    """Regression: grpc.aio decodes a method as UTF-8 in its serving loop; one such request
+    (with the ``:authority`` and ``te`` every client sends) ended the private server, and
+    every spliced connection after it was dropped. The front now closes that connection
+    before the request is relayed, whether it is the first request or a later one."""
+    path = short_tmp / "a.sock"
+    server = _start(loop_thread, KeyStore(master_ring()), f"unix:{path}", fast=True)
+    errors: list[dict[str, Any]] = []
+    loop_thread.call(lambda: loop_thread.loop.set_exception_handler(lambda _, c: errors.append(c)))
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+            if later:  # a spliced connection first, then the request on it
+                sock.sendall(_call(1, "/no.such.Service/Method", b""))
+                _frames(sock, lambda k, f, s: k == HEADERS and s == 1 and bool(f & 1))
+            sock.sendall(_call(3, "/\xe8x/y", b""))  # literal() sends latin-1: one byte 0xE8
+            _frames(sock, lambda k, f, s: False)  # until the front hangs up
+        time.sleep(0.2)  # the gRPC server would have died by now
+        with socket.socket(socket.AF_UNIX) as sock:  # a new spliced connection still works
+            sock.connect(str(path))
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0) + _call(1, "/no.such.Service/M", b""))
+            frames = _frames(sock, lambda k, f, s: k == HEADERS and s == 1 and bool(f & 1))
+        fields = dict(Decoder().decode(frames[-1][3]))
+        assert fields["grpc-status"] == "12", fields  # gRPC's own UNIMPLEMENTED
+        assert not errors, [c.get("message") for c in errors]
+    finally:
+        loop_thread.run(server.stop(0))
+
+
+def test_unimplemented_for_a_huge_path_fits_one_frame(
+    loop_thread: LoopThread, short_tmp: Path
+) -> None:
+    """Regression: the front's "Method not found: <path>" carried the whole path, so a 16 KiB
+    ``:path`` on a fast connection got a HEADERS frame over the maximum frame size."""
+    path = short_tmp / "a.sock"
+    server = _start(loop_thread, KeyStore(master_ring()), f"unix:{path}", fast=True)
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(str(path))
+            block = b"\x83\x86" + literal(":path", "/" + "a" * 16_400)
+            block += literal("content-type", "application/grpc")
+            sock.sendall(
+                PREFACE
+                + _call(1, CHECK, request().SerializeToString())  # the connection is fast
+                + frame(HEADERS, 0, 3, block[:16_000])
+                + frame(9, END_HEADERS, 3, block[16_000:])  # CONTINUATION
+                + frame(DATA, END_STREAM, 3, b"\x00" * 5)  # one empty message
+            )
+            frames = _frames(sock, lambda k, f, s: k == HEADERS and s == 3 and bool(f & 1))
+        assert all(len(payload) <= 16384 for *_, payload in frames)
+        assert dict(Decoder().decode(frames[-1][3]))["grpc-status"] == "12"
+    finally:
+        loop_thread.run(server.stop(0))

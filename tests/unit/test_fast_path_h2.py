@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -34,6 +35,7 @@ from authsvc.server._sniff import CHECK_PATH, AckFilter, sniff
 
 HEALTH = "/grpc.health.v1.Health/Check"
 PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM = 1, 3, 6, 7
+ENHANCE_YOUR_CALM = 11
 
 
 def request_block(path: str = CHECK_PATH) -> bytes:
@@ -291,6 +293,35 @@ def test_bad_preface_is_refused() -> None:
     peer = Peer()
     peer.conn.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     assert goaway_code(peer.frames()) == PROTOCOL_ERROR and peer.conn.closed
+
+
+def test_a_flood_of_empty_continuations_is_cut_off_in_linear_time() -> None:
+    """Regression: the block size was re-summed over all fragments on every CONTINUATION, and
+    empty ones added nothing: 16,000 of them (144 KB) held the event loop for 3 s, and more
+    grew quadratically, without ever reaching the limit. Every frame now counts its header."""
+    peer = Peer()
+    peer.start()
+    flood = frame(CONTINUATION, 0, 1) * 40_000  # 360 KB: over the 256 KiB block limit
+    started = time.perf_counter()
+    frames = peer.send(frame(HEADERS, END_STREAM, 1, request_block()[:5]), flood)
+    assert time.perf_counter() - started < 2.0  # ~0.05 s; the quadratic version took ~20 s
+    assert goaway_code(frames) == ENHANCE_YOUR_CALM and peer.conn.closed
+
+
+def test_an_error_answer_fits_one_frame_whatever_its_text() -> None:
+    """Regression: ``grpc-message`` carried the whole text, and the front puts the client's
+    ``:path`` into it: a 16 KiB path made a HEADERS frame over the peer's maximum frame size
+    (a FRAME_SIZE_ERROR for the client). The text is cut to fit."""
+    peer = Peer(answer=False)
+    peer.start()
+    peer.call(1, b"x")
+    peer.conn.respond_status(1, 12, "Method not found: /" + "\xff" * 20_000)
+    (f,) = peer.frames()
+    assert (f.kind, f.flags) == (HEADERS, END_HEADERS | END_STREAM)
+    assert len(f.payload) <= 16384
+    fields = dict(peer.decoder.decode(f.payload))
+    assert fields["grpc-status"] == "12"
+    assert fields["grpc-message"].startswith("Method not found: /%C3%BF%C3%BF")
 
 
 @settings(max_examples=300, deadline=None)
