@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from authsvc.server._hpack import STATIC_TABLE, Decoder, HpackError, literal
 from authsvc.server._huffman import HuffmanError, _codes, huffman_decode
+from tests._huffman import huffman_encode
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
 AUTHORITY = (":authority", "www.example.com")
@@ -143,21 +144,9 @@ def test_huffman_rfc7541_examples(coded: str, text: str) -> None:
     assert huffman_decode(bytes.fromhex(coded)) == text.encode()
 
 
-def _encode(data: bytes) -> bytes:
-    """A test-side encoder over the same canonical code (the RFC examples pin the code)."""
-    codes = _codes()
-    bits, count = 0, 0
-    for byte in data:
-        code, length = codes[byte]
-        bits, count = bits << length | code, count + length
-    pad = -count % 8
-    bits, count = bits << pad | (1 << pad) - 1, count + pad
-    return bits.to_bytes(count // 8, "big")
-
-
 @given(st.binary(max_size=64))
 def test_huffman_round_trips_every_byte_value(data: bytes) -> None:
-    assert huffman_decode(_encode(data)) == data
+    assert huffman_decode(huffman_encode(data)) == data
 
 
 def test_huffman_code_is_complete() -> None:

@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authsvc.server._hpack import STATIC_TABLE, Decoder, HpackError
-from authsvc.server._huffman import _codes, huffman_decode
+from authsvc.server._huffman import huffman_decode
+from tests._huffman import huffman_encode as huffman
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TABLE_LIMIT = 4096  # the front's SETTINGS_HEADER_TABLE_SIZE (the default)
@@ -50,17 +51,6 @@ def integer(value: int, prefix_bits: int, first: int = 0, extra_zero_groups: int
     groups += [0] * extra_zero_groups
     out += bytes(g | 0x80 for g in groups[:-1]) + bytes([groups[-1]])
     return bytes(out)
-
-
-def huffman(data: bytes) -> bytes:
-    """Huffman-code ``data`` with the RFC 7541 Appendix B code, padded with ones."""
-    codes = _codes()
-    bits, count = 0, 0
-    for byte in data:
-        code, length = codes[byte]
-        bits, count = bits << length | code, count + length
-    pad = -count % 8
-    return (bits << pad | (1 << pad) - 1).to_bytes((count + pad) // 8, "big")
 
 
 def string(text: str, use_huffman: bool) -> bytes:
