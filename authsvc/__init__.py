@@ -7,7 +7,8 @@ Public surface (guarded by ``tests/unit/test_public_api.py``)::
     KeyRing, KeyRecord, KeyStore                    immutable key snapshots
     AuthsvcError                                    base of every error we raise
      ├── ConfigError                                a config file or flag is invalid
-     └── KeySourceError                             a key source cannot be read/used
+     ├── KeySourceError                             a key source cannot be read/used
+     └── ServerDied                                 (private) the gRPC server stopped by itself
 
 Everything else lives in private ``_modules`` and may change.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["AuthsvcError", "ConfigError", "KeySourceError"]
+__all__ = ["AuthsvcError", "ConfigError", "KeySourceError", "ServerDied"]
 
 
 class AuthsvcError(Exception):
@@ -15,3 +15,8 @@ class ConfigError(AuthsvcError):
 
 class KeySourceError(AuthsvcError):
     """A key source cannot be used (unreadable, invalid, weak, conflicting)."""
+
+
+class ServerDied(AuthsvcError):
+    """The gRPC server stopped by itself while ``serve`` was serving (``serve`` exits 1, so
+    the supervisor or kubelet starts a new one instead of a process that listens on nothing)."""

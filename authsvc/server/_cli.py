@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 from authsvc._defaults import AUTHZ_LISTEN, STATUS_LISTEN
-from authsvc._errors import ConfigError, KeySourceError
+from authsvc._errors import ConfigError, KeySourceError, ServerDied
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_listen
 from authsvc.config import Config, load_config
 from authsvc.health import (
@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"authsvc serve: {exc}", file=sys.stderr)
         return 2
+    except ServerDied as exc:
+        print(f"authsvc serve: {exc}", file=sys.stderr)
+        return 1
     finally:
         logging.shutdown()
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from grpc_health.v1 import health_pb2
 
 from authsvc._address import Address
+from authsvc._errors import ServerDied
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
@@ -257,6 +258,28 @@ class AuthzServer:
     async def wait_for_termination(self) -> None:
         if self._running:
             await self._terminated.wait()
+
+    async def watch(self) -> None:
+        """Returns when the server is stopped; raises ``ServerDied`` if the grpc.aio server on
+        the public addresses (``fast_path`` off) ends without ``stop()``.
+
+        grpcio 1.85 ends its serving loop on a request whose ``:path`` is not UTF-8 (the front
+        screens those on the fast path). The process would then listen on nothing while its
+        status port still answered: every check fails closed until someone restarts it.
+        """
+        server = None if self.fast_path else self._server
+        if server is None:
+            await self.wait_for_termination()
+            return
+        try:
+            await server.wait_for_termination()
+            cause = "without an error"
+        except Exception as exc:  # grpcio re-raises what ended its loop
+            cause = f"on {type(exc).__name__}"  # the type only: its text quotes request bytes
+        if not self._stopped:
+            raise ServerDied(
+                f"the gRPC server stopped by itself ({cause}); exiting to be restarted"
+            )
 
     # -- health ------------------------------------------------------------------------------
 

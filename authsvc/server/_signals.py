@@ -31,7 +31,8 @@ async def serve_until_signal(
     ``server`` is started here unless it already is. ``extra_tasks`` (e.g. the status port, a
     key-file watcher) run alongside; they are cancelled at shutdown, and if one of them *fails*
     the server is stopped the same graceful way and its exception is raised — a dead reload
-    loop must not go unnoticed. One that simply returns is left finished.
+    loop must not go unnoticed. One that simply returns is left finished. ``server.watch()``
+    is one of them: a gRPC server that stopped by itself raises ``ServerDied`` here.
     """
     loop = asyncio.get_running_loop()
     received: list[signal.Signals] = []
@@ -52,6 +53,7 @@ async def serve_until_signal(
     try:
         if not server.started:
             await server.start()
+        tasks.append(asyncio.ensure_future(server.watch()))
         waiter: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
         pending: set[asyncio.Future[object]] = {waiter, *tasks}
         while failure is None and not stopping.is_set():
