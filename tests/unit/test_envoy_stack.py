@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from authsvc._errors import ConfigError
+from authsvc.health._verify_plan import plan
 from authsvc.stack._checks import Check, CheckResult, default_checks, format_table
 from authsvc.stack._cli import ensure_master_key
 
@@ -36,15 +37,21 @@ def test_empty_key_file_is_an_error(tmp_path: Path) -> None:
         ensure_master_key(path)
 
 
-def test_default_checks_cover_the_acceptance() -> None:
-    checks = default_checks(["/health/liveliness", "/health/readiness"])
-    by = {(c.method, c.path, c.with_key): c.expected for c in checks if not c.spoof}
-    assert by[("GET", "/v1/models", True)] == 200
-    assert by[("GET", "/v1/models", False)] == 401
-    assert by[("GET", "/health/liveliness", False)] == 200
-    assert by[("GET", "/health", False)] == 401
-    assert by[("GET", "/health", True)] == 200
-    assert by[("POST", "/health/liveliness", False)] == 401
+def test_up_check_and_verify_cover_the_acceptance_once() -> None:
+    paths = ["/health/liveliness", "/health/readiness"]
+    up = [c for c in default_checks(paths) if not c.spoof]
+    ours = {
+        (c.method, c.path, "master" if c.with_key else "wrong" if c.wrong_key else "none")
+        for c in up
+    }
+    theirs = {("GET", c.path, c.credential.value) for c in plan(paths, "/health")}
+    assert not ours & theirs, f"up --check repeats verify's checks: {ours & theirs}"
+    expected = {(c.method, c.path, c.with_key): c.expected for c in up}
+    assert expected[("GET", "/v1/models", True)] == 200
+    assert expected[("GET", "/v1/models", False)] == 401
+    assert expected[("POST", "/health/liveliness", False)] == 401
+    assert {("GET", p, "none") for p in paths} <= theirs  # probe paths open (verify)
+    assert {("GET", "/health", k) for k in ("none", "wrong", "master")} <= theirs
 
 
 def test_table_shape() -> None:
