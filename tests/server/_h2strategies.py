@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from tests._mutate import mutate
 from tests.server._h2wire import CHECK, PREFACE, check_block, grpc_body, raw_frame
 from tests.server.conftest import request
 from tests.unit.test_fuzz_hpack import Encoder, fields, hostile_blocks
@@ -222,20 +223,7 @@ def exchange(draw: st.DrawFn) -> bytes:
             frames.insert(j, frames[i])
         else:
             frames[i], frames[j] = frames[j], frames[i]
-    wire = bytearray(PREFACE + b"".join(frames))
-    for _ in range(draw(st.integers(0, 4))):
-        op, at = draw(st.integers(0, 3)), draw(st.integers(0, len(wire) - 1))
-        if op == 0:
-            wire[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == 1:
-            del wire[at:]
-        elif op == 2:
-            wire[at:at] = wire[at : at + draw(st.integers(1, 40))]
-        else:
-            wire[at:at] = draw(st.binary(min_size=1, max_size=8))
-        if not wire:
-            break
-    return bytes(wire)
+    return mutate(draw, PREFACE + b"".join(frames), edits=4, repeat=40, insert=8)
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from authsvc.server._hpack import STATIC_TABLE, Decoder, HpackError
 from authsvc.server._huffman import huffman_decode
 from tests._huffman import huffman_encode as huffman
+from tests._mutate import mutate
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TABLE_LIMIT = 4096  # the front's SETTINGS_HEADER_TABLE_SIZE (the default)
@@ -169,21 +170,8 @@ def representation(draw: st.DrawFn) -> bytes:
 
 @st.composite
 def hostile_block(draw: st.DrawFn) -> bytes:
-    block = bytearray(b"".join(draw(st.lists(representation(), max_size=8))))
-    for _ in range(draw(st.integers(0, 3))):
-        op = draw(st.integers(0, 3))
-        if not block:
-            break
-        at = draw(st.integers(0, len(block) - 1))
-        if op == 0:
-            block[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == 1:
-            del block[at:]
-        elif op == 2:
-            block[at:at] = block[at : at + draw(st.integers(1, 16))]
-        else:
-            block[at:at] = draw(st.binary(min_size=1, max_size=4))
-    return bytes(block)
+    block = b"".join(draw(st.lists(representation(), max_size=8)))
+    return mutate(draw, block, edits=3, repeat=16, insert=4)
 
 
 hostile_blocks = st.one_of(st.binary(max_size=300), hostile_block())
