@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import sys
@@ -218,11 +219,14 @@ async def _run_started(
         status.start()
     if deep is not None:
         deep.start()
+    on_serving = None  # a worker tells its supervisor once it serves with SIGTERM handled
     if args.report_fd is not None:
-        report_ready(args.report_fd, _status_address(status))
+        on_serving = functools.partial(report_ready, args.report_fd, _status_address(status))
     stop = asyncio.Event()
     try:
-        await serve_until_signal(server, grace=args.grace, extra_tasks=[reloader.run(stop)])
+        await serve_until_signal(
+            server, grace=args.grace, extra_tasks=[reloader.run(stop)], on_serving=on_serving
+        )
     finally:
         stop.set()
         if deep is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from authsvc.server._grpc import AuthzServer
 
@@ -25,6 +25,7 @@ async def serve_until_signal(
     *,
     grace: float = 5.0,
     extra_tasks: Iterable[Awaitable[object]] = (),
+    on_serving: Callable[[], None] | None = None,
 ) -> signal.Signals | None:
     """Serve until a signal arrives (returned), then stop gracefully.
 
@@ -33,6 +34,10 @@ async def serve_until_signal(
     the server is stopped the same graceful way and its exception is raised — a dead reload
     loop must not go unnoticed. One that simply returns is left finished. ``server.watch()``
     is one of them: a gRPC server that stopped by itself raises ``ServerDied`` here.
+
+    ``on_serving`` runs once the server is started and SIGTERM is handled here: a worker
+    reports ready there, so a supervisor's SIGTERM can never find it without the handler (it
+    would die at once and leave its socket file behind).
     """
     loop = asyncio.get_running_loop()
     received: list[signal.Signals] = []
@@ -54,6 +59,8 @@ async def serve_until_signal(
         if not server.started:
             await server.start()
         tasks.append(asyncio.ensure_future(server.watch()))
+        if on_serving is not None:
+            on_serving()
         waiter: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
         pending: set[asyncio.Future[object]] = {waiter, *tasks}
         while failure is None and not stopping.is_set():
