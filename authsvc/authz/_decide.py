@@ -20,7 +20,7 @@ from authsvc.authz._credentials import CredentialError, extract_credential
 from authsvc.authz._paths import normalize_path, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._view import RequestView
-from authsvc.keys._ring import KeyRing, digest
+from authsvc.keymodel import KeyRing, digest
 
 __all__ = ["STATUS", "Decision", "Reason", "decide"]
 

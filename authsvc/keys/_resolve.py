@@ -1,223 +1,60 @@
-"""The resolution rule, pure: readings in, ``Resolution`` out (no I/O, no clock, no gRPC).
+"""``resolve(config, environ)``: ask every configured source (I/O), then apply the pure rule.
 
-1. The first **candidate** reading holding a usable key wins: ``set``, or ``weak`` when
-   ``allow_weak`` is true. ``unset``/``empty``/``missing``/``unreadable``/``invalid`` never win,
-   so an empty layer never shadows a later one.
-2. Readings after the winner that hold a **different** key (``set`` or ``weak``; including
-   layers the app ignores, but not misplaced ones, which are always warned about) are
-   conflicts: a warning each, or — with ``on_conflict: error`` — no master key at all.
-3. No winner: the ring has no master (fail closed) and its ``unready_reason`` names every
-   source checked with its state.
-4. Extra keys (``keys:``) join the ring when ``set`` (or ``weak`` with ``allow_weak``); any other
-   state is a warning. A key equal to the master key stays the (unrestricted) master.
+The sources are read through the ``KeySource`` protocol only; which kinds exist is the
+registry's business (``authsvc.sources``), so a new kind needs nothing here. Master-chain
+sources contribute their ``readings``; every source may contribute named ``keys`` and
+``batches``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
 
-from authsvc._errors import KeySourceError
-from authsvc.keys._reading import Reading, Role, State
-from authsvc.keys._render import render_table, report
-from authsvc.keys._ring import KeyRecord, KeyRing, PathRule
-from authsvc.keys._secret import Secret
+from authsvc import keymodel
+from authsvc.config import Config
+from authsvc.keymodel import DigestBatch, ExtraKeyReadings, Reading, resolve_readings
 
-if TYPE_CHECKING:
-    from authsvc.config._model import Config
-
-__all__ = ["MASTER_NAME", "ExtraKeyReadings", "Resolution", "resolve_readings"]
-
-MASTER_NAME = "master"
+__all__ = ["Resolution", "resolve"]
 
 
 @dataclass(frozen=True, slots=True)
-class ExtraKeyReadings:
-    """The readings of one ``keys:`` entry, with the restrictions its records get."""
+class Resolution(keymodel.Resolution):
+    """A ``keymodel.Resolution`` plus the config it was resolved from (``None`` when built
+    from readings alone). A reload compares the config too: a policy change is a change."""
 
-    name: str
-    where: str  # "keys[0]"
-    readings: tuple[Reading, ...]
-    paths: PathRule | None = None
-    expires_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Resolution:
-    """The outcome of one resolution: who won, what every layer held, and the ring to serve."""
-
-    readings: tuple[Reading, ...]
-    winner: Reading | None
-    warnings: tuple[str, ...]
-    ring: KeyRing = field(compare=False)
-    conflicts: tuple[Reading, ...] = ()
-    extras: tuple[ExtraKeyReadings, ...] = ()
     config: Config | None = field(default=None, compare=False)
-    chosen: Reading | None = None  # first usable reading, even when a conflict blocks it
-
-    @property
-    def resolved(self) -> bool:
-        """True iff a usable master key is in the ring."""
-        return self.winner is not None
-
-    @property
-    def unready_reason(self) -> str:
-        return self.ring.unready_reason
-
-    def master_secret(self) -> Secret | None:
-        """The master key, for the one caller that must send it (the deep health check).
-
-        ``None`` when unresolved, or when the winner is known only by its digest.
-        """
-        return self.winner.secret if self.winner is not None else None
-
-    def require(self) -> None:
-        """For ``serve --strict``: raise ``KeySourceError`` with the fail-closed 503 message."""
-        if self.winner is None:
-            raise KeySourceError(f"authsvc has no usable master key: {self.unready_reason}")
-
-    def report(self) -> dict[str, object]:
-        """The stable JSON shape of ``explain --json`` (no keys, only fingerprints)."""
-        return report(self)
-
-    def render_table(self) -> str:
-        """The human table of ``explain`` and of ``serve``'s logs (no keys)."""
-        return render_table(self)
 
     def signature(self) -> tuple[object, ...]:
-        """What a reload compares: every layer's state and key digest, and the config."""
-
-        def sig(readings: Iterable[Reading]) -> tuple[object, ...]:
-            return tuple((r.source, r.state, r.role, r.digest) for r in readings)
-
-        extras = tuple((e.name, sig(e.readings)) for e in self.extras)
-        winner = self.winner.source if self.winner is not None else None
-        return (sig(self.readings), winner, extras, self.config)
+        return (*keymodel.Resolution.signature(self), self.config)
 
 
-def _checked(readings: Sequence[Reading]) -> str:
-    parts = []
-    for r in readings:
-        why = f": {r.detail}" if r.state in (State.WEAK, State.INVALID, State.UNREADABLE) else ""
-        ignored = ", ignored by the app" if r.role is not Role.CANDIDATE else ""
-        parts.append(f"{r.source} ({r.state}{why}{ignored})")
-    return "checked " + "; ".join(parts) if parts else "no key source is configured"
+def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
+    """Read every source of ``config`` (files, environment, LiteLLM config, ...), then resolve.
 
-
-def _reading_warnings(
-    readings: Sequence[Reading], winner: Reading | None, allow_weak: bool
-) -> list[str]:
-    out: list[str] = []
-    for r in readings:
-        if r.role is Role.MISPLACED:
-            held = f" (it holds a key, fingerprint {r.fingerprint})" if r.fingerprint else ""
-            out.append(f"{r.source}: {r.note}{held}")
-            continue
-        if r.role is not Role.CANDIDATE:
-            continue
-        if r.state is State.WEAK:
-            if r is winner:
-                out.append(
-                    f"{r.source}: weak key in use because master_key.allow_weak is true: {r.detail}"
-                )
-            elif not allow_weak:
-                out.append(
-                    f"{r.source}: weak key refused: {r.detail} "
-                    "(master_key.allow_weak: true accepts it, for development only)"
-                )
-        elif r.state is State.INVALID:
-            out.append(f"{r.source}: unusable key: {r.detail}")
-        elif r.state is State.UNREADABLE:
-            out.append(f"{r.source}: {r.detail}")
-    return out
-
-
-def _extra_records(
-    extras: Sequence[ExtraKeyReadings], master: KeyRecord | None, allow_weak: bool
-) -> tuple[list[KeyRecord], list[str]]:
-    records: list[KeyRecord] = []
-    warnings: list[str] = []
-    seen: dict[bytes, str] = {}
-    for extra in extras:
-        who = f"{extra.where} {extra.name!r}"
-        for r in extra.readings:
-            digest = r.digest
-            usable = r.usable(allow_weak)
-            if not usable or digest is None:
-                warnings.append(
-                    f"{who}: {r.source} is {r.state} ({r.detail}); no key loaded from it"
-                )
-                continue
-            if r.state is State.WEAK:
-                warnings.append(f"{who}: {r.source}: weak key accepted (allow_weak): {r.detail}")
-            if master is not None and digest == master.digest:
-                warnings.append(
-                    f"{who}: {r.source} holds the master key; it stays the unrestricted master"
-                )
-                continue
-            if digest in seen:
-                warnings.append(
-                    f"{who}: {r.source} holds the same key as {seen[digest]}; the first is used"
-                )
-                continue
-            seen[digest] = f"{who} {r.source}"
-            assert r.fingerprint is not None
-            records.append(
-                KeyRecord(
-                    extra.name, r.source, r.fingerprint, digest, extra.paths, extra.expires_at
-                )
-            )
-    return records, warnings
-
-
-def resolve_readings(
-    readings: Sequence[Reading],
-    *,
-    allow_weak: bool = False,
-    on_conflict: Literal["warn", "error"] = "warn",
-    extras: Sequence[ExtraKeyReadings] = (),
-    config: Config | None = None,
-) -> Resolution:
-    """Apply the rule (see the module docstring) to the chain's readings, in chain order."""
-    readings = tuple(readings)
-    index = next((i for i, r in enumerate(readings) if r.usable(allow_weak)), None)
-    winner = readings[index] if index is not None else None
-    warnings = _reading_warnings(readings, winner, allow_weak)
-
-    conflicts: tuple[Reading, ...] = ()
-    if winner is not None and index is not None:
-        conflicts = tuple(
-            r
-            for r in readings[index + 1 :]
-            if r.role is not Role.MISPLACED  # warned about on its own
-            and r.state in (State.SET, State.WEAK)
-            and r.digest not in (None, winner.digest)
-        )
-    for r in conflicts:
-        warnings.append(
-            f"conflict: {r.source} holds a different key (fingerprint {r.fingerprint}) than "
-            f"{winner.source if winner else '?'} (fingerprint {winner.fingerprint if winner else '?'}), "
-            "which shadows it"
-        )
-    reason = _checked(readings)
-    if conflicts and on_conflict == "error":
-        warnings.append(
-            "master_key.on_conflict is error: no master key is used until the layers agree"
-        )
-        sources = ", ".join(r.source for r in (winner, *conflicts) if r is not None)
-        reason = f"the master key layers disagree ({sources}) and master_key.on_conflict is error; {reason}"
-        winner = None
-
-    master = None
-    if winner is not None:
-        digest, fp = winner.digest, winner.fingerprint
-        assert digest is not None and fp is not None
-        master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
-    records, extra_warnings = _extra_records(extras, master, allow_weak)
-    warnings.extend(extra_warnings)
-    ring = KeyRing(records, master=master, unready_reason=reason)
-    chosen = readings[index] if index is not None else None
-    return Resolution(
-        readings, winner, tuple(warnings), ring, conflicts, tuple(extras), config, chosen
+    The I/O entry point; the rule itself is the pure ``resolve_readings``. Never raises for
+    a source problem: each becomes a reading state (and a warning where it matters).
+    """
+    max_length = config.max_credential_length
+    readings: list[Reading] = []
+    extras: list[ExtraKeyReadings] = []
+    batches: list[DigestBatch] = []
+    for spec in config.master_key.sources:
+        out = spec.read(environ, max_length=max_length)
+        readings.extend(out.readings)
+        extras.extend(out.keys)
+        batches.extend(out.batches)
+    for key in config.keys:
+        out = key.source.read(environ, max_length=max_length)
+        extras.extend(out.keys)
+        batches.extend(out.batches)
+    pure = resolve_readings(
+        readings,
+        allow_weak=config.master_key.allow_weak,
+        on_conflict=config.master_key.on_conflict,
+        extras=extras,
+        batches=batches,
     )
+    fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
+    return Resolution(**fields, config=config)

@@ -21,6 +21,7 @@ from authsvc.config import (
     load_config,
     parse_config,
 )
+from authsvc.keys import KeyMeta
 
 SECRET_VALUE = "sk-inline-config-0123456789abcdef"
 
@@ -295,7 +296,8 @@ reload: {{poll_interval: 0.5}}
     assert literal.label == f"config:{path}#master_key.sources[3]"
     assert c.master_key.on_conflict == "error" and c.master_key.allow_weak is False
     ci, ops, dev = c.keys
-    assert ci.source == FileSource(f"{base}/ci.keys", "keys[0]")
+    meta = KeyMeta("ci", "keys[0]", ci.paths, 1801350000.0)  # the record its keys carry
+    assert ci.source == FileSource(f"{base}/ci.keys", "keys[0]", meta)
     assert (
         ci.paths is not None
         and ci.paths.allows("/v1/chat/completions")

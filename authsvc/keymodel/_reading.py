@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from authsvc.keys._secret import Secret
+from authsvc.keymodel._secret import Secret
 
 __all__ = ["MIN_KEY_LENGTH", "WEAK_KEYS", "Reading", "Role", "State", "assess"]
 

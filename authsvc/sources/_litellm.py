@@ -23,9 +23,9 @@ from collections.abc import Mapping
 
 import yaml
 
-from authsvc.config._yaml import safe_problem
-from authsvc.keys._fileio import read_text
-from authsvc.keys._reading import Reading, Role, State
+from authsvc._yaml import safe_problem
+from authsvc.keymodel import Reading, Role, State
+from authsvc.sources._fileio import read_text
 
 __all__ = ["LITELLM_ENV", "read_litellm"]
 

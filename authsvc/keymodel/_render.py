@@ -3,17 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from authsvc.keys._reading import Reading, Role, State
+from authsvc.keymodel._reading import Reading, Role, State
 
-if TYPE_CHECKING:
-    from authsvc.keys._resolve import Resolution
-
-__all__ = ["render_table", "report"]
+__all__ = ["Shown", "render_table", "report"]
 
 
-def report(res: Resolution) -> dict[str, object]:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Extra(_Named, Protocol):
+    @property
+    def readings(self) -> tuple[Reading, ...]: ...
+
+
+class _Batch(_Named, Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    def __len__(self) -> int: ...
+
+
+class Shown(Protocol):
+    """What rendering needs from a resolution (structural: this module imports no resolver)."""
+
+    @property
+    def readings(self) -> tuple[Reading, ...]: ...
+    @property
+    def winner(self) -> Reading | None: ...
+    @property
+    def chosen(self) -> Reading | None: ...
+    @property
+    def conflicts(self) -> tuple[Reading, ...]: ...
+    @property
+    def extras(self) -> Sequence[_Extra]: ...
+    @property
+    def batches(self) -> Sequence[_Batch]: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+    @property
+    def resolved(self) -> bool: ...
+    @property
+    def unready_reason(self) -> str: ...
+
+
+def report(res: Shown) -> dict[str, object]:
     """``{"resolved", "winner": {"source", "fingerprint"} | None, "sources": [...], "warnings"}``."""
     winner = res.winner
     return {
@@ -36,7 +74,7 @@ def report(res: Resolution) -> dict[str, object]:
     }
 
 
-def _status(res: Resolution, r: Reading, after_winner: bool) -> str:
+def _status(res: Shown, r: Reading, after_winner: bool) -> str:
     if r is res.winner:
         return "USED"
     if r is res.chosen:
@@ -63,7 +101,7 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[st
     return lines
 
 
-def render_table(res: Resolution) -> str:
+def render_table(res: Shown) -> str:
     """A table of the chain, in order: source, state, fingerprint, outcome, detail."""
     out: list[str] = []
     if res.winner is not None:
@@ -84,13 +122,16 @@ def render_table(res: Resolution) -> str:
             "  " + line
             for line in _table(("#", "SOURCE", "STATE", "FINGERPRINT", "OUTCOME", "DETAIL"), rows)
         )
-    if res.extras:
+    if res.extras or res.batches:
         out.append("extra keys:")
         extra_rows = [
             (e.name, r.source, str(r.state), r.fingerprint or "-", r.detail)
             for e in res.extras
             for r in e.readings
         ]
+        extra_rows.extend(
+            (b.name, b.source, "set", f"{len(b)} keys", b.detail) for b in res.batches
+        )
         out.extend(
             "  " + line
             for line in _table(("NAME", "SOURCE", "STATE", "FINGERPRINT", "DETAIL"), extra_rows)
