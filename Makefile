@@ -33,6 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check authsvc tests scripts
 	$(BIN)/ruff format --check authsvc tests scripts
 	$(BIN)/mypy authsvc
+	$(BIN)/lint-imports --no-logo  # architecture contracts: [tool.importlinter] in pyproject.toml
 
 ## run: Envoy + authsvc + a LiteLLM-like demo upstream, on an embedded default config
 run: $(STAMP)

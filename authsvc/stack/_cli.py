@@ -22,8 +22,15 @@ from types import FrameType
 from authsvc import _defaults
 from authsvc._errors import ConfigError
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_addresses
-from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, parse_address, render_yaml
-from authsvc.envoy._cli import policy_options, write_atomically
+from authsvc.envoy import (
+    EnvoyOptions,
+    build_bootstrap,
+    envoy_binary,
+    parse_address,
+    policy_options,
+    render_yaml,
+    write_atomically,
+)
 from authsvc.stack._checks import default_checks, format_table, run_checks
 from authsvc.stack._children import (
     Child,

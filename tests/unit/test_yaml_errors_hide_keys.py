@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from authsvc import ConfigError
-from authsvc import _yaml
+from authsvc import ConfigError, _yaml
 from authsvc.config import load_config
 from authsvc.keys import MIN_KEY_LENGTH, State, resolve
 from tests._keys import register
