@@ -23,7 +23,7 @@ from authsvc.authz import (
     Reason,
     RequestView,
 )
-from authsvc.keys import KeyRing
+from authsvc.keymodel import KeyRing
 from authsvc.observability._redact import Redactor
 
 __all__ = ["DECISION_LOGGER", "DecisionLog", "Sampler"]

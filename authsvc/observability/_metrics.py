@@ -25,7 +25,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from authsvc import __version__
+from authsvc._version import __version__
 from authsvc.authz import STATUS, Decision, Reason, RequestView
 from authsvc.observability._contracts import ReloadResult, ResolutionLike
 from authsvc.observability._logging import BackgroundHandler

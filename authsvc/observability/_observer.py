@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Hashable, Iterable
 
 from authsvc.authz import DEFAULT_LOCATIONS, CredentialLocation, Decision, Reason, RequestView
-from authsvc.keys import KeyRing, KeyStore
+from authsvc.keymodel import KeyRing, KeyStore
 from authsvc.observability._contracts import ResolutionLike
 from authsvc.observability._decision_log import DecisionLog
 from authsvc.observability._metrics import Metrics

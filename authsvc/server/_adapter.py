@@ -1,7 +1,9 @@
 """The one module that converts between protobuf and our own types.
 
 ``CheckRequest`` → ``RequestView`` on the way in, ``Allow | Deny`` → ``CheckResponse`` on the
-way out. Nothing else in authsvc reads or builds ext_authz messages.
+way out. Nothing else in authsvc reads the fields of a ``CheckRequest`` or fills a
+``CheckResponse``: ``_check`` only parses the request bytes (``CheckRequest.FromString``) and
+serialises what ``response_from`` built, and ``bench`` reuses ``response_from``.
 
 Headers. Envoy sends them one of two ways:
 
