@@ -190,7 +190,7 @@ def test_the_reloader_follows_the_change_token(vault: Path) -> None:
         str(vault), {}, store, on_change=changes.append, on_error=errors.append, watch=False
     )
 
-    async def wait_for(pred: object, timeout: float = 5.0) -> None:
+    async def wait_for(pred: object, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while not pred():  # type: ignore[operator]
             assert time.monotonic() < deadline, "the reloader did not follow the source"
@@ -205,7 +205,7 @@ def test_the_reloader_follows_the_change_token(vault: Path) -> None:
             assert store.current.master.digest == digest(MASTER)
             # config poll_interval is 30 s: only the source's Watch(poll=0.05) makes it tick.
             # A config file written less than SETTLED seconds ago is read at every tick.
-            await asyncio.sleep(max(0.0, vault.stat().st_ctime + SETTLED + 0.2 - time.time()))
+            await asyncio.sleep(max(0.0, vault.stat().st_ctime + SETTLED + 0.5 - time.time()))
             reads = VAULT.reads
             await asyncio.sleep(0.5)
             assert VAULT.reads == reads  # token unchanged: nothing read again
