@@ -31,7 +31,7 @@ from authsvc.keymodel import (
     resolve_readings,
 )
 from authsvc.keys._reload import Reloader, rejection
-from authsvc.keys._resolve import Resolution, resolve
+from authsvc.keys._resolver import Resolution, resolve
 from authsvc.sources import REGISTRY, KeySource, SourceKind, SourceOutput, Watch
 
 __all__ = [

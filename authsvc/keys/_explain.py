@@ -13,7 +13,7 @@ import sys
 
 from authsvc._errors import ConfigError
 from authsvc.config import load_config
-from authsvc.keys._resolve import resolve
+from authsvc.keys._resolver import resolve
 
 __all__ = ["configure", "run"]
 

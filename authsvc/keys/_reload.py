@@ -32,7 +32,7 @@ from authsvc import keymodel
 from authsvc._errors import ConfigError
 from authsvc.config import ENV_CONFIG, Config, load_config
 from authsvc.keymodel import KeyStore, Reading, Role, State
-from authsvc.keys._resolve import Resolution, resolve
+from authsvc.keys._resolver import Resolution, resolve
 from authsvc.sources import SETTLED, FileSignature, KeySource, file_signature
 
 __all__ = ["SETTLED", "FileSignature", "Reloader", "file_signature", "rejection"]
