@@ -117,7 +117,7 @@ class _Parser:
         node = get("public_paths")
         public = (
             tuple(
-                self.nonempty(n, f"public_paths[{i}]")
+                self._str(n, f"public_paths[{i}]")
                 for i, n in enumerate(r.sequence(node, "public_paths"))
             )
             if node is not None
@@ -126,7 +126,7 @@ class _Parser:
         node = get("protected_health_path")
         health_path = DEFAULT_PROTECTED_HEALTH_PATH
         if node is not None:
-            health_path = self.nonempty(node, "protected_health_path")
+            health_path = self._str(node, "protected_health_path")
             if not is_canonical(health_path) or "?" in health_path:
                 r.fail(
                     node, "protected_health_path", f"{health_path!r} is not a path in normal form"
@@ -160,7 +160,29 @@ class _Parser:
             policy=policy,
         )
 
-    # -- small typed helpers; also the ParseContext a source kind's parser gets -----------
+    # -- small typed helpers -------------------------------------------------------------
+
+    def _str(self, node: yaml.Node, path: str) -> str:
+        value = self.r.string(node, path)
+        if not value:
+            self.r.fail(node, path, "must not be empty")
+        return value
+
+    def _env_name(self, node: yaml.Node, path: str, value: str | None = None) -> str:
+        name = self._str(node, path) if value is None else value
+        if not _ENV_NAME.match(name):
+            self.r.fail(node, path, f"{name!r} is not a valid environment variable name")
+        return name
+
+    def _file(self, node: yaml.Node, path: str) -> str:
+        value = self._str(node, path)
+        return os.path.normpath(os.path.join(self.base, value))
+
+    # -- the ParseContext a source kind's parser gets (see authsvc.sources) --------------
+
+    nonempty = _str
+    env_name = _env_name
+    file = _file
 
     @property
     def config_path(self) -> str:
@@ -171,22 +193,6 @@ class _Parser:
 
     def string(self, node: yaml.Node, path: str) -> str:
         return self.r.string(node, path)
-
-    def nonempty(self, node: yaml.Node, path: str) -> str:
-        value = self.r.string(node, path)
-        if not value:
-            self.r.fail(node, path, "must not be empty")
-        return value
-
-    def env_name(self, node: yaml.Node, path: str, value: str | None = None) -> str:
-        name = self.nonempty(node, path) if value is None else value
-        if not _ENV_NAME.match(name):
-            self.r.fail(node, path, f"{name!r} is not a valid environment variable name")
-        return name
-
-    def file(self, node: yaml.Node, path: str) -> str:
-        value = self.nonempty(node, path)
-        return os.path.normpath(os.path.join(self.base, value))
 
     def fail(self, node: yaml.Node | None, path: str, message: str) -> NoReturn:
         self.r.fail(node, path, message)
@@ -281,7 +287,7 @@ class _Parser:
         if "paths" in entries:
             p_node = entries["paths"][1]
             patterns = [
-                self.nonempty(n, f"{path}.paths[{i}]")
+                self._str(n, f"{path}.paths[{i}]")
                 for i, n in enumerate(r.sequence(p_node, f"{path}.paths"))
             ]
             if not patterns:
