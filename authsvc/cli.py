@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -53,6 +54,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(ns))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `authsvc verify --json | head`: the reader left; no traceback
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a tool killed by the signal reports
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,6 +10,7 @@ from authsvc.authz._credentials import (
     parse_location,
 )
 from authsvc.authz._decide import STATUS, Decision, Reason, decide
+from authsvc.authz._dry_run import DRY_RUN_HEADER, SHADOWED, shadow
 from authsvc.authz._paths import is_canonical, normalize_path, query_values, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._respond import HEADER_PREFIX, KEY_NAME_HEADER, Allow, Deny, render
@@ -17,8 +18,10 @@ from authsvc.authz._view import RequestView
 
 __all__ = [
     "DEFAULT_LOCATIONS",
+    "DRY_RUN_HEADER",
     "HEADER_PREFIX",
     "KEY_NAME_HEADER",
+    "SHADOWED",
     "STATUS",
     "Allow",
     "Bearer",
@@ -37,5 +40,6 @@ __all__ = [
     "parse_location",
     "query_values",
     "render",
+    "shadow",
     "split_target",
 ]

@@ -156,6 +156,7 @@ class Config:
     health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
     reload: ReloadConfig = field(default_factory=ReloadConfig)
     policy: Policy = field(default_factory=Policy.build)
+    dry_run: bool = False  # answer allow for would-be denials and record them (docs/dry-run.md)
 
     def watched_files(self) -> tuple[str, ...]:
         """Every file whose change must trigger a reload: key files, LiteLLM configs, self."""

@@ -42,6 +42,13 @@ from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
 __all__ = ["configure", "run", "worker_argv"]
 
+DRY_RUN_REMINDER = 300.0
+"""Seconds between the WARNINGs that say dry-run is still on."""
+DRY_RUN_NOTE = (
+    "dry-run: ON (denials are recorded, not enforced; see authsvc_dry_run_would_deny_total)"
+)
+"""The /readyz line while dry-run is on (readiness itself is unchanged)."""
+
 WORKER_STATUS_LISTEN = "127.0.0.1:0"
 """A worker's own status port: loopback, ephemeral; only the supervisor talks to it."""
 
@@ -80,11 +87,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="refuse to start without a usable master key (default: start, fail closed)",
     )
     parser.add_argument(
-        "--grace", type=float, default=5.0, help="seconds in-flight checks get at shutdown"
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds in-flight checks get at shutdown (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     parser.add_argument(
-        "--log-format", choices=("json", "text"), default="json", help="log line format"
+        "--dry-run",
+        action="store_true",
+        help="shadow mode for a rollout: answer ALLOW for every request that would be denied "
+        "(missing/malformed/unknown/expired key, path not allowed) and record it (decision log "
+        "would_deny, authsvc_dry_run_would_deny_total, header x-authsvc-dry-run: REASON); no "
+        "master key still denies 503. Same as 'dry_run: true' in the config. See docs/dry-run.md",
+    )
+    parser.add_argument(
+        "--log-level", default="info", help="debug, info, warning, error (default %(default)s)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="log line format (default %(default)s)",
     )
     parser.add_argument(
         "--decision-log-sample-rate",
@@ -129,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
         if args.strict:
             resolution.require()
         if args.workers > 1:
-            return asyncio.run(_supervise(args, listen))
+            return asyncio.run(_supervise(args, listen, _dry_run(args, config)))
         return asyncio.run(_serve(args, config, resolution, probes))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
@@ -162,6 +186,7 @@ async def _serve(
         on_decision=observer.on_decision,
     )
     server.fast_path = not args.no_fast_path
+    server.dry_run = _dry_run(args, config)
     await server.start()  # bind errors surface first (the server logs where it listens)
     try:
         return await _run_started(args, config, resolution, probes, store, observer, server)
@@ -183,12 +208,18 @@ async def _run_started(
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
     deep = _deep_health(args, config, lambda: latest[0], observer)
+    if server.dry_run:
+        observer.on_dry_run(True, "--dry-run" if args.dry_run else "config dry_run")
 
     def on_change(new: Resolution) -> None:
         latest[0] = new
         observer.on_change(new)
         if new.config is not None:
             server.update_policy(new.config.policy)
+            dry_run = _dry_run(args, new.config)
+            if dry_run != server.dry_run:
+                server.dry_run = dry_run
+                observer.on_dry_run(dry_run, "config reload")
         server.refresh_health()
         if deep is not None:
             deep.trigger()
@@ -215,6 +246,7 @@ async def _run_started(
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
+            notes=lambda: [DRY_RUN_NOTE] if server.dry_run else [],
         )
         status.start()
     if deep is not None:
@@ -225,7 +257,10 @@ async def _run_started(
     stop = asyncio.Event()
     try:
         await serve_until_signal(
-            server, grace=args.grace, extra_tasks=[reloader.run(stop)], on_serving=on_serving
+            server,
+            grace=args.grace,
+            extra_tasks=[reloader.run(stop), _remind_dry_run(server, observer, stop)],
+            on_serving=on_serving,
         )
     finally:
         stop.set()
@@ -234,6 +269,23 @@ async def _run_started(
         if status is not None:
             status.stop()
     return 0
+
+
+def _dry_run(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.dry_run or config.dry_run)
+
+
+async def _remind_dry_run(
+    server: AuthzServer, observer: Observer, stop: asyncio.Event, every: float | None = None
+) -> None:
+    """While dry-run is on, a WARNING every ``DRY_RUN_REMINDER`` seconds: never forgotten."""
+    interval = DRY_RUN_REMINDER if every is None else every
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            if server.dry_run:
+                observer.dry_run_reminder()
 
 
 def _deep_health(
@@ -304,6 +356,8 @@ def worker_argv(
         argv.append("--strict")
     if args.no_fast_path:
         argv.append("--no-fast-path")
+    if args.dry_run:
+        argv.append("--dry-run")
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     argv += ["--log-format", args.log_format]
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
@@ -312,7 +366,9 @@ def worker_argv(
     return argv
 
 
-async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ...]) -> int:
+async def _supervise(
+    args: argparse.Namespace, listen: tuple[tuple[str, ...], ...], dry_run: bool
+) -> int:
     from authsvc.server._worker_status import WorkerStatus
 
     supervisor = Supervisor(
@@ -328,6 +384,7 @@ async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ..
             readiness=aggregate.readiness,
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
+            notes=lambda: [DRY_RUN_NOTE] if dry_run else [],  # as configured at start
         )
         status.start()  # before the workers: a busy status port fails fast
     try:

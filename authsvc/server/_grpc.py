@@ -115,6 +115,15 @@ class AuthzServer:
     def on_decision(self, observer: DecisionObserver | None) -> None:
         self._checker.observer = observer
 
+    @property
+    def dry_run(self) -> bool:
+        """Dry-run (``authz.shadow``): policy denials are answered allow and recorded."""
+        return bool(self._checker.dry_run)
+
+    @dry_run.setter
+    def dry_run(self, on: bool) -> None:
+        self._checker.dry_run = bool(on)
+
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
         self._checker.policy = policy

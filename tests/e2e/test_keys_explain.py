@@ -45,7 +45,7 @@ reload:
 def check_shape(report: Any) -> None:
     """The stable JSON shape, exactly: these keys in this order, these types, nothing else."""
     assert isinstance(report, dict)
-    assert list(report) == ["resolved", "winner", "sources", "warnings"]
+    assert list(report) == ["resolved", "winner", "sources", "warnings", "dry_run"]
     assert isinstance(report["resolved"], bool)
     assert isinstance(report["sources"], list) and report["sources"]
     for source in report["sources"]:
