@@ -85,9 +85,7 @@ def test_dry_run_flag_lets_a_wrong_key_through_marked_and_recorded(procs: Launch
     # /readyz says so (and stays ready)
     ready = http_request(stack.authz.status_port, "GET", "/readyz")
     assert ready.status == 200 and DRY_RUN_NOTE in ready.body.decode()
-    ready = http_request(
-        stack.authz.status_port, "GET", "/readyz", {"accept": "application/json"}
-    )
+    ready = http_request(stack.authz.status_port, "GET", "/readyz", {"accept": "application/json"})
     assert ready.json()["notes"] == [DRY_RUN_NOTE]
 
     # verify through Envoy: passes, and says dry-run is on
@@ -117,6 +115,23 @@ def test_dry_run_from_the_config_and_explain_says_so(procs: Launcher, tmp_path: 
     assert explained.returncode == 0 and DRY_RUN_ON in explained.stdout
     report = json.loads(run_authsvc("explain", "--config", str(config), "--json").stdout)
     assert report["dry_run"] is True
+
+    # turned off by rewriting the config (atomically, as kubelet does): enforced, no restart
+    staged = tmp_path / "authsvc.yaml.new"
+    staged.write_text(config.read_text(encoding="utf-8").replace("true", "false"), "utf-8")
+    staged.replace(config)
+    eventually(
+        lambda: (
+            stack.get("/v1/models", {"x-api-key": new_key("dry-wrong3")}).deny_reason
+            == "unknown_key"
+        ),
+        "the reload to enforce again",
+        timeout=20,
+    )
+    assert metric(stack, "authsvc_dry_run_enabled") == 0
+    assert (
+        "dry-run: ON" not in http_request(stack.authz.status_port, "GET", "/readyz").body.decode()
+    )
 
 
 def test_dry_run_never_turns_a_missing_master_key_into_an_allow(procs: Launcher) -> None:
