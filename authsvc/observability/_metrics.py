@@ -11,6 +11,7 @@ from __future__ import annotations
 import platform
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
@@ -65,6 +66,7 @@ class _KeyState:
     fingerprint: str | None = None
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
+    since: float = 0.0  # Unix time the active resolution was published (0: not yet)
 
 
 class _KeyStateCollector:
@@ -97,6 +99,13 @@ class _KeyStateCollector:
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
             s.warnings,
         )
+        if s.since > 0:
+            yield GaugeMetricFamily(
+                "authsvc_key_resolution_timestamp_seconds",
+                "Unix time the active key resolution was loaded (start-up or the last reload "
+                "that changed something): time() minus it is the age of the active keys.",
+                s.since,
+            )
         yield CounterMetricFamily(
             "authsvc_log_records_dropped",
             "Log records dropped because the background log writer's queue was full.",
@@ -227,6 +236,7 @@ class Metrics:
                 source=source,
                 fingerprint=fingerprint,
                 warnings=len(resolution.warnings),
+                since=time.time(),
             )
 
     def on_reload(self, result: ReloadResult) -> None:
