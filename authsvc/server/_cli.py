@@ -1,8 +1,8 @@
 """``authsvc serve``: parse, load, build, serve. No decisions are made here.
 
-Start-up order: logging → config → key resolution (logged as a table) → gRPC server bound
-(bind errors surface before anything else starts) → status port → key reloader and deep
-health. A missing master key does not stop start-up (fail closed: health NOT_SERVING, 503s)
+Start-up order: logging → ``--listen`` syntax → config → key resolution → gRPC server bound
+(bind errors surface before anything else starts) → the resolution logged as a table → status
+port → key reloader and deep health. A missing master key does not stop start-up (fail closed: health NOT_SERVING, 503s)
 unless ``--strict``.
 
 With ``--workers N`` (N > 1) this process becomes a supervisor: it validates the config and
@@ -37,6 +37,7 @@ from authsvc.health import (
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import AuthzServer
+from authsvc.server._listen import parse_listen
 from authsvc.server._signals import serve_until_signal
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
@@ -146,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
         listen = worker_listen(args.listen or [AUTHZ_LISTEN], args.workers)  # validates N too
+        for address in (a for addresses in listen for a in addresses):
+            parse_listen(address)  # a bad --listen fails before any key is read or logged
         _check_status_port(args, listen)
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
@@ -178,7 +181,6 @@ async def _serve(
     observer = Observer(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
     )
-    observer.on_startup(resolution)
     server = AuthzServer(
         store,
         config.policy,
@@ -188,6 +190,7 @@ async def _serve(
     server.fast_path = not args.no_fast_path
     server.dry_run = _dry_run(args, config)
     await server.start()  # bind errors surface first (the server logs where it listens)
+    observer.on_startup(resolution)  # the key table is logged once the addresses are bound
     try:
         return await _run_started(args, config, resolution, probes, store, observer, server)
     except BaseException:
