@@ -278,3 +278,15 @@ def test_verify_reports_a_dry_run_pass_through_as_such() -> None:
     plain = evaluate(wrong, HttpAnswer(200), url="http://x", key=None)
     assert not plain.ok and plain.dry_run is None
     assert DRY_RUN_BANNER not in render_table([plain], url="http://x", key=None)
+
+
+def test_every_worker_of_a_supervisor_gets_dry_run() -> None:
+    import argparse
+
+    from authsvc.server._cli import configure, worker_argv
+
+    parser = argparse.ArgumentParser()
+    configure(parser)
+    on = worker_argv(parser.parse_args(["--dry-run", "--workers", "2"]), 1, ("127.0.0.1:1",), 3)
+    off = worker_argv(parser.parse_args(["--workers", "2"]), 1, ("127.0.0.1:1",), 3)
+    assert "--dry-run" in on and "--dry-run" not in off
