@@ -14,6 +14,7 @@ from authsvc.authz._credentials import (
     parse_location,
 )
 from authsvc.authz._decide import STATUS, Decision, Reason, decide
+from authsvc.authz._dry_run import DRY_RUN_HEADER, SHADOWED, shadow
 from authsvc.authz._paths import is_canonical, normalize_path, query_values, split_target
 from authsvc.authz._policy import (
     DEFAULT_PROTECTED_HEALTH_PATH,
@@ -29,9 +30,11 @@ __all__ = [
     "DEFAULT_PROTECTED_HEALTH_PATH",
     "DEFAULT_PUBLIC_METHODS",
     "DEFAULT_PUBLIC_PATHS",
+    "DRY_RUN_HEADER",
     "HEADER_PREFIX",
     "KEY_NAME_HEADER",
     "MAX_CREDENTIAL_LENGTH",
+    "SHADOWED",
     "STATUS",
     "Allow",
     "Bearer",
@@ -50,5 +53,6 @@ __all__ = [
     "parse_location",
     "query_values",
     "render",
+    "shadow",
     "split_target",
 ]

@@ -100,6 +100,7 @@ class Config:
     health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
     reload: ReloadConfig = field(default_factory=ReloadConfig)
     policy: Policy = field(default_factory=Policy.build)
+    dry_run: bool = False  # answer allow for would-be denials and record them (docs/dry-run.md)
 
     def sources(self) -> tuple[KeySource, ...]:
         """Every configured source: the master-key chain in order, then each ``keys:`` entry."""

@@ -69,6 +69,7 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "forward_credentials",
         "health_check",
         "reload",
+        "dry_run",
     ),
     "master_key": ("sources", "on_conflict", "allow_weak"),
     "health_check": ("enabled", "interval", "url"),
@@ -145,6 +146,8 @@ class _Parser:
         health = self._health(node) if node is not None else HealthCheckConfig()
         node = get("reload")
         reload = self._reload(node) if node is not None else ReloadConfig()
+        node = get("dry_run")
+        dry_run = r.boolean(node, "dry_run") if node is not None else False
         policy = self._policy(top, public, health_path, locations, max_len, forward)
         return Config(
             path=self.abspath,
@@ -158,6 +161,7 @@ class _Parser:
             health_check=health,
             reload=reload,
             policy=policy,
+            dry_run=dry_run,
         )
 
     # -- small typed helpers -------------------------------------------------------------

@@ -112,6 +112,7 @@ def response_from(out: Allow | Deny) -> CheckResponse:
         ok.headers.extend(_options(out.set_headers))
         ok.headers_to_remove.extend(out.remove_headers)
         ok.query_parameters_to_remove.extend(out.remove_query)
+        ok.response_headers_to_add.extend(_options(out.response_headers))
         return resp
     resp.status.code = GRPC_CODE_FOR_HTTP.get(out.status, code_pb2.PERMISSION_DENIED)
     denied = resp.denied_response

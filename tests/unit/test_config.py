@@ -67,7 +67,7 @@ def error(text: str, tmp_path: Path) -> str:
         ),
         (
             "zzz: 1\n",
-            ":1: unknown key 'zzz' under top level; valid keys here: credentials, forward_credentials",
+            ":1: unknown key 'zzz' under top level; valid keys here: credentials, dry_run, forward_credentials",
         ),
         # misplaced names: where they belong
         (
