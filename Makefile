@@ -30,9 +30,9 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check authsvc tests scripts
-	$(BIN)/ruff format --check authsvc tests scripts
-	$(BIN)/mypy authsvc
+	$(BIN)/ruff check authsvc tests scripts parity
+	$(BIN)/ruff format --check authsvc tests scripts parity
+	$(BIN)/mypy authsvc parity
 
 ## run: Envoy + authsvc + a LiteLLM-like demo upstream, on an embedded default config
 run: $(STAMP)
@@ -45,6 +45,14 @@ proto: $(STAMP)
 ## bench: side-by-side throughput/latency against Envoy's native api_key_auth filter
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
+
+## parity: the differential against the real LiteLLM proxy (docs/litellm-parity.md); another
+## version: make parity LITELLM_VERSION=1.2.3 (installed into .parity/venv-<version>)
+LITELLM_VERSION ?= 1.110.2
+.PHONY: parity
+parity: $(STAMP)
+	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
+	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
