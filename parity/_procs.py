@@ -99,6 +99,12 @@ class Proc:
             time.sleep(0.25)
         return "timeout"
 
+    def terminate(self) -> None:
+        """SIGTERM to its process group, without waiting (``stop()`` waits)."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, signal.SIGTERM)
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             try:
@@ -168,7 +174,7 @@ def start_litellm(venv: Path, workdir: Path, env: Mapping[str, str], port: int) 
 def start_authsvc(workdir: Path, env: Mapping[str, str], port: int, status_port: int) -> Proc:
     argv = [*AUTHSVC, "serve", "--config", str(workdir / "authsvc.yaml")]
     argv += ["--listen", f"{HOST}:{port}", "--status-listen", f"{HOST}:{status_port}"]
-    argv += ["--no-deep-health"]
+    argv += ["--no-deep-health", "--grace", "1"]
     return Proc("authsvc", argv, env, workdir, workdir / "authsvc.log")
 
 

@@ -23,6 +23,9 @@ GENERATED = ("A", "B", "C", "WRONG", "SHORT", "LONG", "REPEAT")
 MAX_TABLE_BYTES = 1 << 20
 MAX_SETUPS = 200
 MAX_REQUESTS = 200
+# authsvc's config for a setup: LiteLLM mode on the setup's cfg.yaml. {{CFG}} is cfg.yaml's
+# absolute path, {{DOTENV}} the absolute path of the setup's .env (where LiteLLM finds it).
+DEFAULT_AUTHSVC_CONFIG = "master_key:\n  sources:\n    - litellm_config: {{CFG}}\n"
 
 
 class TableError(Exception):
@@ -115,6 +118,7 @@ class Setup:
     env: tuple[tuple[str, str], ...] = ()
     candidates: tuple[str, ...] = ()
     requests: tuple[str, ...] = ("keys",)
+    authsvc_config: str = DEFAULT_AUTHSVC_CONFIG
 
 
 @dataclass(frozen=True)
@@ -196,6 +200,7 @@ def _spec(where: str, raw: Any) -> RequestSpec:
 def _setup(where: str, raw: Any, sets: Mapping[str, Any], literals: Mapping[str, str]) -> Setup:
     data = _mapping(where, raw)
     known = {"id", "covers", "config", "files", "dotenv", "env", "candidates", "requests"}
+    known.add("authsvc_config")
     unknown = set(data) - known
     if unknown:
         raise TableError(f"{where}: unknown field(s) {sorted(unknown)}")
@@ -228,6 +233,9 @@ def _setup(where: str, raw: Any, sets: Mapping[str, Any], literals: Mapping[str,
         ),
         candidates=candidates,
         requests=requests,
+        authsvc_config=_str(
+            f"{where}.authsvc_config", data.get("authsvc_config", DEFAULT_AUTHSVC_CONFIG)
+        ),
     )
 
 

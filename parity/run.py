@@ -61,6 +61,7 @@ class SetupResult:
     litellm_state: str
     rows: list[Row]
     seconds: float
+    phases: dict[str, float]  # seconds from the setup's start to the end of each phase
 
 
 def _redact(text: str, keys: Keys) -> str:
@@ -76,14 +77,12 @@ def _prepare(setup: Setup, ctx: Context) -> tuple[Path, dict[str, str]]:
     (workdir / "cfg.yaml").write_text(ctx.keys.fill(setup.config), encoding="utf-8")
     for name, text in setup.files:
         (workdir / name).write_text(ctx.keys.fill(text), encoding="utf-8")
+    dotenv = _dotenv_dir(setup, ctx, workdir) / ".env"
     if setup.dotenv_where is not None:
-        (_dotenv_dir(setup, ctx, workdir) / ".env").write_text(
-            ctx.keys.fill(setup.dotenv_text), encoding="utf-8"
-        )
-    (workdir / "authsvc.yaml").write_text(
-        f"master_key:\n  sources:\n    - litellm_config: {workdir / 'cfg.yaml'}\n",
-        encoding="utf-8",
-    )
+        dotenv.write_text(ctx.keys.fill(setup.dotenv_text), encoding="utf-8")
+    authsvc_config = setup.authsvc_config.replace("{{CFG}}", str(workdir / "cfg.yaml"))
+    authsvc_config = authsvc_config.replace("{{DOTENV}}", str(dotenv))
+    (workdir / "authsvc.yaml").write_text(ctx.keys.fill(authsvc_config), encoding="utf-8")
     env = base_env({k: ctx.keys.fill(v) for k, v in setup.env})
     return workdir, env
 
@@ -146,6 +145,7 @@ def run_setup(setup: Setup, ctx: Context) -> SetupResult:
         if envoy is not None:
             procs.append(envoy)
         code, explained = _procs.explain(workdir, env)
+        phases = {"explain": time.monotonic() - started}
         lstate = litellm.wait_ready(
             lambda: _procs.http_ok(lport, "/health/liveliness"), LITELLM_START_TIMEOUT
         )
@@ -155,6 +155,7 @@ def run_setup(setup: Setup, ctx: Context) -> SetupResult:
         )
         if lstate == "exited":
             lstate = f"refuses to start (exit {litellm.exited()})"
+        phases["ready"] = time.monotonic() - started
         rows = [
             _row(setup, req, lstate, astate, estate, (lport, aport, eport))
             for req in ctx.table.requests_of(setup, ctx.keys)
@@ -164,13 +165,17 @@ def run_setup(setup: Setup, ctx: Context) -> SetupResult:
                 setup, _litellm_key(setup, lstate, rows, ctx.keys), code, explained, ctx.keys
             )
         )
+        phases["requests"] = time.monotonic() - started
     finally:
+        for proc in procs:
+            proc.terminate()  # all at once: each stop() then waits for one already stopping
         for proc in reversed(procs):
             proc.stop()
         if setup.dotenv_where == "venv-parent":
             (_dotenv_dir(setup, ctx, workdir) / ".env").unlink(missing_ok=True)
     state = "runs" if lstate == "ready" else lstate
-    return SetupResult(setup, state, rows, time.monotonic() - started)
+    phases["stopped"] = time.monotonic() - started
+    return SetupResult(setup, state, rows, time.monotonic() - started, phases)
 
 
 def _row(
@@ -324,7 +329,9 @@ def _progress(result: SetupResult) -> None:
     )
     print(
         f"parity: {result.setup.id:<24} LiteLLM {result.litellm_state:<28} "
-        f"{len(result.rows):>3} rows, {bad} disagreeing ({result.seconds:.0f} s)",
+        f"{len(result.rows):>3} rows, {bad} disagreeing ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in result.phases.items())
+        + " s)",
         flush=True,
     )
 
