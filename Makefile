@@ -49,10 +49,11 @@ bench: $(STAMP)
 ## parity: the differential against the real LiteLLM proxy (docs/litellm-parity.md); another
 ## version: make parity LITELLM_VERSION=1.2.3 (installed into .parity/venv-<version>)
 LITELLM_VERSION ?= 1.110.2
+PARITY_ARGS ?=
 .PHONY: parity
 parity: $(STAMP)
 	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
-	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION)
+	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION) $(PARITY_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -2,7 +2,8 @@
 Check and the whole stack (Envoy -> authsvc -> LiteLLM) answer the same requests.
 
 Exit status: 0 when every disagreement is listed as deliberate in docs/litellm-parity.md, 1
-otherwise (also when a process could not be run), 2 on a usage error. The table (markdown) is
+otherwise (also when a row got no answer), 2 on a usage error; with ``--report-only`` (CI until
+#13's fixes land) unlisted disagreements are printed but do not fail the run. The table (markdown) is
 written to ``--out`` (default ``.parity/parity-<version>.md``); ``--update-doc`` also puts it
 into docs/litellm-parity.md. Keys are generated for the run and never printed: the table names
 them (A, B, WRONG...), the logs under ``.parity/run-<version>/`` are the processes' own.
@@ -243,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("PARITY_JOBS", "3")))
     parser.add_argument("--only", nargs="*", default=[], help="run only these setups")
     parser.add_argument("--update-doc", action="store_true", help="write the table into --doc")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="exit 0 despite unlisted disagreements (still 1 when a row has no answer)",
+    )
     args = parser.parse_args(argv)
     version = args.litellm_version or DEFAULT_VERSION
     venv = venv_dir(args.root, version).resolve()
@@ -308,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"parity: {summary.line()}")
     print(f"parity: table written to {out} ({elapsed:.0f} s)")
+    if summary.errors:
+        return 1
+    if args.report_only and summary.unlisted:
+        print("parity: --report-only: the disagreements above do not fail this run")
+        return 0
     return 1 if summary.unlisted else 0
 
 
