@@ -31,9 +31,9 @@ unit: $(STAMP)
 
 ## lint: ruff check, ruff format --check and mypy --strict
 lint: $(STAMP)
-	$(BIN)/ruff check authsvc tests scripts
-	$(BIN)/ruff format --check authsvc tests scripts
-	$(BIN)/mypy authsvc
+	$(BIN)/ruff check authsvc tests scripts parity
+	$(BIN)/ruff format --check authsvc tests scripts parity
+	$(BIN)/mypy authsvc parity
 	$(BIN)/lint-imports --no-logo  # architecture contracts: [tool.importlinter] in pyproject.toml
 
 ## run: Envoy + authsvc + a LiteLLM-like demo upstream, on an embedded default config
@@ -55,6 +55,14 @@ prometheus:
 ## help: list the targets
 help:
 	@awk -F': ' '/^## [a-z-]+: /{sub(/^## /, "", $$1); printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## parity: the differential against the real LiteLLM proxy (docs/litellm-parity.md); LITELLM_VERSION=x.y.z for another
+LITELLM_VERSION ?= 1.110.2
+PARITY_ARGS ?=
+.PHONY: parity
+parity: $(STAMP)
+	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
+	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION) $(PARITY_ARGS)
 
 ## clean: remove the virtualenv and the caches
 clean:
