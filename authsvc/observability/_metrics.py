@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from prometheus_client import (
@@ -71,6 +71,7 @@ class _KeyStateCollector:
 
     def __init__(self) -> None:
         self.state = _KeyState()
+        self.reload_running: Callable[[], float] | None = None  # the reloader's running_for
 
     def collect(self) -> Iterable[Metric]:
         s = self.state
@@ -101,6 +102,14 @@ class _KeyStateCollector:
             "Log records dropped because the background log writer's queue was full.",
             BackgroundHandler.total_dropped,
         )
+        running = self.reload_running
+        if running is not None:
+            yield GaugeMetricFamily(
+                "authsvc_key_reload_running_seconds",
+                "How long the running key reload attempt has taken so far (0 when none runs). "
+                "Above 10 the reload is stuck and the last good keys stay active.",
+                running(),
+            )
         if s.deep_health_ok is not None:
             yield GaugeMetricFamily(
                 "authsvc_deep_health_ok",
@@ -199,6 +208,10 @@ class Metrics:
                 fingerprint=fingerprint,
                 warnings=len(resolution.warnings),
             )
+
+    def watch_reload(self, running_for: Callable[[], float]) -> None:
+        """Publish ``authsvc_key_reload_running_seconds`` from the reloader's ``running_for``."""
+        self._state.reload_running = running_for
 
     def on_reload(self, result: ReloadResult) -> None:
         child = self._reloads.get(result)

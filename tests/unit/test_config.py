@@ -405,7 +405,7 @@ def test_config_path_from_environment(tmp_path: Path) -> None:
 
 
 def test_unreadable_and_non_utf8_config(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="is unreadable: Is a directory"):
+    with pytest.raises(ConfigError, match="is a directory, not a regular file"):
         load_config(str(tmp_path), environ={})
     path = tmp_path / "c.yaml"
     path.write_bytes(b"reload: {}\n\xff\n")
