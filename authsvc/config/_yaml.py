@@ -11,14 +11,24 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import NoReturn
 
 import yaml
 
 from authsvc._errors import ConfigError
 
-__all__ = ["SHOWN_BELOW", "Reader", "compose", "safe_problem", "shown"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "SHOWN_BELOW",
+    "Reader",
+    "YamlError",
+    "compose",
+    "load_bounded",
+    "safe_problem",
+    "shown",
+]
 
 _TAG = "tag:yaml.org,2002:"
 _KIND = {
@@ -59,31 +69,113 @@ def safe_problem(exc: yaml.MarkedYAMLError) -> str:
     return _QUOTED.sub(quoted, problem)
 
 
+class YamlError(ConfigError):
+    """A document that is not valid YAML, or exceeds the bounds below. ``line`` (1-based) is
+    where, when known; ``problem`` never quotes text of the file that could be a key."""
+
+    def __init__(self, filename: str, line: int | None, problem: str) -> None:
+        self.line, self.problem = line, problem
+        where = f"{filename}:{line}" if line is not None else filename
+        super().__init__(f"{where}: invalid YAML: {problem}")
+
+
+def _marked(filename: str, exc: yaml.MarkedYAMLError) -> YamlError:
+    mark = exc.problem_mark or exc.context_mark
+    return YamlError(filename, None if mark is None else mark.line + 1, safe_problem(exc))
+
+
 _FAST_LOADER = getattr(yaml, "CSafeLoader", None)
 """libyaml's loader when PyYAML was built with it: ~6x faster on a config with 10,000 keys."""
+
+MAX_VALUES = 1_000_000
+"""Values (scalars, lists, mappings) a document may hold *after* alias expansion: every
+alias counts as the whole value it repeats. A 1 MiB file without aliases holds at most
+~500,000, so only alias bombs ("billion laughs") reach it."""
+
+MAX_DEPTH = 64
+"""Nesting depth of lists and mappings. Deeper documents are refused before they are
+composed: libyaml's composer recurses per level and a few 100,000 ``[`` crash the process."""
+
+
+def _check_bounds(events: Iterator[yaml.Event], filename: str) -> None:
+    """Walk the parser's event stream (no recursion, no tree) and refuse a document whose
+    expansion exceeds ``MAX_VALUES``, whose nesting exceeds ``MAX_DEPTH``, or with an alias
+    inside the value it names (a cycle). Stops at the first violation: an alias bomb is
+    refused after reading a few lines, in microseconds."""
+    sizes: dict[str, int] = {}  # anchor -> values it expands to
+    stack: list[tuple[str | None, int]] = []  # open collections: (anchor, total at start)
+    total = 0
+
+    def refuse(event: yaml.Event, why: str) -> NoReturn:
+        mark = event.start_mark
+        raise YamlError(filename, None if mark is None else mark.line + 1, why)
+
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            anchor = str(event.anchor)
+            if anchor not in sizes:
+                if any(open_anchor == anchor for open_anchor, _ in stack):
+                    refuse(event, "an alias refers to a value that contains it")
+                continue  # undefined: the composer reports it
+            total += sizes[anchor]
+        elif isinstance(event, yaml.ScalarEvent):
+            total += 1
+            if event.anchor is not None:
+                sizes[str(event.anchor)] = 1
+        elif isinstance(event, yaml.CollectionStartEvent):
+            total += 1
+            stack.append((None if event.anchor is None else str(event.anchor), total - 1))
+            if len(stack) > MAX_DEPTH:
+                refuse(event, f"lists and mappings nest deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent) and stack:
+            named, start = stack.pop()
+            if named is not None:
+                sizes[named] = total - start
+        if total > MAX_VALUES:
+            refuse(
+                event,
+                f"the document expands to more than {MAX_VALUES:,} values "
+                "(aliases repeat what their anchor names: an alias bomb?)",
+            )
 
 
 def compose(text: str, filename: str) -> yaml.Node | None:
     """Parse ``text`` into a node tree; a syntax error names the file and line (no snippet).
 
-    A file is parsed with libyaml when it is there. libyaml words its complaints differently
-    and names nothing from the file (``found undefined alias``, no alias), so a file it
-    rejects is parsed again with the pure-Python loader, whose verdict and message count:
-    errors read the same with or without libyaml.
+    The document is first checked against ``MAX_VALUES`` and ``MAX_DEPTH`` on the parser's
+    event stream, before any tree is built. A file is parsed with libyaml when it is there.
+    libyaml words its complaints differently and names nothing from the file (``found
+    undefined alias``, no alias), so a file it rejects is parsed again with the pure-Python
+    loader, whose verdict and message count: errors read the same with or without libyaml.
     """
     if _FAST_LOADER is not None:
         try:
+            _check_bounds(yaml.parse(text, Loader=_FAST_LOADER), filename)
             return yaml.compose(text, Loader=_FAST_LOADER)
         except yaml.YAMLError:
             pass  # the pure loader below gives the verdict and its message
     try:
+        _check_bounds(yaml.parse(text, Loader=yaml.SafeLoader), filename)
         return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"{mark.line + 1}" if mark is not None else "?"
-        raise ConfigError(f"{filename}:{line}: invalid YAML: {safe_problem(exc)}") from None
+        raise _marked(filename, exc) from None
     except yaml.YAMLError as exc:  # e.g. several documents in one file
-        raise ConfigError(f"{filename}: invalid YAML: {type(exc).__name__}") from None
+        raise YamlError(filename, None, type(exc).__name__) from None
+
+
+def load_bounded(text: str, filename: str) -> object:
+    """``yaml.safe_load`` with the bounds of ``compose``: the same Python values, or a
+    ``ConfigError`` (syntax, several documents, an alias bomb, too deep). An alias still
+    yields one shared object, never a copy; callers type-check every value they use."""
+    node = compose(text, filename)
+    if node is None:
+        return None
+    try:
+        return yaml.constructor.SafeConstructor().construct_document(node)
+    except yaml.MarkedYAMLError as exc:  # e.g. a merge key that is not a mapping
+        raise _marked(filename, exc) from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # e.g. 2026-13-01
+        raise YamlError(filename, None, type(exc).__name__) from None
 
 
 def describe(node: yaml.Node) -> str:

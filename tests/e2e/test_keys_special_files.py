@@ -9,6 +9,7 @@ grace period.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -67,8 +68,6 @@ def test_a_fifo_swapped_in_at_reload_is_refused_and_sigterm_still_stops(
         code = stack.authz.proc.proc.wait(15)
         assert code == 0 and time.monotonic() - start < 10
     finally:
-        try:  # release a reader stuck in open() (only on broken code)
+        with contextlib.suppress(OSError):  # release a reader stuck in open() (broken code)
             os.close(os.open(key_file, os.O_WRONLY | os.O_NONBLOCK))
-        except OSError:
-            pass
     no_key_in(stack.authz.proc.log_path.read_text(), keys, "the authsvc log")
