@@ -21,11 +21,14 @@ from authsvc._errors import ConfigError
 __all__ = [
     "MAX_DEPTH",
     "MAX_VALUES",
+    "NOT_SHOWN",
     "SHOWN_BELOW",
     "Reader",
     "YamlError",
     "compose",
+    "env_name_shown",
     "load_bounded",
+    "quoted",
     "safe_problem",
     "shown",
 ]
@@ -46,11 +49,36 @@ SHOWN_BELOW = 16
 ``authsvc.keys.MIN_KEY_LENGTH``; a test keeps them equal). Longer text could be one."""
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_SHOWABLE = re.compile(r"[A-Za-z0-9_!/*][A-Za-z0-9_.:/+!*-]*\Z")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+NOT_SHOWN = "[not shown]"
 
 
 def shown(text: str) -> str:
-    """``text`` itself when it is too short to be a key, else a placeholder."""
-    return text if len(text) < SHOWN_BELOW else "[not shown]"
+    """``text`` itself when it is provably no key, else ``[not shown]``.
+
+    Redaction by construction: text from the file is shown only when it is shorter than any
+    usable key (``SHOWN_BELOW``) *and* a plain identifier, path or tag (``_SHOWABLE``: no
+    space, quote, comma, control or non-ASCII character) — never on the strength of a
+    key-shaped pattern. Callers name the location and the kind of problem instead.
+    """
+    return text if len(text) < SHOWN_BELOW and _SHOWABLE.match(text) else NOT_SHOWN
+
+
+def quoted(text: str, known: Collection[str] = ()) -> str:
+    """``'text'`` when ``shown`` or one of ``known`` (authsvc's own words, e.g. its default
+    paths), else ``[not shown]`` (for messages that quote a value)."""
+    return repr(text) if shown(text) == text or text in known else NOT_SHOWN
+
+
+def env_name_shown(name: str) -> str:
+    """An environment variable name as messages may show it: ``shown``, or a conventional
+    ``UPPER_CASE_NAME`` (with an underscore: a generated key is one run of characters)."""
+    if shown(name) == name:
+        return name
+    if _ENV_NAME.match(name) and "_" in name.strip("_") and name.isupper() and len(name) <= 64:
+        return name
+    return NOT_SHOWN
 
 
 def safe_problem(exc: yaml.MarkedYAMLError) -> str:
@@ -185,8 +213,9 @@ def describe(node: yaml.Node) -> str:
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     tag = node.tag
-    if tag.startswith(_TAG):
-        return _KIND.get(tag[len(_TAG) :], tag)
+    if tag.startswith(_TAG):  # '!!NAME': NAME comes from the file too
+        suffix = tag[len(_TAG) :]
+        return _KIND.get(suffix, f"a value tagged !!{shown(suffix)}")
     return f"a value tagged {shown(tag)}"  # a custom tag: '!KEY' if a key starts with '!'
 
 
@@ -229,11 +258,19 @@ class Reader:
 
     def _plain(self, node: yaml.Node, path: str, kind: str) -> None:
         if node.tag != _TAG + kind:
-            tag = node.tag if node.tag.startswith(_TAG) else shown(node.tag)
-            self.fail(node, path, f"unsupported YAML tag {tag!r}")
+            tag = node.tag
+            text = f"!!{shown(tag[len(_TAG) :])}" if tag.startswith(_TAG) else shown(tag)
+            self.fail(node, path, f"unsupported YAML tag {text!r}")
 
     def _unknown(self, node: yaml.Node, key: str, path: str, allowed: Collection[str]) -> NoReturn:
+        """An unknown mapping key. It is quoted (and compared with the valid names) only when
+        ``shown``: a key pasted as a mapping key must not come back in the message, nor any
+        hint derived from its text."""
         under = path or "top level"
+        valid = f"; valid keys here: {', '.join(sorted(allowed))}"
+        where = f"{self.filename}:{self.line(node)}"
+        if shown(key) != key:
+            raise ConfigError(f"{where}: unknown key {NOT_SHOWN} under {under}{valid}")
         here = f"{path}.{key}" if path else key
         elsewhere = [p for p in self._known.get(key, ()) if p != here]
         if elsewhere:
@@ -242,11 +279,7 @@ class Reader:
             close = difflib.get_close_matches(key, list(allowed), n=1, cutoff=0.6) or [
                 name for name in sorted(allowed) if name.startswith(key) or key.startswith(name)
             ]
-            if close:
-                hint = f"; did you mean {close[0]!r}?"
-            else:
-                hint = f"; valid keys here: {', '.join(sorted(allowed))}"
-        where = f"{self.filename}:{self.line(node)}"
+            hint = f"; did you mean {close[0]!r}?" if close else valid
         raise ConfigError(f"{where}: unknown key {key!r} under {under}{hint}")
 
     def sequence(self, node: yaml.Node, path: str) -> list[yaml.Node]:
@@ -275,13 +308,14 @@ class Reader:
     def integer(self, node: yaml.Node, path: str, *, low: int, high: int) -> int:
         self._scalar(node, path, ("int",), "an integer")
         value = int(yaml.constructor.SafeConstructor().construct_object(node))
-        if not low <= value <= high:
-            self.fail(node, path, f"must be between {low} and {high}, got {value}")
+        if not low <= value <= high:  # a long number could be a (numeric) key: not shown
+            self.fail(node, path, f"must be between {low} and {high}, got {shown(str(value))}")
         return value
 
     def seconds(self, node: yaml.Node, path: str, *, low: float, high: float) -> float:
         self._scalar(node, path, ("int", "float"), "a number of seconds")
         value = float(yaml.constructor.SafeConstructor().construct_object(node))
         if not low <= value <= high:  # also refuses NaN
-            self.fail(node, path, f"must be between {low:g} and {high:g} seconds, got {value:g}")
+            got = shown(f"{value:g}") if len(str(node.value)) < SHOWN_BELOW else NOT_SHOWN
+            self.fail(node, path, f"must be between {low:g} and {high:g} seconds, got {got}")
         return value

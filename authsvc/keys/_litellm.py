@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-from authsvc.config._yaml import YamlError, load_bounded
+from authsvc.config._yaml import YamlError, env_name_shown, load_bounded
 from authsvc.keys._fileio import read_text
 from authsvc.keys._reading import Reading, Role, State
 
@@ -78,6 +78,7 @@ def _entry(
     if value.startswith(_PREFIX):
         name = value[len(_PREFIX) :]
         resolved = environ.get(name)
+        name = env_name_shown(name)  # a key pasted after os.environ/ must not be echoed
         if resolved is None:
             why = f"{what} is os.environ/{name} and {name} is not set"
             return Reading.without_value(label, State.UNSET, why, role=role, note=note)
