@@ -301,12 +301,19 @@ class Reader:
         """A string that may look like another scalar (timestamps, numbers): its raw text."""
         return self._scalar(node, path, ("str", "timestamp", "int", "float"), "a string")
 
+    def _short_number(self, node: yaml.Node, path: str, expected: str) -> None:
+        """Checked before the text is converted: a 5,000-digit integer would make ``int()``
+        raise (Python's digit limit) or cost quadratic time; no valid value is that long."""
+        if len(str(node.value)) > 32:
+            self.fail(node, path, f"{expected}, got a number of {len(str(node.value))} characters")
+
     def boolean(self, node: yaml.Node, path: str) -> bool:
         raw = self._scalar(node, path, ("bool",), "true or false").lower()
         return raw in ("true", "yes", "on")
 
     def integer(self, node: yaml.Node, path: str, *, low: int, high: int) -> int:
         self._scalar(node, path, ("int",), "an integer")
+        self._short_number(node, path, f"must be between {low} and {high}")
         value = int(yaml.constructor.SafeConstructor().construct_object(node))
         if not low <= value <= high:  # a long number could be a (numeric) key: not shown
             self.fail(node, path, f"must be between {low} and {high}, got {shown(str(value))}")
@@ -314,6 +321,7 @@ class Reader:
 
     def seconds(self, node: yaml.Node, path: str, *, low: float, high: float) -> float:
         self._scalar(node, path, ("int", "float"), "a number of seconds")
+        self._short_number(node, path, f"must be between {low:g} and {high:g} seconds")
         value = float(yaml.constructor.SafeConstructor().construct_object(node))
         if not low <= value <= high:  # also refuses NaN
             got = shown(f"{value:g}") if len(str(node.value)) < SHOWN_BELOW else NOT_SHOWN

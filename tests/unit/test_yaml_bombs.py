@@ -199,3 +199,17 @@ def test_a_reload_to_a_bomb_keeps_the_last_good_keys_at_once(tmp_path: Path) -> 
     config.write_text(laughs() + "public_paths: *a8\n")  # the authsvc config itself, too
     assert reloader.reload() is False and store.current is good
     assert errors[-1].startswith("config reload failed: ") and EXPANDS in errors[-1]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["max_credential_length: " + "9" * 5000, "health_check: {interval: " + "9" * 5000 + "}"],
+    ids=["integer", "seconds"],
+)
+def test_a_huge_number_is_refused_before_it_is_converted(tmp_path: Path, text: str) -> None:
+    """Type-checked (and size-checked) before conversion: int() of 5,000 digits raised a
+    ValueError (Python's digit limit) that escaped as a traceback."""
+    config = tmp_path / "authsvc.yaml"
+    config.write_text(text + "\n")
+    with pytest.raises(ConfigError, match=r"authsvc.yaml:1: .*got a number of 5000 characters"):
+        load_config(str(config), environ={})
