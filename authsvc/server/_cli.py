@@ -236,6 +236,7 @@ async def _run_started(
         on_change=on_change,
         on_error=observer.on_error,
     )
+    observer.prometheus.watch_reload(reloader.running_for)
 
     def keys_ready() -> tuple[bool, str]:
         ring = store.current
@@ -243,7 +244,7 @@ async def _run_started(
 
     status = None
     if args.status_listen != "off":
-        checks = [keys_ready] + ([deep.readiness] if deep is not None else [])
+        checks = [keys_ready, reloader.readiness] + ([deep.readiness] if deep is not None else [])
         status = StatusServer(
             args.status_listen,
             readiness=all_ready(*checks),

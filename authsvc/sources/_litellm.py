@@ -20,10 +20,9 @@ warned about).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 
-import yaml
-
-from authsvc._yaml import safe_problem
+from authsvc._yaml import YamlError, env_name_shown, load_bounded
 from authsvc.keymodel import Reading, Role, State
 from authsvc.sources._fileio import read_text
 
@@ -31,20 +30,18 @@ __all__ = ["LITELLM_ENV", "read_litellm"]
 
 LITELLM_ENV = "LITELLM_MASTER_KEY"
 _PREFIX = "os.environ/"
+_NOT_A_SCALAR = object()  # environment_variables.LITELLM_MASTER_KEY is a list or a mapping
 
 
 def _parse(path: str, label: str) -> dict[object, object] | Reading:
     state, detail, text = read_text(path, "the LiteLLM config")
     if text is None:
         return Reading.without_value(label, state, detail)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:  # no snippet, no quoted name: either could be a key
-        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else "?"
-        why = f"the LiteLLM config is not valid YAML (line {line}: {safe_problem(exc)})"
-        return Reading.without_value(label, State.INVALID, why)
-    except yaml.YAMLError as exc:
-        why = f"the LiteLLM config is not valid YAML ({type(exc).__name__})"
+    try:  # bounded: an alias bomb or a 1,000-level nesting is refused before it is built
+        data = load_bounded(text, path)
+    except YamlError as exc:  # no snippet, no quoted name: either could be a key
+        where = f"line {exc.line}: " if exc.line is not None else ""
+        why = f"the LiteLLM config is not valid YAML ({where}{exc.problem})"
         return Reading.without_value(label, State.INVALID, why)
     if data is None:
         data = {}
@@ -81,6 +78,7 @@ def _entry(
     if value.startswith(_PREFIX):
         name = value[len(_PREFIX) :]
         resolved = environ.get(name)
+        name = env_name_shown(name)  # a key pasted after os.environ/ must not be echoed
         if resolved is None:
             why = f"{what} is os.environ/{name} and {name} is not set"
             return Reading.without_value(label, State.UNSET, why, role=role, note=note)
@@ -97,7 +95,7 @@ def _entry(
 
 def _fallback(
     data: dict[object, object], path: str, environ: Mapping[str, str]
-) -> tuple[str, str | None]:
+) -> tuple[str, str | object | None]:
     """``LITELLM_MASTER_KEY`` as LiteLLM sees it after exporting ``environment_variables``."""
     exported = data.get("environment_variables")
     if isinstance(exported, dict) and LITELLM_ENV in exported:
@@ -107,8 +105,10 @@ def _fallback(
             resolved = environ.get(value[len(_PREFIX) :])
             if resolved is not None:
                 return label, resolved
-        else:
+        elif isinstance(value, str | bytes | int | float | bool | date) or value is None:
             return label, str(value)  # LiteLLM exports str(value), even of a number or null
+        else:  # a list or mapping: its str() is no key a client sends (and may be an alias bomb)
+            return label, _NOT_A_SCALAR
     return f"env:{LITELLM_ENV}", environ.get(LITELLM_ENV)
 
 
@@ -139,6 +139,9 @@ def read_litellm(path: str, environ: Mapping[str, str], *, max_length: int) -> l
     if env_value is None:
         why = f"{LITELLM_ENV} is not set"
         readings.append(Reading.without_value(env_label, State.UNSET, why, role=role, note=note))
+    elif not isinstance(env_value, str):
+        why = f"environment_variables.{LITELLM_ENV} is a list or a mapping, not a string"
+        readings.append(Reading.without_value(env_label, State.INVALID, why, role=role, note=note))
     else:
         readings.append(
             Reading.of_value(
