@@ -11,6 +11,15 @@ Wiring (done by ``authsvc serve``)::
 Nothing here imports the decision code: the status port cannot run an auth check.
 """
 
+from authsvc.health._bypass import (
+    ENV_APP_PORT,
+    ENV_POD_IPS,
+    BypassDetector,
+    BypassTarget,
+    Reach,
+    probe_port,
+    target_from_env,
+)
 from authsvc.health._deep import (
     AUTHSVC_REASON_HEADER,
     DeepHealth,
@@ -35,7 +44,11 @@ from authsvc.health._status import Metrics, Readiness, StatusServer, all_ready, 
 
 __all__ = [
     "AUTHSVC_REASON_HEADER",
+    "ENV_APP_PORT",
+    "ENV_POD_IPS",
     "PROBES_ENV",
+    "BypassDetector",
+    "BypassTarget",
     "DeepHealth",
     "DeepResult",
     "KeyProvider",
@@ -43,6 +56,7 @@ __all__ = [
     "ProbeForwarder",
     "ProbeOutcome",
     "ProbeTarget",
+    "Reach",
     "Readiness",
     "StatusServer",
     "SupportsReveal",
@@ -54,5 +68,7 @@ __all__ = [
     "key_header_name",
     "parse_listen",
     "parse_probes",
+    "probe_port",
     "probes_from_env",
+    "target_from_env",
 ]

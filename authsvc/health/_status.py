@@ -28,6 +28,8 @@ Readiness = Callable[[], tuple[bool, str]]
 """Returns ``(ready, reason)``; ``reason`` says why not (ignored when ready)."""
 Metrics = Callable[[], tuple[bytes, str]]
 """Returns ``(exposition, content_type)``, e.g. prometheus_client's ``generate_latest``."""
+Detail = Callable[[], list[str]]
+"""Extra ``/readyz`` lines (e.g. the bypass detector's finding), whether ready or not."""
 
 log = logging.getLogger("authsvc.health.status")
 
@@ -167,9 +169,11 @@ class StatusServer:
         readiness: Readiness,
         metrics: Metrics | None = None,
         probes: Mapping[str, ProbeTarget] | None = None,
+        detail: Detail | None = None,
     ) -> None:
         self._host, self._port = parse_listen(listen)
         self._readiness = readiness
+        self._detail = detail
         self._forwarder = ProbeForwarder(probes or {})
         self._metrics = metrics or _default_metrics(readiness, self._forwarder)
         self._server: _Server | None = None
@@ -236,6 +240,14 @@ class StatusServer:
 
     # ------------------------------------------------------------------- routing (no sockets)
 
+    def _detail_lines(self) -> list[str]:
+        if self._detail is None:
+            return []
+        try:
+            return [str(line) for line in self._detail()]
+        except Exception as exc:  # a broken callable must not take /readyz down
+            return [f"detail unavailable ({type(exc).__name__})"]
+
     def route(self, target: str, accept: str = "") -> _Reply:
         """Answer one GET for ``target``: ``(status, content_type, body, extra_headers)``."""
         path = target.partition("?")[0]
@@ -245,10 +257,15 @@ class StatusServer:
         if path == "/readyz":
             ready, reason = _safe_readiness(self._readiness)
             status = 200 if ready else 503
+            lines = self._detail_lines()
             if _JSON in accept:
-                body = json.dumps({"ready": ready, "reason": "" if ready else reason})
+                answer: dict[str, object] = {"ready": ready, "reason": "" if ready else reason}
+                if lines:
+                    answer["detail"] = lines
+                body = json.dumps(answer)
                 return status, _JSON, body.encode() + b"\n", no_extra
             text = "ready\n" if ready else f"not ready: {reason}\n"
+            text += "".join(f"{line}\n" for line in lines)
             return status, _TEXT, text.encode(), no_extra
         if path == "/metrics":
             try:

@@ -16,6 +16,7 @@ from authsvc._errors import ConfigError
 
 __all__ = [
     "ANNOTATION_APP_PORT",
+    "ANNOTATION_HELM_HOOK",
     "ANNOTATION_INJECT",
     "ANNOTATION_ORIGINAL_PROBES",
     "ANNOTATION_STATUS",
@@ -29,10 +30,16 @@ __all__ = [
     "DEFAULT_ENVOY_IMAGE",
     "DEFAULT_IMAGE",
     "ENVOY_CONTAINER",
+    "ENV_APP_PORT",
     "ENV_APP_PROBES",
+    "ENV_LITELLM_CONFIG",
+    "ENV_POD_IPS",
     "KEY_DIR",
+    "LITELLM_CONFIG_DIR",
+    "OPT_IN_VALUES",
     "OPT_OUT_VALUES",
     "PROXY_PORT_NAME",
+    "REDIRECT_CONTAINER",
     "SIDECAR_CONTAINER",
     "SOCKET_DIR",
     "STATUS_INJECTED",
@@ -40,6 +47,7 @@ __all__ = [
     "VOLUME_BOOTSTRAP",
     "VOLUME_CONFIG",
     "VOLUME_KEY",
+    "VOLUME_LITELLM_CONFIG",
     "VOLUME_SOCKET",
     "InjectOptions",
     "add_arguments",
@@ -52,6 +60,8 @@ DEFAULT_ENVOY_IMAGE = "envoyproxy/envoy:distroless-v1.40-latest"
 # Annotations (on the pod template) and the opt-in/opt-out label/annotation.
 ANNOTATION_INJECT = "authsvc.io/inject"  # label "enabled" opts in (webhook); "false" opts out
 OPT_OUT_VALUES = frozenset({"false", "disabled"})
+OPT_IN_VALUES = frozenset({"true", "enabled"})  # also injects Jobs, CronJobs and Helm hooks
+ANNOTATION_HELM_HOOK = "helm.sh/hook"  # Helm hooks (migrations, tests) serve nothing
 ANNOTATION_STATUS = "authsvc.io/status"
 STATUS_INJECTED = "injected"
 ANNOTATION_VERSION = "authsvc.io/version"  # version of the injector that injected the pod
@@ -60,15 +70,22 @@ ANNOTATION_APP_PORT = "authsvc.io/app-port"  # per-pod override of --app-port
 
 # What the authsvc container reads: the app probes it forwards (see authsvc serve).
 ENV_APP_PROBES = "AUTHSVC_APP_PROBES"
+# The bypass detector's inputs (authsvc.health._bypass) and LiteLLM mode without a config file
+# (authsvc.config._chain): the same names the server reads.
+ENV_POD_IPS = "AUTHSVC_POD_IPS"
+ENV_APP_PORT = "AUTHSVC_APP_PORT"
+ENV_LITELLM_CONFIG = "AUTHSVC_LITELLM_CONFIG"
 
 # Containers, volumes, ports, paths.
 SIDECAR_CONTAINER = "authsvc"
 BOOTSTRAP_CONTAINER = "authsvc-bootstrap"
 ENVOY_CONTAINER = "authsvc-envoy"
+REDIRECT_CONTAINER = "authsvc-redirect"
 VOLUME_SOCKET = "authsvc-socket"
 VOLUME_KEY = "authsvc-master-key"
 VOLUME_CONFIG = "authsvc-config"
 VOLUME_BOOTSTRAP = "authsvc-envoy-bootstrap"
+VOLUME_LITELLM_CONFIG = "authsvc-litellm-config"  # the app's own LiteLLM config volume, again
 STATUS_PORT_NAME = "authsvc-status"
 PROXY_PORT_NAME = "authsvc-proxy"
 SOCKET_DIR = _defaults.AUTHZ_SOCKET_IN_POD.removeprefix("unix:").rsplit("/", 1)[0]
@@ -77,6 +94,7 @@ CONFIG_DIR = "/etc/authsvc"
 CONFIG_FILE = f"{CONFIG_DIR}/config.yaml"
 BOOTSTRAP_DIR = "/etc/authsvc-envoy"
 BOOTSTRAP_FILE = f"{BOOTSTRAP_DIR}/envoy.yaml"
+LITELLM_CONFIG_DIR = "/etc/authsvc-litellm"  # where authsvc sees the app's LiteLLM config
 AUTHSVC_UID = 10001  # the image's user; Envoy runs as the same uid (see docs/kubernetes.md)
 
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -101,6 +119,9 @@ class InjectOptions:
     secret_key: str = "master-key"
     config_map: str | None = None
     app_port: int = _defaults.APP_PORT
+    include_jobs: bool = False  # inject Jobs, CronJobs and Helm hook pods too
+    network_policy: bool = False  # emit a NetworkPolicy per workload (inject only)
+    inbound_redirect: bool = False  # iptables init container: app port -> Envoy
 
     def __post_init__(self) -> None:
         for what, image in (("--image", self.image), ("--envoy-image", self.envoy_image)):
@@ -174,12 +195,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=d.app_port,
         metavar="N",
         help=f"port the app listens on, on 127.0.0.1 (default {d.app_port}; "
-        f"a pod annotation {ANNOTATION_APP_PORT} overrides it)",
+        f"a pod annotation {ANNOTATION_APP_PORT} overrides it; LiteLLM's --port/PORT is read)",
+    )
+    group.add_argument(
+        "--include-jobs",
+        action="store_true",
+        help="inject Jobs, CronJobs and Helm hook pods too (default: skipped, they serve "
+        f"nothing; one pod opts in with the annotation {ANNOTATION_INJECT}: enabled)",
+    )
+    group.add_argument(
+        "--network-policy",
+        action="store_true",
+        help="add a NetworkPolicy per workload admitting only Envoy's and the status port "
+        "(needs a CNI that enforces NetworkPolicy; inject only, the webhook cannot add objects)",
+    )
+    group.add_argument(
+        "--inbound-redirect",
+        action="store_true",
+        help="add an init container (NET_ADMIN, iptables) that redirects inbound traffic for "
+        "the app port to Envoy, like Istio, for apps that cannot listen on 127.0.0.1",
     )
 
 
 def from_args(args: argparse.Namespace) -> InjectOptions:
     return InjectOptions(
+        include_jobs=args.include_jobs,
+        network_policy=args.network_policy,
+        inbound_redirect=args.inbound_redirect,
         image=args.image,
         envoy_image=args.envoy_image,
         secret=args.secret,

@@ -27,21 +27,26 @@ from authsvc._errors import ConfigError, KeySourceError, ServerDied
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_listen
 from authsvc.config import Config, load_config
 from authsvc.health import (
+    ENV_APP_PORT,
+    ENV_POD_IPS,
+    BypassDetector,
     DeepHealth,
     ProbeTarget,
     StatusServer,
     all_ready,
     key_header_name,
     probes_from_env,
+    target_from_env,
 )
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
-from authsvc.server._grpc import AuthzServer
+from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
 from authsvc.server._signals import serve_until_signal
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
 __all__ = ["configure", "run", "worker_argv"]
 
+BYPASS_INTERVAL = 10.0  # seconds between bypass checks
 WORKER_STATUS_LISTEN = "127.0.0.1:0"
 """A worker's own status port: loopback, ephemeral; only the supervisor talks to it."""
 
@@ -108,6 +113,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "unix:/p/authz.sock -> unix:/p/authz-0.sock, authz-1.sock, ...; HOST:PORT -> PORT, "
         "PORT+1, ... (list them all with 'authsvc envoy-config --workers N'; default 1)",
     )
+    parser.add_argument(
+        "--socket-mode",
+        default=f"{UNIX_SOCKET_MODE:04o}",
+        metavar="MODE",
+        help=f"permissions of --listen unix: sockets, octal (default {UNIX_SOCKET_MODE:04o}: "
+        "owner and group; whoever connects must be the owner or in the socket's group)",
+    )
+    parser.add_argument(
+        "--bypass-pod-ips",
+        metavar="IP[,IP]",
+        help=f"the pod's own addresses for the bypass detector (default ${ENV_POD_IPS}, "
+        "set by authsvc inject from the downward API)",
+    )
+    parser.add_argument(
+        "--bypass-app-port",
+        type=int,
+        metavar="N",
+        help=f"the app's port for the bypass detector (default ${ENV_APP_PORT})",
+    )
+    parser.add_argument(
+        "--bypass-interval",
+        type=float,
+        default=BYPASS_INTERVAL,
+        metavar="S",
+        help=f"seconds between bypass checks (default {BYPASS_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--bypass-readiness",
+        choices=("warn", "fail"),
+        default="warn",
+        help="when the app answers on the pod IP: 'warn' (log, metric, /readyz detail; stay "
+        "ready) or 'fail' (also not ready). Default warn",
+    )
     # Set by the supervisor on the command line of each worker; not for humans.
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
@@ -125,12 +163,14 @@ def run(args: argparse.Namespace) -> int:
         _check_status_port(args, listen)
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
+        args.socket_mode_value = parse_socket_mode(args.socket_mode)
+        bypass = _bypass_detector(args)
         resolution = resolve(config, os.environ)
         if args.strict:
             resolution.require()
         if args.workers > 1:
-            return asyncio.run(_supervise(args, listen))
-        return asyncio.run(_serve(args, config, resolution, probes))
+            return asyncio.run(_supervise(args, listen, bypass))
+        return asyncio.run(_serve(args, config, resolution, probes, bypass))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
         return 3
@@ -149,6 +189,7 @@ async def _serve(
     config: Config,
     resolution: Resolution,
     probes: Mapping[str, ProbeTarget],
+    bypass: BypassDetector | None = None,
 ) -> int:
     store = KeyStore(resolution.ring)
     observer = Observer(
@@ -162,9 +203,10 @@ async def _serve(
         on_decision=observer.on_decision,
     )
     server.fast_path = not args.no_fast_path
+    server.socket_mode = args.socket_mode_value
     await server.start()  # bind errors surface first (the server logs where it listens)
     try:
-        return await _run_started(args, config, resolution, probes, store, observer, server)
+        return await _run_started(args, config, resolution, probes, store, observer, server, bypass)
     except BaseException:
         await server.stop(0)
         raise
@@ -178,8 +220,10 @@ async def _run_started(
     store: KeyStore,
     observer: Observer,
     server: AuthzServer,
+    bypass: BypassDetector | None = None,
 ) -> int:
-    """Everything after the gRPC server is bound: status port, reloader, deep health."""
+    """Everything after the gRPC server is bound: status port, reloader, deep health, the
+    bypass detector."""
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
     deep = _deep_health(args, config, lambda: latest[0], observer)
@@ -210,15 +254,20 @@ async def _run_started(
     status = None
     if args.status_listen != "off":
         checks = [keys_ready] + ([deep.readiness] if deep is not None else [])
+        checks += [bypass.readiness] if bypass is not None else []
         status = StatusServer(
             args.status_listen,
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
+            detail=bypass.detail if bypass is not None else None,
         )
         status.start()
     if deep is not None:
         deep.start()
+    if bypass is not None:
+        bypass.set_on_change(observer.on_bypass)
+        bypass.start()
     on_serving = None  # a worker tells its supervisor once it serves with SIGTERM handled
     if args.report_fd is not None:
         on_serving = functools.partial(report_ready, args.report_fd, _status_address(status))
@@ -231,9 +280,32 @@ async def _run_started(
         stop.set()
         if deep is not None:
             deep.stop()
+        if bypass is not None:
+            bypass.stop()
         if status is not None:
             status.stop()
     return 0
+
+
+def parse_socket_mode(text: str) -> int:
+    """``--socket-mode``: octal permission bits (``0660``, ``660``, ``0o600``), at most 0777."""
+    digits = text.strip().lower().removeprefix("0o")
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise ConfigError(f"--socket-mode: {text!r} is not an octal mode like 0660")
+    mode = int(digits, 8)
+    if mode > 0o777:
+        raise ConfigError(f"--socket-mode: {text!r} sets bits above 0777")
+    return mode
+
+
+def _bypass_detector(args: argparse.Namespace) -> BypassDetector | None:
+    """The bypass detector when the pod IPs and app port are known (flags, then env)."""
+    target = target_from_env(os.environ, pod_ips=args.bypass_pod_ips, app_port=args.bypass_app_port)
+    if target is None or args.worker_index is not None:  # the supervisor's own process checks
+        return None
+    return BypassDetector(
+        target, interval=args.bypass_interval, fail_readiness=args.bypass_readiness == "fail"
+    )
 
 
 def _deep_health(
@@ -304,6 +376,7 @@ def worker_argv(
         argv.append("--strict")
     if args.no_fast_path:
         argv.append("--no-fast-path")
+    argv += ["--socket-mode", args.socket_mode]
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     argv += ["--log-format", args.log_format]
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
@@ -312,7 +385,11 @@ def worker_argv(
     return argv
 
 
-async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ...]) -> int:
+async def _supervise(
+    args: argparse.Namespace,
+    listen: tuple[tuple[str, ...], ...],
+    bypass: BypassDetector | None = None,
+) -> int:
     from authsvc.server._worker_status import WorkerStatus
 
     supervisor = Supervisor(
@@ -323,15 +400,21 @@ async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ..
     status = None
     if args.status_listen != "off":
         aggregate = WorkerStatus(supervisor.workers)
+        checks = [aggregate.readiness] + ([bypass.readiness] if bypass is not None else [])
         status = StatusServer(
             args.status_listen,
-            readiness=aggregate.readiness,
+            readiness=all_ready(*checks),
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
+            detail=bypass.detail if bypass is not None else None,
         )
         status.start()  # before the workers: a busy status port fails fast
+    if bypass is not None:  # the supervisor checks for all workers (log and /readyz detail)
+        bypass.start()
     try:
         return await supervisor.run()
     finally:
+        if bypass is not None:
+            bypass.stop()
         if status is not None:
             status.stop()
