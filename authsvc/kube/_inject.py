@@ -222,6 +222,7 @@ def inject_pod(
         stream=stream or StreamObjects(),
         litellm=app_index in litellm,
         own_config=options.config_map is not None,
+        extra_names=options.key_env,
     )
     # The app's own sources are the chain when authsvc has no config of its own (LiteLLM mode,
     # or its env): the separate Secret would only shadow them.

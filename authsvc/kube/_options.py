@@ -100,6 +100,7 @@ AUTHSVC_UID = 10001  # the image's user; Envoy runs as the same uid (see docs/ku
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 _IMAGE = re.compile(r"^[^\s]+$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ class InjectOptions:
     include_jobs: bool = False  # inject Jobs, CronJobs and Helm hook pods too
     network_policy: bool = False  # emit a NetworkPolicy per workload (inject only)
     inbound_redirect: bool = False  # iptables init container: app port -> Envoy
+    key_env: tuple[str, ...] = ()  # more app variables holding the key (besides *MASTER_KEY*)
 
     def __post_init__(self) -> None:
         for what, image in (("--image", self.image), ("--envoy-image", self.envoy_image)):
@@ -136,6 +138,9 @@ class InjectOptions:
         if not _SECRET_KEY.match(self.secret_key):
             raise ConfigError(f"--secret-key: {self.secret_key!r} is not a valid Secret key")
         check_app_port(self.app_port, "--app-port")
+        for name in self.key_env:
+            if not _ENV_NAME.match(name):
+                raise ConfigError(f"--key-env: {name!r} is not an environment variable name")
 
     @property
     def key_file(self) -> str:
@@ -198,6 +203,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"a pod annotation {ANNOTATION_APP_PORT} overrides it; LiteLLM's --port/PORT is read)",
     )
     group.add_argument(
+        "--key-env",
+        action="append",
+        metavar="NAME",
+        help="an app variable that holds the key, passed to authsvc like LITELLM_MASTER_KEY "
+        "and *MASTER_KEY* variables are (repeatable)",
+    )
+    group.add_argument(
         "--include-jobs",
         action="store_true",
         help="inject Jobs, CronJobs and Helm hook pods too (default: skipped, they serve "
@@ -222,6 +234,7 @@ def from_args(args: argparse.Namespace) -> InjectOptions:
         include_jobs=args.include_jobs,
         network_policy=args.network_policy,
         inbound_redirect=args.inbound_redirect,
+        key_env=tuple(args.key_env or ()),
         image=args.image,
         envoy_image=args.envoy_image,
         secret=args.secret,
