@@ -4,7 +4,7 @@ So that authsvc resolves the key the app resolves, the authsvc container gets:
 
 - the app's variables that hold the key, copied as they are (plain ``value`` or
   ``valueFrom``): ``LITELLM_MASTER_KEY`` (LiteLLM's fallback), every variable whose name
-  contains ``MASTER_KEY`` (the Helm chart's ``PROXY_MASTER_KEY``), the variable the LiteLLM
+  contains ``MASTER_KEY`` in a LiteLLM container (the Helm chart's ``PROXY_MASTER_KEY``), the variable the LiteLLM
   config's ``general_settings.master_key: os.environ/NAME`` names (when that ConfigMap is in
   the input) and ``--key-env`` names;
 - for those of them the app gets through ``envFrom``, an explicit ``secretKeyRef`` /
@@ -97,7 +97,10 @@ class KeySources:
 
     @property
     def found(self) -> bool:
-        return bool(self.env) or self.litellm_config is not None
+        """A source authsvc's default chain reads: LiteLLM's config, or its variable."""
+        return self.litellm_config is not None or any(
+            e.get("name") == LITELLM_FALLBACK for e in self.env
+        )
 
 
 def _master_key_env(config_text: str) -> str | None:
@@ -225,7 +228,8 @@ def key_sources(
     for entry in app.get("env") or []:
         if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
             explicit[entry["name"]] = dict(entry)  # the last duplicate wins, as in Kubernetes
-    names += [n for n in explicit if _KEY_NAME.search(n)]
+    if litellm:  # another app's *MASTER_KEY* may be anything (a database's): --key-env then
+        names += [n for n in explicit if _KEY_NAME.search(n)]
     seen: set[str] = set()
     for name in names:
         if name in seen or not _ENV_NAME.match(name):

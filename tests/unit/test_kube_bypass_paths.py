@@ -256,3 +256,14 @@ def test_default_chain_uses_litellm_mode_when_inject_says_so() -> None:
     chain = default_sources({"AUTHSVC_LITELLM_CONFIG": "/etc/authsvc-litellm/config.yaml"})
     assert chain[-1] == LiteLLMSource("/etc/authsvc-litellm/config.yaml", "$AUTHSVC_LITELLM_CONFIG")
     assert [s.label for s in default_sources({})][-1] == "env:LITELLM_MASTER_KEY"
+
+
+def test_another_apps_master_key_variables_stay_with_it_and_the_secret_stays_in_the_chain() -> None:
+    from authsvc.kube import inject_template
+
+    app = {"name": "db", "image": "postgres:16", "env": [{"name": "DB_MASTER_KEY", "value": "x"}]}
+    out = inject_template({"spec": {"containers": [app]}}, options=InjectOptions())
+    sidecar = out["spec"]["initContainers"][0]
+    names = [e["name"] for e in sidecar["env"]]
+    assert "DB_MASTER_KEY" not in names and "AUTHSVC_MASTER_KEY_FILE" in names
+    assert "authsvc-master-key" in [v["name"] for v in out["spec"]["volumes"]]
