@@ -17,9 +17,11 @@ from authsvc.health._bypass import (
     BypassDetector,
     BypassTarget,
     Reach,
+    detector_from_args,
     probe_port,
     target_from_env,
 )
+from authsvc.health._bypass import add_arguments as add_bypass_arguments
 from authsvc.health._deep import (
     AUTHSVC_REASON_HEADER,
     DeepHealth,
@@ -61,9 +63,11 @@ __all__ = [
     "StatusServer",
     "SupportsReveal",
     "Verdict",
+    "add_bypass_arguments",
     "all_ready",
     "classify",
     "deep_readiness",
+    "detector_from_args",
     "key_header",
     "key_header_name",
     "parse_listen",

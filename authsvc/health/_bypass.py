@@ -19,6 +19,7 @@ The probe is a bare TCP connect: no bytes are sent, the socket is closed at once
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import logging
 import socket
@@ -35,6 +36,8 @@ __all__ = [
     "BypassDetector",
     "BypassTarget",
     "Reach",
+    "add_arguments",
+    "detector_from_args",
     "probe_port",
     "target_from_env",
 ]
@@ -215,3 +218,45 @@ class BypassDetector:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``serve``'s bypass detector flags."""
+    parser.add_argument(
+        "--bypass-pod-ips",
+        metavar="IP[,IP]",
+        help=f"the pod's own addresses for the bypass detector (default ${ENV_POD_IPS}, "
+        "set by authsvc inject from the downward API)",
+    )
+    parser.add_argument(
+        "--bypass-app-port",
+        type=int,
+        metavar="N",
+        help=f"the app's port for the bypass detector (default ${ENV_APP_PORT})",
+    )
+    parser.add_argument(
+        "--bypass-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help=f"seconds between bypass checks (default {DEFAULT_INTERVAL:g})",
+    )
+    parser.add_argument(
+        "--bypass-readiness",
+        choices=("warn", "fail"),
+        default="warn",
+        help="when the app answers on the pod IP: 'warn' (log, metric, /readyz detail; stay "
+        "ready) or 'fail' (also not ready). Default warn",
+    )
+
+
+def detector_from_args(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> BypassDetector | None:
+    """The detector when the pod IPs and the app port are known (flags first, then env)."""
+    target = target_from_env(environ, pod_ips=args.bypass_pod_ips, app_port=args.bypass_app_port)
+    if target is None:
+        return None
+    return BypassDetector(
+        target, interval=args.bypass_interval, fail_readiness=args.bypass_readiness == "fail"
+    )

@@ -27,26 +27,25 @@ from authsvc._errors import ConfigError, KeySourceError, ServerDied
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_listen
 from authsvc.config import Config, load_config
 from authsvc.health import (
-    ENV_APP_PORT,
-    ENV_POD_IPS,
     BypassDetector,
     DeepHealth,
     ProbeTarget,
     StatusServer,
+    add_bypass_arguments,
     all_ready,
+    detector_from_args,
     key_header_name,
     probes_from_env,
-    target_from_env,
 )
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
+from authsvc.server._listen import parse_socket_mode
 from authsvc.server._signals import serve_until_signal
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
 __all__ = ["configure", "run", "worker_argv"]
 
-BYPASS_INTERVAL = 10.0  # seconds between bypass checks
 WORKER_STATUS_LISTEN = "127.0.0.1:0"
 """A worker's own status port: loopback, ephemeral; only the supervisor talks to it."""
 
@@ -120,32 +119,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"permissions of --listen unix: sockets, octal (default {UNIX_SOCKET_MODE:04o}: "
         "owner and group; whoever connects must be the owner or in the socket's group)",
     )
-    parser.add_argument(
-        "--bypass-pod-ips",
-        metavar="IP[,IP]",
-        help=f"the pod's own addresses for the bypass detector (default ${ENV_POD_IPS}, "
-        "set by authsvc inject from the downward API)",
-    )
-    parser.add_argument(
-        "--bypass-app-port",
-        type=int,
-        metavar="N",
-        help=f"the app's port for the bypass detector (default ${ENV_APP_PORT})",
-    )
-    parser.add_argument(
-        "--bypass-interval",
-        type=float,
-        default=BYPASS_INTERVAL,
-        metavar="S",
-        help=f"seconds between bypass checks (default {BYPASS_INTERVAL:g})",
-    )
-    parser.add_argument(
-        "--bypass-readiness",
-        choices=("warn", "fail"),
-        default="warn",
-        help="when the app answers on the pod IP: 'warn' (log, metric, /readyz detail; stay "
-        "ready) or 'fail' (also not ready). Default warn",
-    )
+    add_bypass_arguments(parser)
     # Set by the supervisor on the command line of each worker; not for humans.
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
@@ -164,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
         args.socket_mode_value = parse_socket_mode(args.socket_mode)
-        bypass = _bypass_detector(args)
+        # The supervisor's own process checks for all workers.
+        bypass = None if args.worker_index is not None else detector_from_args(args, os.environ)
         resolution = resolve(config, os.environ)
         if args.strict:
             resolution.require()
@@ -285,27 +260,6 @@ async def _run_started(
         if status is not None:
             status.stop()
     return 0
-
-
-def parse_socket_mode(text: str) -> int:
-    """``--socket-mode``: octal permission bits (``0660``, ``660``, ``0o600``), at most 0777."""
-    digits = text.strip().lower().removeprefix("0o")
-    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
-        raise ConfigError(f"--socket-mode: {text!r} is not an octal mode like 0660")
-    mode = int(digits, 8)
-    if mode > 0o777:
-        raise ConfigError(f"--socket-mode: {text!r} sets bits above 0777")
-    return mode
-
-
-def _bypass_detector(args: argparse.Namespace) -> BypassDetector | None:
-    """The bypass detector when the pod IPs and app port are known (flags, then env)."""
-    target = target_from_env(os.environ, pod_ips=args.bypass_pod_ips, app_port=args.bypass_app_port)
-    if target is None or args.worker_index is not None:  # the supervisor's own process checks
-        return None
-    return BypassDetector(
-        target, interval=args.bypass_interval, fail_readiness=args.bypass_readiness == "fail"
-    )
 
 
 def _deep_health(
