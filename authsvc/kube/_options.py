@@ -124,6 +124,7 @@ class InjectOptions:
     network_policy: bool = False  # emit a NetworkPolicy per workload (inject only)
     inbound_redirect: bool = False  # iptables init container: app port -> Envoy
     key_env: tuple[str, ...] = ()  # more app variables holding the key (besides *MASTER_KEY*)
+    bypass_readiness: str = "warn"  # serve --bypass-readiness in the injected authsvc
 
     def __post_init__(self) -> None:
         for what, image in (("--image", self.image), ("--envoy-image", self.envoy_image)):
@@ -138,6 +139,8 @@ class InjectOptions:
         if not _SECRET_KEY.match(self.secret_key):
             raise ConfigError(f"--secret-key: {self.secret_key!r} is not a valid Secret key")
         check_app_port(self.app_port, "--app-port")
+        if self.bypass_readiness not in ("warn", "fail"):
+            raise ConfigError(f"--bypass-readiness: {self.bypass_readiness!r} is not warn or fail")
         for name in self.key_env:
             if not _ENV_NAME.match(name):
                 raise ConfigError(f"--key-env: {name!r} is not an environment variable name")
@@ -210,6 +213,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and *MASTER_KEY* variables are (repeatable)",
     )
     group.add_argument(
+        "--bypass-readiness",
+        choices=("warn", "fail"),
+        default=d.bypass_readiness,
+        help="what the injected authsvc does when the app answers on the pod IP: warn (log, "
+        "metric, /readyz detail) or fail (also NotReady); default warn",
+    )
+    group.add_argument(
         "--include-jobs",
         action="store_true",
         help="inject Jobs, CronJobs and Helm hook pods too (default: skipped, they serve "
@@ -235,6 +245,7 @@ def from_args(args: argparse.Namespace) -> InjectOptions:
         network_policy=args.network_policy,
         inbound_redirect=args.inbound_redirect,
         key_env=tuple(args.key_env or ()),
+        bypass_readiness=args.bypass_readiness,
         image=args.image,
         envoy_image=args.envoy_image,
         secret=args.secret,

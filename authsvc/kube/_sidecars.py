@@ -139,6 +139,8 @@ def authsvc_container(
     # The env makes `kubectl exec ... -- authsvc explain` (no flags) resolve exactly as the
     # server does. Without a config the default chain applies, whose file layer is
     # $AUTHSVC_MASTER_KEY_FILE (docs/configuration.md); --master-key-file would add a second one.
+    if opts.bypass_readiness != "warn":
+        args += ["--bypass-readiness", opts.bypass_readiness]
     env: list[Obj] = []
     if opts.config_map:
         args += ["--config", CONFIG_FILE]

@@ -267,3 +267,13 @@ def test_another_apps_master_key_variables_stay_with_it_and_the_secret_stays_in_
     names = [e["name"] for e in sidecar["env"]]
     assert "DB_MASTER_KEY" not in names and "AUTHSVC_MASTER_KEY_FILE" in names
     assert "authsvc-master-key" in [v["name"] for v in out["spec"]["volumes"]]
+
+
+def test_inject_can_make_a_bypass_a_readiness_failure() -> None:
+    from authsvc.kube import inject_template
+
+    template = {"spec": {"containers": [{"name": "a", "image": "x"}]}}
+    plain = inject_template(template, options=InjectOptions())["spec"]["initContainers"][0]
+    strict = inject_template(template, options=InjectOptions(bypass_readiness="fail"))
+    assert "--bypass-readiness" not in plain["args"]
+    assert strict["spec"]["initContainers"][0]["args"][-2:] == ["--bypass-readiness", "fail"]
