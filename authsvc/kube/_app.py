@@ -13,6 +13,7 @@ argument when there is one, else the ``HOST`` variable (added when absent: the d
 from __future__ import annotations
 
 import copy
+import posixpath
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -90,8 +91,18 @@ def litellm_port(container: Mapping[str, Any]) -> int | None:
 
 
 def litellm_config_path(container: Mapping[str, Any]) -> str | None:
+    """LiteLLM's ``--config``/``-c`` as an absolute path (a relative one is taken from the
+    container's ``workingDir``; "" when that is unknown), or None without the option."""
     option = option_value(_words(container), "--config", "-c")
-    return option[1] if option is not None and option[1].startswith("/") else None
+    if option is None:
+        return None
+    path = option[1]
+    if path.startswith("/"):
+        return posixpath.normpath(path)
+    workdir = container.get("workingDir")
+    if isinstance(workdir, str) and workdir.startswith("/"):
+        return posixpath.normpath(posixpath.join(workdir, path))
+    return ""
 
 
 def bind_loopback(container: Mapping[str, Any]) -> tuple[Obj, str | None]:

@@ -204,7 +204,12 @@ def key_sources(
     out = KeySources()
     names: list[str] = [LITELLM_FALLBACK, *extra_names]
     config_path = litellm_config_path(app) if litellm else None
-    if config_path is not None:
+    if config_path == "":
+        out.warnings.append(
+            "LiteLLM's --config is a relative path and the container sets no workingDir: "
+            "authsvc cannot find the file; give --config an absolute path"
+        )
+    elif config_path is not None:
         located = _config_volume(app, volumes, config_path)
         if located is None:
             out.warnings.append(

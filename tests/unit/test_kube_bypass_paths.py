@@ -277,3 +277,16 @@ def test_inject_can_make_a_bypass_a_readiness_failure() -> None:
     strict = inject_template(template, options=InjectOptions(bypass_readiness="fail"))
     assert "--bypass-readiness" not in plain["args"]
     assert strict["spec"]["initContainers"][0]["args"][-2:] == ["--bypass-readiness", "fail"]
+
+
+def test_a_relative_litellm_config_is_taken_from_the_working_directory() -> None:
+    from authsvc.kube._app import litellm_config_path
+
+    assert litellm_config_path({"args": ["--config", "/app/../etc/c.yaml"]}) == "/etc/c.yaml"
+    assert litellm_config_path({"args": ["-c", "c.yaml"], "workingDir": "/app"}) == "/app/c.yaml"
+    assert litellm_config_path({"args": ["--config=c.yaml"]}) == ""
+    assert litellm_config_path({"args": ["--port", "1"]}) is None
+    sources = key_sources(
+        _app(args=["-c", "c.yaml"]), [], namespace=None, stream=StreamObjects(), litellm=True
+    )
+    assert "relative path" in sources.warnings[0]
