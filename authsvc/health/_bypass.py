@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from prometheus_client.core import GaugeMetricFamily, Metric
+
 from authsvc._errors import ConfigError
 
 __all__ = [
@@ -193,6 +195,19 @@ class BypassDetector:
                 "(listen on 127.0.0.1 only)"
             ]
         return [f"bypass: app port {self.target.app_port} closed on the pod IP"]
+
+    def metric_families(self) -> list[Metric]:
+        """The ``authsvc_app_port_exposed`` gauge (for a ``--workers`` supervisor's /metrics;
+        a single process exports it through its Observer)."""
+        if self._findings is None:
+            return []
+        gauge = GaugeMetricFamily(
+            "authsvc_app_port_exposed",
+            "1 when the app answers on the pod IP (around Envoy and authsvc), found by the "
+            "bypass detector; 0 when it does not.",
+        )
+        gauge.add_metric([], 1 if self._findings else 0)
+        return [gauge]
 
     def readiness(self) -> tuple[bool, str]:
         if self._fail_readiness and self._findings:

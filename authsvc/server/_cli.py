@@ -353,7 +353,9 @@ async def _supervise(
     )
     status = None
     if args.status_listen != "off":
-        aggregate = WorkerStatus(supervisor.workers)
+        aggregate = WorkerStatus(
+            supervisor.workers, bypass.metric_families if bypass is not None else None
+        )
         checks = [aggregate.readiness] + ([bypass.readiness] if bypass is not None else [])
         status = StatusServer(
             args.status_listen,

@@ -234,3 +234,15 @@ def test_a_loopback_pod_ip_or_a_bad_socket_mode_is_refused(tmp_path: Path) -> No
             env=env, capture_output=True, text=True, timeout=30, cwd=ROOT,
         )  # fmt: skip
         assert done.returncode == 2 and words in done.stderr, done.stderr
+
+
+def test_with_workers_the_supervisor_detects_and_exports_it(pod_ip: str, tmp_path: Path) -> None:
+    port = _free_port()
+    serve = _Serve(tmp_path, pod_ip, port, "--workers", "2")
+    try:
+        with _app(pod_ip, port):
+            serve.wait_for(lambda: serve.metric() == 1, "the supervisor's finding")
+            assert f"the app answers on {pod_ip}:{port}" in serve.get("/readyz")[1]
+    finally:
+        serve.stop()
+    assert serve.log.read_text().count(f"bypass: the app answers on {pod_ip}:{port}") == 1
