@@ -290,3 +290,27 @@ def test_a_relative_litellm_config_is_taken_from_the_working_directory() -> None
         _app(args=["-c", "c.yaml"]), [], namespace=None, stream=StreamObjects(), litellm=True
     )
     assert "relative path" in sources.warnings[0]
+
+
+def test_readyz_detail_lines_follow_the_verdict_and_a_broken_detail_does_not_break_it() -> None:
+    import json
+
+    from authsvc.health import StatusServer
+
+    lines = ["bypass: app port 4000 closed on the pod IP"]
+    server = StatusServer("127.0.0.1:0", readiness=lambda: (False, "no key"), detail=lambda: lines)
+    status, _, body, _ = server.route("/readyz")
+    assert (
+        status == 503 and body == b"not ready: no key\nbypass: app port 4000 closed on the pod IP\n"
+    )
+    status, _, body, _ = server.route("/readyz", "application/json")
+    assert json.loads(body) == {"ready": False, "reason": "no key", "detail": lines}
+
+    def broken() -> list[str]:
+        raise RuntimeError("boom")
+
+    server = StatusServer("127.0.0.1:0", readiness=lambda: (True, ""), detail=broken)
+    assert server.route("/readyz")[2] == b"ready\ndetail unavailable (RuntimeError)\n"
+    assert (
+        StatusServer("127.0.0.1:0", readiness=lambda: (True, "")).route("/readyz")[2] == b"ready\n"
+    )
