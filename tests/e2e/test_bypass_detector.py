@@ -3,8 +3,9 @@ app (``python -m http.server``) on this machine.
 
 The "pod IP" is a non-loopback address of this machine: the first global IPv4 address of
 ``ip -o -4 addr`` (a CI runner or container has one on eth0). Without one, and as root, the
-test adds a dummy interface with an address from 198.18.0.0/15 (the benchmarking range) and
-removes it afterwards; otherwise it is skipped, saying why.
+test adds an interface — a dummy one, or one end of a veth pair where the kernel has no dummy
+module (as in this project's containers) — with an address from 198.18.0.0/15 (the
+benchmarking range), and removes it afterwards; otherwise it is skipped, saying why.
 
 App on that address → a finding (error log once, ``authsvc_app_port_exposed 1``, the
 ``/readyz`` detail line, not ready under ``--bypass-readiness fail``, a failed check in
@@ -54,18 +55,31 @@ def _global_ipv4() -> str | None:
 
 @pytest.fixture(scope="module")
 def pod_ip() -> Iterator[str]:
-    found = _global_ipv4()
+    """A non-loopback address of this machine; ``AUTHSVC_TEST_NEW_INTERFACE=1`` forces the
+    fallback (a new interface) even where one exists."""
+    found = None if os.environ.get("AUTHSVC_TEST_NEW_INTERFACE") else _global_ipv4()
     if found is not None:
         yield found
         return
     ip = shutil.which("ip")
     if ip is None or os.geteuid() != 0:
-        pytest.skip("no non-loopback IPv4 address, and cannot add a dummy interface (not root)")
+        pytest.skip("no non-loopback IPv4 address, and cannot add an interface (not root)")
     name, address = f"authsvc-t{os.getpid() % 10000}", "198.18.0.77"
-    subprocess.run([ip, "link", "add", name, "type", "dummy"], check=True, timeout=10)
+    # A dummy interface where the kernel has the module, else one end of a veth pair (a
+    # container without the dummy module usually still has veth).
+    for kind in (["dummy"], ["veth", "peer", "name", f"{name}p"]):
+        made = subprocess.run(
+            [ip, "link", "add", name, "type", *kind], capture_output=True, text=True, timeout=10
+        )
+        if made.returncode == 0:
+            break
+    else:
+        pytest.skip(f"no non-loopback IPv4 address, and cannot add an interface: {made.stderr}")
     try:
         subprocess.run([ip, "addr", "add", f"{address}/32", "dev", name], check=True, timeout=10)
         subprocess.run([ip, "link", "set", name, "up"], check=True, timeout=10)
+        if kind[0] == "veth":
+            subprocess.run([ip, "link", "set", f"{name}p", "up"], check=True, timeout=10)
         yield address
     finally:
         subprocess.run([ip, "link", "del", name], check=False, timeout=10)
