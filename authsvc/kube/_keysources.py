@@ -103,18 +103,30 @@ class KeySources:
         )
 
 
+def _child(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    found = None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            found = v  # the last duplicate wins, as PyYAML's loader does
+    return found
+
+
 def _master_key_env(config_text: str) -> str | None:
-    """``NAME`` of ``general_settings.master_key: os.environ/NAME`` in a LiteLLM config."""
+    """``NAME`` of ``general_settings.master_key: os.environ/NAME`` in a LiteLLM config.
+
+    Only composed (the node graph: an alias is one shared node, so an alias bomb costs
+    nothing) and walked two levels deep; never constructed."""
     if len(config_text) > MAX_CONFIG_BYTES:
         return None
     try:
-        doc = yaml.safe_load(config_text)
+        root = yaml.compose(config_text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return None
-    settings = doc.get("general_settings") if isinstance(doc, Mapping) else None
-    value = settings.get("master_key") if isinstance(settings, Mapping) else None
-    if isinstance(value, str) and value.startswith(_OS_ENVIRON):
-        name = value[len(_OS_ENVIRON) :]
+    value = _child(_child(root, "general_settings"), "master_key")
+    if isinstance(value, yaml.ScalarNode) and value.value.startswith(_OS_ENVIRON):
+        name = str(value.value[len(_OS_ENVIRON) :])
         return name if _ENV_NAME.match(name) else None
     return None
 
@@ -145,7 +157,6 @@ def _env_from_ref(
 ) -> tuple[Obj | None, str | None]:
     """An explicit env entry for ``name`` taken from the app's ``envFrom`` (last one wins)."""
     sources = [s for s in app.get("envFrom") or [] if isinstance(s, Mapping)]
-    unknown = 0
     for source in reversed(sources):
         prefix = source.get("prefix") or ""
         if not isinstance(prefix, str) or not name.startswith(prefix):
@@ -173,7 +184,6 @@ def _env_from_ref(
             }
             warning = None
             if known is None:
-                unknown += 1
                 earlier = [
                     s
                     for s in sources[: sources.index(source)]
@@ -182,8 +192,9 @@ def _env_from_ref(
                 if earlier:
                     warning = (
                         f"{name} is taken from {kind} {ref['name']} (the app's last envFrom "
-                        "source, not in this input; optional); if it is not there but in an "
-                        "earlier envFrom source, pass it with --key-env and an explicit env entry"
+                        "source, not in this input; optional). If an earlier envFrom source "
+                        f"holds it instead, give the app an explicit env entry for {name}: "
+                        "authsvc copies that"
                     )
             return entry, warning
     return None, None

@@ -104,7 +104,7 @@ def test_env_from_the_last_unknown_source_is_optional_and_warned_about() -> None
     assert sources.env == [
         {"name": "LITELLM_MASTER_KEY", "valueFrom": {"configMapKeyRef": {"name": "b", "key": "LITELLM_MASTER_KEY", "optional": True}}}
     ]  # fmt: skip
-    assert "ConfigMap b" in sources.warnings[0] and "--key-env" in sources.warnings[0]
+    assert "ConfigMap b" in sources.warnings[0] and "explicit env entry" in sources.warnings[0]
     extra = key_sources(
         _app(env=[{"name": "GATEWAY_TOKEN", "value": "t"}]), [], namespace=None,
         stream=StreamObjects(), litellm=False, extra_names=("GATEWAY_TOKEN",),
@@ -314,3 +314,16 @@ def test_readyz_detail_lines_follow_the_verdict_and_a_broken_detail_does_not_bre
     assert (
         StatusServer("127.0.0.1:0", readiness=lambda: (True, "")).route("/readyz")[2] == b"ready\n"
     )
+
+
+def test_the_litellm_config_is_only_composed_an_alias_bomb_costs_nothing() -> None:
+    from authsvc.kube._keysources import _master_key_env
+
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+        for i in range(12)
+    )
+    text = bomb + "general_settings:\n  master_key: os.environ/PROXY_MASTER_KEY\n"
+    assert _master_key_env(text) == "PROXY_MASTER_KEY"  # 9**13 elements if constructed
+    assert _master_key_env("general_settings: {master_key: sk-literal}") is None
+    assert _master_key_env("general_settings: [") is None
