@@ -78,7 +78,8 @@ def rewrite_service(
         w.services.append(label)
     changes: list[str] = []
     warnings: list[str] = []
-    ports = out.get("spec", {}).get("ports")
+    spec = out.get("spec")
+    ports = spec.get("ports") if isinstance(spec, dict) else None
     for i, port in enumerate(ports if isinstance(ports, list) else []):
         if not isinstance(port, dict):
             continue
