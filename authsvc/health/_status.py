@@ -28,6 +28,7 @@ Readiness = Callable[[], tuple[bool, str]]
 """Returns ``(ready, reason)``; ``reason`` says why not (ignored when ready)."""
 Metrics = Callable[[], tuple[bytes, str]]
 """Returns ``(exposition, content_type)``, e.g. prometheus_client's ``generate_latest``."""
+"""Extra ``/readyz`` lines (e.g. the bypass detector's finding), whether ready or not."""
 
 log = logging.getLogger("authsvc.health.status")
 

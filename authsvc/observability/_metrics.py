@@ -70,6 +70,7 @@ class _KeyState:
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
     since: float = 0.0  # Unix time the active resolution was published (0: not yet)
+    app_port_exposed: bool | None = None  # None until the bypass detector's first round
 
 
 class _KeyStateCollector:
@@ -135,6 +136,13 @@ class _KeyStateCollector:
                 "1 when the last deep health check (protected health path through Envoy with "
                 "the master key) passed. Absent until the first check.",
                 1 if s.deep_health_ok else 0,
+            )
+        if s.app_port_exposed is not None:
+            yield GaugeMetricFamily(
+                "authsvc_app_port_exposed",
+                "1 when the app answers on the pod IP (around Envoy and authsvc), found by the "
+                "bypass detector; 0 when it does not. Absent while the detector is off.",
+                1 if s.app_port_exposed else 0,
             )
 
 
@@ -281,6 +289,11 @@ class Metrics:
         self._deep.labels(label or ("ok" if ok else "fail")).inc()
         with self._state_lock:
             self._state.state = replace(self._state.state, deep_health_ok=bool(ok))
+
+    def on_bypass(self, exposed: bool) -> None:
+        """The bypass detector's latest finding: does the app answer on the pod IP?"""
+        with self._state_lock:
+            self._state.state = replace(self._state.state, app_port_exposed=bool(exposed))
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Every metric as ``(body, content_type)``.

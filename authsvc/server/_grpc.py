@@ -56,9 +56,10 @@ HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-UNIX_SOCKET_MODE = 0o666
-"""Envoy usually runs as another user in another container; access is governed by the
-directory the socket lives in (a pod-private emptyDir)."""
+UNIX_SOCKET_MODE = 0o660
+"""Owner and group only (``serve --socket-mode`` changes it). In a pod Envoy and authsvc share
+uid and gid 10001 (and the pod's fsGroup, if any, as a supplementary group); outside a pod,
+put the users allowed to connect in the socket's group, never open it to every local user."""
 
 _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # gRPC enables SO_REUSEPORT by default: a second server on a busy port would then "bind"
@@ -110,6 +111,7 @@ class AuthzServer:
         self._store = store
         self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
+        self.socket_mode = UNIX_SOCKET_MODE  # chmod of every Unix socket once bound
         self._health: Any = None  # grpc_health's aio HealthServicer, with the gRPC server
         self._front: Front | None = None
         self._internal_path: str | None = None
@@ -180,7 +182,7 @@ class AuthzServer:
             raise
         for path in self._sockets:
             try:
-                os.chmod(path, UNIX_SOCKET_MODE)
+                os.chmod(path, self.socket_mode)
             except OSError as exc:
                 _log.warning("cannot chmod %s: %s", path, exc.strerror)
         self._running = True

@@ -30,6 +30,7 @@ __all__ = [
     "ListenError",
     "describe_bind_failure",
     "parse_listen",
+    "parse_socket_mode",
     "prepare_unix_socket",
     "remove_unix_socket",
     "socket_identity",
@@ -46,6 +47,17 @@ def parse_listen(spec: str) -> Address:
         return parse_address(spec, "--listen", any_port=True)
     except ConfigError as exc:
         raise ListenError(str(exc)) from None
+
+
+def parse_socket_mode(text: str) -> int:
+    """``--socket-mode``: octal permission bits (``0660``, ``660``, ``0o600``), at most 0777."""
+    digits = text.strip().lower().removeprefix("0o")
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise ListenError(f"--socket-mode: {text!r} is not an octal mode like 0660")
+    mode = int(digits, 8)
+    if mode > 0o777:
+        raise ListenError(f"--socket-mode: {text!r} sets bits above 0777")
+    return mode
 
 
 def _someone_listens(path: str) -> bool:
