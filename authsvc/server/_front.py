@@ -10,7 +10,8 @@ server (Check, Health, reflection) listens on a private address behind it:
   before their first request — and frames are buffered until the first request's header
   block is complete;
 - if that first request is ``Authorization/Check`` (what Envoy sends) or ``Health/Check`` (a
-  probe), the connection is answered here for its whole life (*fast* mode, ``_h2``): Check
+  probe), the connection is answered here for its whole life (*fast* mode,
+  ``authsvc.h2wire.H2Connection``): Check
   through the shared ``Checker``, ``Health/Check`` natively, any other method
   ``UNIMPLEMENTED``;
 - anything else (grpcurl and reflection, Health/Watch, garbage, or a client that sends no
@@ -31,39 +32,55 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Protocol
 
 from grpc_health.v1 import health_pb2
 
 from authsvc._address import Address
+from authsvc._errors import PeerProtocolError
+from authsvc.h2wire import (
+    PREFACE,
+    AckFilter,
+    FrameType,
+    GrpcStatus,
+    H2Connection,
+    Headers,
+    SpliceGuard,
+    WireError,
+    frame,
+    sniff,
+)
 from authsvc.server._check import settle, where
-from authsvc.server._h2 import PREFACE, SETTINGS, H2Connection, frame
-from authsvc.server._hpack import Headers
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
     prepare_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import (
-    CHECK_PATH,
-    HEALTH_PATH,
-    AckFilter,
-    SpliceGuard,
-    SpliceRefused,
-    sniff,
-)
 
-__all__ = ["Answers", "Front"]
+__all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "Answers", "Front"]
 
 _log = logging.getLogger("authsvc.server")
 
+CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
+HEALTH_PATH = "/grpc.health.v1.Health/Check"
+FAST_PATHS = frozenset({CHECK_PATH, HEALTH_PATH})
+"""First requests that make a connection fast: Envoy's checks, and probes' health checks."""
 SNIFF_SECONDS = 0.1
 SNIFF_LIMIT = 1 << 16
 
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
+
+
+@contextlib.contextmanager
+def _seam() -> Iterator[None]:
+    """The wire package's errors become authsvc's at this seam (``PeerProtocolError``)."""
+    try:
+        yield
+    except WireError as exc:
+        raise PeerProtocolError(f"client broke the wire protocol: {exc}") from exc
 
 
 class Answers(Protocol):
@@ -252,8 +269,10 @@ class _Conn(asyncio.Protocol):
             if not self._greeted and buffered.startswith(PREFACE):
                 self._greeted = True
                 assert self.transport is not None
-                self.transport.write(frame(SETTINGS, 0, 0))  # empty: every setting default
-            verdict = sniff(buffered)
+                self.transport.write(
+                    frame(FrameType.SETTINGS, 0, 0)
+                )  # empty: every setting default
+            verdict = sniff(buffered, FAST_PATHS)
             if verdict == "fast":
                 self._fast()
             elif verdict == "splice" or len(buffered) > SNIFF_LIMIT:
@@ -328,8 +347,9 @@ class _Conn(asyncio.Protocol):
     def _relay(self, data: bytes) -> None:
         assert self._upstream is not None
         try:
-            self._upstream.write(self._guard.feed(self._acks.feed(data)))
-        except SpliceRefused as exc:
+            with _seam():
+                self._upstream.write(self._guard.feed(self._acks.feed(data)))
+        except PeerProtocolError as exc:
             _log.info("spliced connection closed: %s", exc)
             self.close()
 
@@ -351,9 +371,11 @@ class _Conn(asyncio.Protocol):
         assert h2 is not None
         path, grpc_post = self.front.request_info(headers)
         if not grpc_post:
-            h2.respond_status(sid, 12, f"unsupported request to {path}")
+            h2.respond_status(sid, GrpcStatus.UNIMPLEMENTED, f"unsupported request to {path}")
         elif message is None:
-            h2.respond_status(sid, 13, "a unary call needs exactly one uncompressed message")
+            h2.respond_status(
+                sid, GrpcStatus.INTERNAL, "a unary call needs exactly one uncompressed message"
+            )
         elif path == CHECK_PATH:
             answer, pending = self.front.checker.check(message)
             if pending is None:
@@ -365,7 +387,7 @@ class _Conn(asyncio.Protocol):
         elif path == HEALTH_PATH:
             self._health(sid, message)
         else:
-            h2.respond_status(sid, 12, f"Method not found: {path}")
+            h2.respond_status(sid, GrpcStatus.UNIMPLEMENTED, f"Method not found: {path}")
 
     async def _answer_later(self, sid: int, answer: bytes, pending: object) -> None:
         await settle(pending)  # type: ignore[arg-type]
@@ -380,10 +402,10 @@ class _Conn(asyncio.Protocol):
             status = self.front.health(service)
         except Exception as exc:
             _log.warning("health check failed: %s", where(exc))
-            h2.respond_status(sid, 13, "health check failed")
+            h2.respond_status(sid, GrpcStatus.INTERNAL, "health check failed")
             return
         if status is None:
-            h2.respond_status(sid, 5, "unknown service")
+            h2.respond_status(sid, GrpcStatus.NOT_FOUND, "unknown service")
         else:
             h2.respond(sid, health_pb2.HealthCheckResponse(status=status).SerializeToString())
 

@@ -37,12 +37,12 @@ from authsvc.server._front import Front
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
+    internal_address,
     parse_listen,
     prepare_unix_socket,
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import internal_address
 
 if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
     import grpc
