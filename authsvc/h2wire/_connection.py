@@ -175,7 +175,7 @@ class H2Connection(Sender):
             self._in_window_updates += 1
             limits = self._limits
             per_data = limits.max_inbound_window_update_frames_per_data_frame_sent
-            if self._in_window_updates > 5 + 2 * (self._opened + per_data * self._data_sent):
+            if self._in_window_updates > 5 + 2 * self._opened + per_data * (1 + self._data_sent):
                 raise FrameError(_CALM, "too many WINDOW_UPDATE frames")
             self._window_update(sid, payload)
         elif kind == _SETTINGS:
@@ -356,8 +356,13 @@ class H2Connection(Sender):
     def _fail(self, code: int, message: str) -> None:
         payload = struct.pack(">II", self._last_stream, code) + message.encode()[:200]
         self._out.append(frame(FrameType.GOAWAY, 0, 0, payload))
-        self.goaway_sent = self.closed = True
         self.error = f"{ErrorCode(code).name}: {message}"
+        self.release()
+
+    def release(self) -> None:
+        """The connection is over (failed, or its transport is gone): every buffered byte goes
+        back to the memory budget, and nothing more is received."""
+        self.goaway_sent = self.closed = True
         for stream in self._streams.values():
             if not stream.ended:
                 self._release(stream)

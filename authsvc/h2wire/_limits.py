@@ -28,7 +28,7 @@ class FloodLimits:
     max_inbound_priority_frames_per_stream: int = 100
     """PRIORITY frames allowed: this * (1 + streams opened)."""
     max_inbound_window_update_frames_per_data_frame_sent: int = 10
-    """WINDOW_UPDATE frames allowed: 5 + 2 * (streams opened + this * DATA frames sent)."""
+    """WINDOW_UPDATE frames allowed: 5 + 2 * streams opened + this * (1 + DATA frames sent)."""
     max_inbound_rst_stream_frames_per_stream: int = 2
     """RST_STREAM frames allowed: 10 + this * streams opened."""
     max_premature_reset_ratio: float = 0.5

@@ -7,6 +7,7 @@ import itertools
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -70,9 +71,10 @@ class Peer:
     requests: list[tuple[int, dict[str, str], bytes | None]] = field(default_factory=list)
     conn: H2Connection = field(init=False)
     decoder: Decoder = field(default_factory=Decoder)
+    options: dict[str, Any] = field(default_factory=dict)  # H2Connection's keyword arguments
 
     def __post_init__(self) -> None:
-        self.conn = H2Connection(self.on_request, self.out.extend)
+        self.conn = H2Connection(self.on_request, self.out.extend, **self.options)
 
     def on_request(
         self, sid: int, headers: tuple[tuple[str, str], ...], body: bytes | None
