@@ -89,6 +89,7 @@ class H2Connection(Sender):
         self._preface = False
         self._parsing = False
         self._decoder = Decoder()
+        self._decoder.huffman_left = self._limits.max_huffman_bytes
         self._continuation: tuple[int, int, list[bytes]] | None = None
         self._block_size = 0  # bytes of the unfinished header block's frames, headers included
         self._block_started = 0.0
@@ -270,6 +271,10 @@ class H2Connection(Sender):
             raise FrameError(ErrorCode.PROTOCOL_ERROR, f"bad new stream id {sid}")
         self._last_stream = sid
         self._opened += 1
+        decoder, limits = self._decoder, self._limits
+        decoder.huffman_left = min(
+            decoder.huffman_left + limits.huffman_bytes_per_stream, limits.max_huffman_bytes
+        )
         if self.goaway_sent or len(self._streams) >= MAX_STREAMS:
             self._control(frame(FrameType.RST_STREAM, 0, sid, _U32.pack(ErrorCode.REFUSED_STREAM)))
             return
@@ -302,14 +307,17 @@ class H2Connection(Sender):
                     sid, GrpcStatus.RESOURCE_EXHAUSTED, "request message larger than 4 MiB"
                 )
                 return
-            if not self._budget.take(len(chunk)):
+            if flags & _END_STREAM and not stream.body:
+                stream.body.append(chunk)  # a whole body in one frame is handed over, not held
+            elif self._budget.take(len(chunk)):
+                stream.body.append(chunk)
+                stream.size += len(chunk)
+                self._buffered += len(chunk)
+            else:
                 self.respond_status(
                     sid, GrpcStatus.RESOURCE_EXHAUSTED, "the server's request buffers are full"
                 )
                 return
-            stream.body.append(chunk)
-            stream.size += len(chunk)
-            self._buffered += len(chunk)
         if flags & _END_STREAM:
             self._end(sid, stream)
         elif stream.recv_window < STREAM_WINDOW // 2:

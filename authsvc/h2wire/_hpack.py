@@ -146,6 +146,7 @@ class Decoder:
         "_strings",
         "_strings_bytes",
         "_table_limit",
+        "huffman_left",
     )
 
     def __init__(self, table_limit: int = 4096, max_list_size: int = 65536) -> None:
@@ -159,6 +160,10 @@ class Decoder:
         self._cache_bytes = 0
         self._strings: dict[bytes, str] = {}
         self._strings_bytes = 0
+        self.huffman_left = 1 << 62
+        """Huffman-coded bytes this decoder may still decode (each costs ~1 µs of CPU per
+        symbol in pure Python): the owner grants more as requests arrive; a string beyond it
+        raises ``HpackError`` before any work is done on it."""
 
     @property
     def cached_bytes(self) -> int:
@@ -247,6 +252,9 @@ class Decoder:
             return raw.decode("latin-1"), end
         text = self._strings.get(raw)
         if text is None:
+            if length > self.huffman_left:
+                raise HpackError("too much Huffman-coded header data")
+            self.huffman_left -= length
             try:
                 text = huffman_decode(raw).decode("latin-1")
             except HuffmanError as exc:

@@ -36,6 +36,11 @@ class FloodLimits:
     answer (Envoy's premature-reset rule against "rapid reset", CVE-2023-44487)."""
     max_header_block: int = 1 << 18
     """Bytes of one header block's frames (HEADERS + CONTINUATION, 9-byte heads included)."""
+    max_huffman_bytes: int = 8 << 10
+    """Huffman-coded header bytes a connection may have decoded before its first request (each
+    costs ~1 µs per symbol in pure Python; a cached string costs nothing)..."""
+    huffman_bytes_per_stream: int = 512
+    """...and what each new stream adds, up to ``max_huffman_bytes`` in hand at a time."""
     max_blocked_streams: int = 128
     """Answers waiting for flow-control window at once (each costs work per window change)."""
     request_deadline: float = 10.0

@@ -23,6 +23,8 @@ __all__ = ["AckFilter", "SpliceGuard", "SpliceRefused", "sniff"]
 _HEADERS, _CONT = int(FrameType.HEADERS), int(FrameType.CONTINUATION)
 _SETTINGS, _ACK, _END_HEADERS = int(FrameType.SETTINGS), int(Flag.ACK), int(Flag.END_HEADERS)
 MAX_HEADER_BLOCK = FloodLimits().max_header_block
+_SNIFF_HUFFMAN = FloodLimits().max_huffman_bytes
+_GUARD_HUFFMAN, _GUARD_HUFFMAN_PER_BLOCK = 64 << 10, 1 << 10
 
 
 def sniff(data: bytes, fast_paths: Collection[str]) -> str | None:
@@ -45,8 +47,10 @@ def sniff(data: bytes, fast_paths: Collection[str]) -> str | None:
         else:
             continue
         if flags & _END_HEADERS:
+            decoder = Decoder()
+            decoder.huffman_left = _SNIFF_HUFFMAN
             try:
-                headers = Decoder().decode(b"".join(parts))
+                headers = decoder.decode(b"".join(parts))
             except HpackError:
                 return "splice"
             return "fast" if dict(headers).get(":path") in fast_paths else "splice"
@@ -108,6 +112,7 @@ class SpliceGuard:
         self._parts: list[bytes] = []  # and its fragments
         self._size = 0  # bytes of the held frames (a running total: empty frames count too)
         self._decoder = Decoder()
+        self._decoder.huffman_left = _GUARD_HUFFMAN
 
     def feed(self, data: bytes) -> bytes:
         if self._http2 is False:
@@ -150,6 +155,8 @@ class SpliceGuard:
                 raise SpliceRefused(str(exc)) from None
             pos += 9 + length
             if flags & _END_HEADERS:
+                left = self._decoder.huffman_left + _GUARD_HUFFMAN_PER_BLOCK
+                self._decoder.huffman_left = min(left, _GUARD_HUFFMAN)
                 self._check(b"".join(self._parts))
                 out += self._held
                 self._held, self._parts, self._size = [], [], 0

@@ -204,3 +204,31 @@ def test_a_peer_that_reads_may_ping_as_it_likes() -> None:
 
 def test_goaway_frames_are_recognised() -> None:
     assert GOAWAY == 7  # the helper above reads GOAWAY by type
+
+
+def test_huffman_decoding_is_budgeted_per_connection() -> None:
+    """Huffman decoding costs ~1.2 µs per symbol here (16,000 symbols: ~20 ms): a client
+    cannot make the connection decode more than 8 KiB of it up front, plus 512 bytes per
+    request; a string beyond that ends the connection before it is decoded."""
+    from tests.h2wire._huffman import huffman_encode
+
+    value = huffman_encode(b"a" * 8) * 1000  # 5,000 bytes: within the up-front allowance
+    long_value = value * 2  # 10,000 bytes: beyond it
+
+    def block(encoded: bytes) -> bytes:
+        n = len(encoded) - 127
+        tail = bytearray()
+        while n >= 0x80:
+            tail.append(n & 0x7F | 0x80)
+            n >>= 7
+        tail.append(n)
+        return request_block() + b"\x00\x05x-big\xff" + bytes(tail) + encoded
+
+    peer = Peer()
+    peer.start()
+    frames = peer.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, block(value)))
+    assert goaway_code(frames) is None and len(peer.requests) == 1
+    started = time.perf_counter()
+    frames = peer.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, block(long_value)))
+    assert goaway_code(frames) == 9  # COMPRESSION_ERROR: the block was refused, not decoded
+    assert time.perf_counter() - started < 0.01
