@@ -4,8 +4,9 @@ Before, a ``ThreadingHTTPServer`` started one thread per connection with no cap 
 backlog of 5: 5,000 slow connections made 1,579 threads. Now:
 
 - one event loop in one thread holds every connection (a slow one costs a few KB, no thread);
-- at most ``MAX_CONNECTIONS`` at once (more are closed at once, one log line per burst), and a
-  listen backlog of ``BACKLOG``;
+- at most ``MAX_CONNECTIONS`` at once and ``MAX_PER_PEER`` from one IP address (more are
+  closed at once, one log line per burst: so one slow client cannot crowd kubelet out), and
+  a listen backlog of ``BACKLOG``;
 - a client has ``HEAD_SECONDS`` to send its request head (at most ``MAX_HEAD`` bytes) and
   ``WRITE_SECONDS`` to take the answer, then it is closed;
 - the answer is made by ``http.server.BaseHTTPRequestHandler`` over in-memory streams (same
@@ -31,6 +32,7 @@ __all__ = ["AsyncHttpServer", "Limits"]
 log = logging.getLogger("authsvc.health.status")
 
 MAX_CONNECTIONS = 256
+MAX_PER_PEER = 32
 BACKLOG = 1024
 HEAD_SECONDS = 5.0
 WRITE_SECONDS = 5.0
@@ -44,11 +46,13 @@ class Limits:
     def __init__(
         self,
         max_connections: int = MAX_CONNECTIONS,
+        max_per_peer: int = MAX_PER_PEER,
         head_seconds: float = HEAD_SECONDS,
         write_seconds: float = WRITE_SECONDS,
         workers: int = WORKERS,
     ) -> None:
         self.max_connections = max_connections
+        self.max_per_peer = max_per_peer
         self.head_seconds = head_seconds
         self.write_seconds = write_seconds
         self.workers = workers
@@ -106,6 +110,7 @@ class AsyncHttpServer:
         self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
         self.open = 0
+        self._per_peer: dict[str, int] = {}
         self.refused = 0
         self._refused_logged = 0.0
 
@@ -150,26 +155,38 @@ class AsyncHttpServer:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.open >= self.limits.max_connections:
-            self.refused += 1
-            now = self._loop.time()
-            if now - self._refused_logged >= 10.0:
-                log.warning(
-                    "status port: %d connections open (the cap); refusing more (%d refused so far)",
-                    self.open,
-                    self.refused,
-                )
-                self._refused_logged = now
-            writer.transport.abort()
+        peername = writer.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+        from_peer = self._per_peer.get(peer, 0)
+        if self.open >= self.limits.max_connections or from_peer >= self.limits.max_per_peer:
+            self._refuse(writer)
             return
         self.open += 1
+        self._per_peer[peer] = from_peer + 1
         try:
             await self._serve_one(reader, writer)
         except (TimeoutError, ConnectionError, OSError, asyncio.CancelledError):
             pass  # too slow, gone, or the port is stopping: nothing to answer
         finally:
             self.open -= 1
+            left = self._per_peer.pop(peer, 1) - 1
+            if left:
+                self._per_peer[peer] = left
             writer.close()
+
+    def _refuse(self, writer: asyncio.StreamWriter) -> None:
+        self.refused += 1
+        now = self._loop.time()
+        if now - self._refused_logged >= 10.0:
+            log.warning(
+                "status port: connection refused (%d open, cap %d, %d per peer); %d refused so far",
+                self.open,
+                self.limits.max_connections,
+                self.limits.max_per_peer,
+                self.refused,
+            )
+            self._refused_logged = now
+        writer.transport.abort()
 
     async def _serve_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)

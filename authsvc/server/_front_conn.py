@@ -44,6 +44,10 @@ HEALTH_PATH = "/grpc.health.v1.Health/Check"
 FAST_PATHS = frozenset({CHECK_PATH, HEALTH_PATH})
 """First requests that make a connection fast: Envoy's checks, and probes' health checks."""
 SNIFF_LIMIT = 1 << 16
+SLICE = 16 << 10
+"""Bytes of one fast connection parsed per event-loop turn (~80 Envoy checks, ~3 ms): a
+client that pipelines a flood of checks gets its turn like every other connection, instead
+of holding the loop for a whole 256 KiB read (~50 ms) while Envoy's checks wait."""
 _GOAWAY_IDLE = frame(FrameType.GOAWAY, 0, 0, b"\x00" * 8)  # last stream 0, NO_ERROR
 
 
@@ -94,6 +98,9 @@ class Conn(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._goaway = False
         self._greeted = False
+        self._backlog = b""  # received bytes of a fast connection not parsed yet
+        self._write_paused = False
+        self._slicing = False  # a _next_slice call is scheduled
         self._acks = AckFilter()
         self._guard = SpliceGuard()
 
@@ -124,6 +131,11 @@ class Conn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.active = asyncio.get_running_loop().time()
         if self.mode == "fast":
+            if len(data) > SLICE or self._backlog:
+                self._backlog += data
+                if not self._slicing:
+                    self._next_slice()
+                return
             assert self._h2 is not None
             self._h2.receive(data)
             if self._h2.closed:
@@ -170,16 +182,37 @@ class Conn(asyncio.Protocol):
             task.cancel()
 
     def pause_writing(self) -> None:  # the client does not read: stop reading what feeds it
+        self._write_paused = True
         if self._upstream is not None:
             self._upstream.pause_reading()
         elif self.transport is not None:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
         if self._upstream is not None:
             self._upstream.resume_reading()
-        elif self.transport is not None:
+        elif self.transport is not None and not self._backlog:
             self.transport.resume_reading()
+
+    def _next_slice(self) -> None:
+        """Parse one slice of the backlog; the rest waits for the loop's next turn."""
+        self._slicing = False
+        h2, transport = self._h2, self.transport
+        if h2 is None or transport is None or transport.is_closing():
+            self._backlog = b""
+            return
+        data, self._backlog = self._backlog[:SLICE], self._backlog[SLICE:]
+        h2.receive(data)
+        if h2.closed:
+            self._backlog = b""
+            self._ended_by_protocol()
+        elif self._backlog:
+            transport.pause_reading()
+            self._slicing = True
+            asyncio.get_running_loop().call_soon(self._next_slice)
+        elif not self._write_paused:
+            transport.resume_reading()
 
     # -- the front's sweep -------------------------------------------------------------------
 

@@ -9,9 +9,11 @@ came after 0.1 s was spliced to the slow gRPC runtime for its whole life.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -243,5 +245,52 @@ def test_accept_errors_are_logged_once_per_burst(
         accept_lines = [r for r in caplog.records if "cannot accept" in r.getMessage()]
         assert len(accept_lines) == 1 and not accept_lines[0].exc_info
         assert any("something else" in r.getMessage() for r in caplog.records)
+    finally:
+        loop_thread.run(server.stop(0))
+
+
+def _drain(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while sock.recv(1 << 16):
+            pass
+
+
+def test_a_pipelined_flood_on_one_connection_takes_turns_with_others(
+    loop_thread: LoopThread,
+) -> None:
+    """A read full of pipelined checks is parsed one slice (16 KiB, ~80 checks) per loop
+    turn, so other connections get their turn between slices; before, a 256 KiB read was
+    parsed whole (~1,300 checks) while every other connection waited."""
+    server, port = _start(loop_thread, FrontLimits())
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            body = grpc_body(request().SerializeToString())
+            one = frame(HEADERS, END_HEADERS, 1, check_block()) + frame(DATA, END_STREAM, 1, body)
+            window = frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 30))
+            window += frame(8, 0, 0, struct.pack(">I", 1 << 30))  # WINDOW_UPDATE
+            sock.sendall(PREFACE + window + one)
+            reader = threading.Thread(target=_drain, args=(sock,), daemon=True)
+            reader.start()
+            time.sleep(0.3)
+            front = server._front
+            assert front is not None
+            (conn,) = [c for c in front.connections if c.mode == "fast"]
+            flood = b"".join(
+                frame(HEADERS, END_HEADERS, sid, check_block()) + frame(DATA, END_STREAM, sid, body)
+                for sid in range(3, 4003, 2)
+            )  # 2,000 checks in one read
+
+            async def one_read() -> int:
+                conn.data_received(flood)
+                h2 = conn.h2
+                assert h2 is not None
+                return h2._last_stream  # what was parsed before the loop got control back
+
+            parsed_at_once = loop_thread.run(one_read())
+            assert parsed_at_once < 400, f"{parsed_at_once // 2} checks parsed in one turn"
+            deadline = time.monotonic() + 10
+            while conn.h2 is not None and conn.h2._last_stream < 4001:
+                assert time.monotonic() < deadline, "the rest was never parsed"
+                time.sleep(0.05)
     finally:
         loop_thread.run(server.stop(0))

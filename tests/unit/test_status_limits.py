@@ -40,7 +40,7 @@ def _closed(sock: socket.socket, within: float) -> bool:
 
 def test_slow_clients_cost_no_threads_are_capped_and_time_out() -> None:
     server = StatusServer("127.0.0.1:0", readiness=lambda: (True, ""))
-    server.limits = Limits(max_connections=200, head_seconds=1.5)
+    server.limits = Limits(max_connections=200, max_per_peer=1000, head_seconds=1.5)
     server.start()
     socks: list[socket.socket] = []
     try:
@@ -66,6 +66,7 @@ def test_slow_clients_cost_no_threads_are_capped_and_time_out() -> None:
 
 def test_livez_answers_while_slow_clients_hold_connections_below_the_cap() -> None:
     server = StatusServer("127.0.0.1:0", readiness=lambda: (True, ""))
+    server.limits = Limits(max_per_peer=1000)
     server.start()
     socks = []
     try:
@@ -94,4 +95,30 @@ def test_an_oversized_request_head_is_dropped() -> None:
             assert _closed(sock, 3.0)
         assert _livez(server)[0] == 200
     finally:
+        server.stop()
+
+
+def test_one_slow_peer_cannot_crowd_out_the_prober() -> None:
+    """The attack as found, from one address: 300 slow clients from 127.0.0.2 take only their
+    per-peer share; kubelet (127.0.0.1) is answered at once."""
+    server = StatusServer("127.0.0.1:0", readiness=lambda: (True, ""))
+    server.limits = Limits(max_connections=64, max_per_peer=32, head_seconds=30)
+    server.start()
+    socks = []
+    try:
+        host, port = server.address
+        for _ in range(300):
+            sock = socket.create_connection(
+                (host, port), timeout=5, source_address=("127.0.0.2", 0)
+            )
+            sock.sendall(b"GET /livez HTTP/1.1\r\n")
+            socks.append(sock)
+        time.sleep(0.2)
+        assert sum(not _closed(s, 0.02) for s in socks) == 32
+        for _ in range(10):
+            status, took = _livez(server)
+            assert status == 200 and took < 1.0
+    finally:
+        for sock in socks:
+            sock.close()
         server.stop()
