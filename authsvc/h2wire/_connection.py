@@ -272,9 +272,10 @@ class H2Connection(Sender):
         self._last_stream = sid
         self._opened += 1
         decoder, limits = self._decoder, self._limits
-        decoder.huffman_left = min(
-            decoder.huffman_left + limits.huffman_bytes_per_stream, limits.max_huffman_bytes
-        )
+        if decoder.huffman_left < limits.max_huffman_bytes:
+            decoder.huffman_left = min(
+                decoder.huffman_left + limits.huffman_bytes_per_stream, limits.max_huffman_bytes
+            )
         if self.goaway_sent or len(self._streams) >= MAX_STREAMS:
             self._control(frame(FrameType.RST_STREAM, 0, sid, _U32.pack(ErrorCode.REFUSED_STREAM)))
             return
@@ -329,7 +330,10 @@ class H2Connection(Sender):
         """The request is complete: hand it over."""
         stream.ended = True
         body = b"".join(stream.body) if len(stream.body) != 1 else stream.body[0]
-        self._release(stream)
+        if stream.size:
+            self._release(stream)
+        else:
+            stream.body = []
         message = None
         if len(body) >= 5 and body[0] == 0 and _U32.unpack_from(body, 1)[0] == len(body) - 5:
             message = body[5:]
