@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             except ChildFailed:
                 if attempt == 2:
                     raise
+                time.sleep(2.0)
         print(
             f"{attack:18} {r['checks']:>6} {r['success_pct']:>7} {r['p50_ms']:>7} "
             f"{r['p99_ms']:>7} {r['peak_rss_mb']:>7} {r['livez']:>6} "
