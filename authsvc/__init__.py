@@ -8,7 +8,11 @@ Public surface (guarded by ``tests/unit/test_public_api.py``)::
     AuthsvcError                                    base of every error we raise
      ├── ConfigError                                a config file or flag is invalid
      ├── KeySourceError                             a key source cannot be read/used
-     └── ServerDied                                 (private) the gRPC server stopped by itself
+     ├── ServerDied                                 (private) the gRPC server stopped by itself
+     └── PeerProtocolError                          (private) a client broke HTTP/2 (wraps
+                                                    ``authsvc.h2wire.WireError``, which the
+                                                    wire package raises: it imports nothing
+                                                    from authsvc, so the front converts)
 
 Everything else lives in private ``_modules`` and may change.
 """
