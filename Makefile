@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench clean help prometheus test-tools
+.PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools
 
 all: test
 
@@ -54,6 +54,10 @@ proto: $(STAMP)
 ## bench: side-by-side throughput/latency against Envoy's native api_key_auth filter
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
+
+## bench-floods: issue 20's attacks on authsvc behind a real Envoy, with a checker (numbers, not a test)
+bench-floods: $(STAMP)
+	$(BIN)/python -m authsvc.bench._floods
 
 ## prometheus: install Debian's prometheus package (prometheus, promtool) when promtool is missing
 prometheus:

@@ -33,16 +33,16 @@ from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
 from authsvc.server._check import Checker, DecisionObserver, settle
-from authsvc.server._front import Front
+from authsvc.server._front import Front, FrontLimits
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
+    internal_address,
     parse_listen,
     prepare_unix_socket,
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import internal_address
 
 if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
     import grpc
@@ -95,6 +95,7 @@ class AuthzServer:
     """
 
     fast_path: bool = True
+    front_limits: FrontLimits | None = None  # the front's caps and timeouts (None: defaults)
 
     def __init__(
         self,
@@ -166,7 +167,13 @@ class AuthzServer:
         self._status = _SERVING if self._store.current.ready else _NOT_SERVING
         try:
             if self.fast_path:
-                front = Front(self._addresses, self._checker, self._health_of, self._internal)
+                front = Front(
+                    self._addresses,
+                    self._checker,
+                    self._health_of,
+                    self._internal,
+                    self.front_limits,
+                )
                 self._front = front
                 self._bound.extend(front.bind())
                 self._sockets.update(front.unix_sockets)

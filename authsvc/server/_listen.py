@@ -19,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import socket
 import stat
+import sys
+import tempfile
 from pathlib import Path
 
 from authsvc._address import Address, parse_address
@@ -29,6 +32,7 @@ from authsvc._errors import ConfigError
 __all__ = [
     "ListenError",
     "describe_bind_failure",
+    "internal_address",
     "parse_listen",
     "parse_socket_mode",
     "prepare_unix_socket",
@@ -148,3 +152,14 @@ def describe_bind_failure(addr: Address) -> str:
         finally:
             probe.close()
     return "the gRPC runtime refused the address"
+
+
+def internal_address() -> tuple[str, str, str | None]:
+    """(gRPC target, asyncio connect path, directory to remove) for the private gRPC server
+    behind the fast front."""
+    name = f"authsvc-{os.getpid()}-{secrets.token_hex(8)}"
+    if sys.platform.startswith("linux"):
+        return f"unix-abstract:{name}", "\0" + name, None
+    directory = tempfile.mkdtemp(prefix="authsvc-")
+    path = os.path.join(directory, "grpc.sock")
+    return f"unix:{path}", path, directory
