@@ -37,7 +37,7 @@ from typing import Protocol
 from grpc_health.v1 import health_pb2
 
 from authsvc._address import Address
-from authsvc.server._check import settle, where
+from authsvc.server._check import Answer, finish, where
 from authsvc.server._h2 import PREFACE, SETTINGS, H2Connection, frame
 from authsvc.server._hpack import Headers
 from authsvc.server._listen import (
@@ -67,9 +67,10 @@ Health = Callable[[str], int | None]
 
 
 class Answers(Protocol):
-    """What answers a Check (``_check.Checker``): answer bytes, maybe an observer awaitable."""
+    """What answers a Check (``_check.Checker``): answer bytes (or an awaitable of them: a
+    virtual-key lookup), maybe an observer awaitable."""
 
-    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]: ...
+    def check(self, request: bytes) -> tuple[Answer, Awaitable[None] | None]: ...
 
 
 Internal = Callable[[], Awaitable[str]]
@@ -356,7 +357,7 @@ class _Conn(asyncio.Protocol):
             h2.respond_status(sid, 13, "a unary call needs exactly one uncompressed message")
         elif path == CHECK_PATH:
             answer, pending = self.front.checker.check(message)
-            if pending is None:
+            if pending is None and isinstance(answer, bytes):
                 h2.respond(sid, answer)
             else:
                 task = asyncio.ensure_future(self._answer_later(sid, answer, pending))
@@ -367,10 +368,10 @@ class _Conn(asyncio.Protocol):
         else:
             h2.respond_status(sid, 12, f"Method not found: {path}")
 
-    async def _answer_later(self, sid: int, answer: bytes, pending: object) -> None:
-        await settle(pending)  # type: ignore[arg-type]
+    async def _answer_later(self, sid: int, answer: Answer, pending: object) -> None:
+        sent = await finish(answer, pending)  # type: ignore[arg-type]
         if self._h2 is not None and not self._h2.closed:
-            self._h2.respond(sid, answer)
+            self._h2.respond(sid, sent)
 
     def _health(self, sid: int, message: bytes) -> None:
         h2 = self._h2
