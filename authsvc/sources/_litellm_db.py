@@ -6,7 +6,7 @@ keys:
     virtual_keys:
       database_url_env: DATABASE_URL   # default; else DATABASE_HOST/_USERNAME/_NAME/...
       refresh_interval: 2              # seconds, 0.2 .. 60 (blocked/deleted/expired seen within)
-      lookup_rate: 50                  # unknown-key lookups per second, 0 .. 1000 (0: none)
+      lookup_rate: 40                  # unknown-key lookups a second (burst rate/4): <= 50 in any second
       miss_ttl: 1                      # seconds a "not in the database" answer is remembered
 ```
 
@@ -44,7 +44,7 @@ DEFAULT_URL_ENV = "DATABASE_URL"
 class VirtualKeySettings:
     url_env: str = DEFAULT_URL_ENV
     refresh_interval: float = 2.0
-    lookup_rate: int = 50
+    lookup_rate: int = 40
     miss_ttl: float = 1.0
 
 
@@ -153,7 +153,7 @@ def _parse(ctx: ParseContext, node: yaml.Node, path: str) -> VirtualKeySettings:
     return VirtualKeySettings(
         url_env=str(values.get("database_url_env", DEFAULT_URL_ENV)),
         refresh_interval=float(values.get("refresh_interval", 2.0)),  # type: ignore[arg-type]
-        lookup_rate=int(values.get("lookup_rate", 50)),  # type: ignore[call-overload]
+        lookup_rate=int(values.get("lookup_rate", 40)),  # type: ignore[call-overload]
         miss_ttl=float(values.get("miss_ttl", 1.0)),  # type: ignore[arg-type]
     )
 

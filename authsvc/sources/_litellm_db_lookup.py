@@ -4,12 +4,14 @@ refresh, and floods of wrong keys do not reach the database.
 For a key the ring does not know (and only for LiteLLM-shaped keys, ``sk-...``: LiteLLM
 refuses any other without a lookup), the checker asks ``Lookup``:
 
-- ``cached(digest)`` (sync, no I/O): a record found recently (kept until the refresh has it
-  in the ring), ``MISS`` for a digest the database did not know ``miss_ttl`` ago (bounded:
+- ``cached(digest)`` (sync, no I/O): a record found recently (kept until a refresh that
+  started after the lookup has run: from then on the ring decides, so a key deleted or
+  blocked since is refused), ``MISS`` for a digest the database did not know ``miss_ttl`` ago (bounded:
   ``MAX_CACHED`` entries), or ``None``: ask the database;
 - ``find(digest)`` (async): at most ONE query per distinct digest at a time (single flight:
   concurrent requests for the same key share it), at most ``lookup_rate`` queries per second
-  (a token bucket; beyond it the key is refused without a query and ``cap_hits`` counts it),
+  (a token bucket, burst ``lookup_rate // 4``: the default 40 allows at most 50 in any second;
+  beyond it the key is refused without a query and ``cap_hits`` counts it),
   ``TIMEOUT`` seconds at most. The database down: refused (``lookup_errors``), and no new
   connection is tried for ``RETRY`` seconds. Never an allow without a row.
 
@@ -60,7 +62,8 @@ class Lookup:
         self.store_label = label
         self._inflight: dict[bytes, asyncio.Future[KeyMeta | None]] = {}
         self._misses: OrderedDict[bytes, float] = OrderedDict()
-        self._hits: OrderedDict[bytes, tuple[KeyMeta, float]] = OrderedDict()
+        # digest → (record, expiry, the store's refresh count when found)
+        self._hits: OrderedDict[bytes, tuple[KeyMeta, float, int]] = OrderedDict()
         self._tokens = float("inf")  # a full bucket (capped to the rate at first use)
         self._refilled = time.monotonic()
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -70,7 +73,7 @@ class Lookup:
     @property
     def rate(self) -> int:
         settings = self.store.settings
-        return int(settings.lookup_rate) if settings is not None else 50
+        return int(settings.lookup_rate) if settings is not None else 40
 
     @property
     def miss_ttl(self) -> float:
@@ -87,7 +90,10 @@ class Lookup:
         now = time.monotonic()
         hit = self._hits.get(digest)
         if hit is not None:
-            if hit[1] > now:
+            # Until a sync (watermark or refresh) that STARTED after the lookup has run (two
+            # on), the ring may not have the key yet; after it the ring decides, or one more
+            # lookup does (a key deleted or blocked since is refused).
+            if hit[1] > now and self.store.status.syncs < hit[2] + 2:
                 return hit[0]
             del self._hits[digest]
         expiry = self._misses.get(digest)
@@ -98,12 +104,14 @@ class Lookup:
         return None
 
     def _take(self) -> bool:
-        """One query from the token bucket (``rate`` a second, burst ``rate``)."""
+        """One query from the token bucket: ``rate`` a second, a burst of ``rate // 4``, so no
+        one-second window holds more than ``1.25 * rate`` (default 40: at most 50)."""
         rate = self.rate
         if rate <= 0:
             return False
         now = time.monotonic()
-        self._tokens = min(float(rate), self._tokens + (now - self._refilled) * rate)
+        burst = float(max(1, rate // 4))
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * rate)
         self._refilled = now
         if self._tokens < 1.0:
             return False
@@ -147,7 +155,7 @@ class Lookup:
                     self._misses.popitem(last=False)
             return
         self.store.status.lookup_hits += 1
-        self._hits[digest] = (result, now + self.hit_ttl)
+        self._hits[digest] = (result, now + self.hit_ttl, self.store.status.syncs)
         if len(self._hits) > MAX_CACHED:
             self._hits.popitem(last=False)
 

@@ -60,6 +60,7 @@ class StoreStatus:
     stale_since: float | None = None  # first failure since the last success
     error: str | None = None
     refreshes: int = 0
+    syncs: int = 0  # successful watermark queries and refreshes (the lookup's hit expiry)
     full_loads: int = 0
     queries: int = 0
     lookups: int = 0
@@ -152,7 +153,9 @@ class VirtualKeyStore:
         """The change token: ``None`` when the query fails (a read then reports it)."""
         with self._lock:
             try:
-                return tuple(self._query(sql.WATERMARK_SQL)[0])
+                mark = tuple(self._query(sql.WATERMARK_SQL)[0])
+                self.status.syncs += 1
+                return mark
             except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
                 self._failed(exc)
                 return None
@@ -171,6 +174,7 @@ class VirtualKeyStore:
                 self.status.error = None
                 self.status.last_refresh = time.time()
                 self.status.refreshes += 1
+                self.status.syncs += 1
 
     def _refresh(self) -> None:
         status = self.status

@@ -166,3 +166,21 @@ def test_a_schema_lacking_a_column_is_an_error_naming_it_never_an_allow(
     assert _ask(res, key).reason is Reason.UNKNOWN_KEY
     text = "\n".join(res.warnings)
     assert '"LiteLLM_VerificationToken".blocked' in text
+
+
+def test_incremental_refresh_sees_updates_and_deletions(
+    tmp_path: Path, litellm_db: LiteLLMDB
+) -> None:
+    a = litellm_db.generate(alias="a")
+    b = litellm_db.generate(alias="b")
+    res = _resolve(tmp_path, litellm_db)
+    assert _ask(res, a).reason is Reason.KEY_VALID
+    full_loads = sum(s.status.full_loads for s in stores())
+    litellm_db.delete_key(a)
+    litellm_db.update_key(b, blocked=True)
+    c = litellm_db.generate(alias="c")
+    res = _resolve(tmp_path, litellm_db)
+    assert _ask(res, a).reason is Reason.UNKNOWN_KEY
+    assert _ask(res, b).reason is Reason.BLOCKED_KEY
+    assert _ask(res, c).reason is Reason.KEY_VALID
+    assert sum(s.status.full_loads for s in stores()) == full_loads  # incremental
