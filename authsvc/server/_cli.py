@@ -38,6 +38,7 @@ from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import AuthzServer
 from authsvc.server._signals import serve_until_signal
+from authsvc.server._virtual_status import VirtualKeyCollector
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
 __all__ = ["configure", "run", "worker_argv"]
@@ -155,6 +156,7 @@ async def _serve(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
     )
     observer.on_startup(resolution)
+    observer.prometheus.registry.register(VirtualKeyCollector())  # empty without virtual_keys
     server = AuthzServer(
         store,
         config.policy,

@@ -250,8 +250,13 @@ class VirtualKeyStore:
                 current = self._rows.get(active)
                 if current is not None and old not in self._rows:
                     groups.setdefault(current.meta(entry, teams, revoke_at), []).append(old)
+            summary = (
+                f"LiteLLM database: {len(self._rows)} keys, {len(self._deprecated)} rotated, "
+                f"{len(self._blocked_teams)} blocked teams"
+            )
             built = tuple(
-                DigestBatch(meta, label, b"".join(digests)) for meta, digests in groups.items()
+                DigestBatch(meta, label, b"".join(digests), summary if i == 0 else "")
+                for i, (meta, digests) in enumerate(groups.items())
             )
             self._built = (self._version, entry, built)
             return built

@@ -18,7 +18,7 @@ import pytest
 
 from tests._keys import make_key
 from tests.e2e._harness import Launcher, Response, Stack, http_request
-from tests.vkeys._litellm_db import DDL, LiteLLMDB, now_utc
+from tests.vkeys._litellm_db import DDL, LiteLLMDB, hash_token, now_utc
 
 pytestmark = pytest.mark.e2e
 
@@ -144,6 +144,22 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     assert queries <= 10 + 40 * elapsed + refreshes, (queries, elapsed)
     assert queries / elapsed <= 50 + refreshes / elapsed
     print(f"flood: 10000 keys in {elapsed:.1f} s, {queries} transactions in the database")
+    metrics = http_request(stack.authz.status_port, "GET", "/metrics").body.decode()
+    samples = {
+        line.split("{")[0].split(" ")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("authsvc_virtual_keys")
+    }
+    assert samples["authsvc_virtual_keys_loaded"] >= 5
+    assert samples["authsvc_virtual_keys_lookup_cap_hits_total"] > 0
+    assert samples["authsvc_virtual_keys_lookups_total"] <= 10 + 40 * elapsed + 20
+    assert samples["authsvc_virtual_keys_stale"] == 0
+    print(
+        f"flood: lookups {samples['authsvc_virtual_keys_lookups_total']:.0f}, cap hits "
+        f"{samples['authsvc_virtual_keys_lookup_cap_hits_total']:.0f}"
+    )
+    for key in (known, fresh, blocked, old, new):
+        assert key not in metrics and hash_token(key) not in metrics
 
     # the database stops mid-run: known keys keep working, unknown keys are refused
     pg.cleanup()
@@ -152,3 +168,6 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     assert _get(stack, fresh).reached_upstream
     r = _get(stack, "sk-" + "n" * 30)
     assert r.status == 401 and not r.reached_upstream
+    time.sleep(REFRESH)
+    metrics = http_request(stack.authz.status_port, "GET", "/metrics").body.decode()
+    assert 'authsvc_virtual_keys_stale{store="0"} 1.0' in metrics
