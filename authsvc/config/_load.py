@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
-from authsvc.config._chain import ENV_CONFIG, default_sources
+from authsvc.config._chain import ENV_CONFIG, default_keys, default_sources
 from authsvc.config._model import Config, MasterKeyConfig
 from authsvc.config._parse import parse_config
 
@@ -34,7 +34,9 @@ def load_config(
         origin = f" (from ${ENV_CONFIG})"
     if path is None:
         return Config(
-            path=None, master_key=MasterKeyConfig(default_sources(environ, master_key_file))
+            path=None,
+            master_key=MasterKeyConfig(default_sources(environ, master_key_file)),
+            keys=default_keys(environ),
         )
     try:
         with open(path, "rb") as fh:

@@ -65,6 +65,11 @@ class VirtualKeySource:
     meta: KeyMeta
     cell: _Cell = field(default_factory=_Cell, compare=False, repr=False)
 
+    @classmethod
+    def default(cls, meta: KeyMeta) -> VirtualKeySource:
+        """The source LiteLLM mode adds when ``DATABASE_URL`` (or its parts) is set."""
+        return cls(VirtualKeySettings(), meta)
+
     @property
     def label(self) -> str:
         return f"virtual_keys:${self.settings.url_env}"

@@ -184,3 +184,19 @@ def test_incremental_refresh_sees_updates_and_deletions(
     assert _ask(res, b).reason is Reason.BLOCKED_KEY
     assert _ask(res, c).reason is Reason.KEY_VALID
     assert sum(s.status.full_loads for s in stores()) == full_loads  # incremental
+
+
+def test_litellm_mode_reads_the_database_litellm_uses(litellm_db: LiteLLMDB) -> None:
+    """No config file: DATABASE_URL as LiteLLM reads it (Prisma's own query parameters
+    included, which libpq refuses) adds the virtual keys; without it nothing changes."""
+    key = litellm_db.generate(alias="mode")
+    env = {
+        "LITELLM_MASTER_KEY": MASTER,
+        "DATABASE_URL": litellm_db.url + "&schema=public&connection_limit=5&pool_timeout=10",
+    }
+    res = resolve(load_config(None, environ=env), env)
+    assert _ask(res, key).reason is Reason.KEY_VALID
+    assert _ask(res, key).key_name == "mode"
+    plain = {"LITELLM_MASTER_KEY": MASTER}
+    res = resolve(load_config(None, environ=plain), plain)
+    assert len(res.ring) == 1 and not res.warnings
