@@ -32,7 +32,7 @@ import yaml
 from authsvc.keymodel import ExtraKeyReadings, KeyMeta, Reading, State
 from authsvc.sources._litellm_db_lookup import lookup_for, set_current
 from authsvc.sources._litellm_db_rows import dsn_from_env
-from authsvc.sources._litellm_db_store import VirtualKeyStore, store_for
+from authsvc.sources._litellm_db_store import RECONCILE, VirtualKeyStore, store_for
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch
 
 __all__ = ["KIND", "VirtualKeySettings", "VirtualKeySource"]
@@ -112,7 +112,10 @@ class VirtualKeySource:
         store = self.cell.store
         if store is None:
             return None  # never read, or no database configured: read (cheap when unset)
-        return store.watermark()
+        mark = store.watermark()
+        if mark is None:
+            return None
+        return (mark, int(time.time() // RECONCILE))  # read at least once every RECONCILE s
 
 
 def _number(ctx: ParseContext, node: yaml.Node, path: str, low: float, high: float) -> float:

@@ -18,7 +18,6 @@ characters. Names from the database are bounded and reduced to header-safe chara
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ __all__ = [
     "ROUTE_GROUP",
     "VirtualKeyDBError",
     "VirtualRow",
-    "checksum",
     "dsn_from_env",
     "missing_columns",
     "parse_row",
@@ -79,16 +77,16 @@ COLUMNS_SQL = (
     "SELECT table_name, column_name FROM information_schema.columns "
     "WHERE table_schema = current_schema() AND table_name = ANY(%s)"
 )
-# One round trip that changes whenever anything authsvc serves may have changed: the key
-# table's row count, newest updated_at and an order-free checksum of its tokens (a deletion
-# moves the count or the checksum), the blocked teams, the live deprecated tokens.
+# One cheap round trip that moves whenever anything authsvc serves may have changed: the key
+# table's row count (a deletion) and newest updated_at (an insert, an update, a rotation),
+# the blocked teams, the live deprecated tokens. No per-row hashing: ~ a count(*).
 WATERMARK_SQL = (
     f"SELECT (SELECT count(*) FROM {TOKENS}), (SELECT max(updated_at) FROM {TOKENS}), "
-    f"(SELECT coalesce(sum(('x' || substr(md5(token), 1, 15))::bit(60)::bigint), 0) FROM {TOKENS}), "
     f"(SELECT coalesce(string_agg(md5(team_id), '' ORDER BY team_id), '') FROM {TEAMS} WHERE blocked), "
     f"(SELECT count(*) FROM {DEPRECATED} WHERE revoke_at > (now() AT TIME ZONE 'UTC')), "
     f"(SELECT max(created_at) FROM {DEPRECATED})"
 )
+COUNT_SQL = f"SELECT count(*) FROM {TOKENS}"
 
 ROUTE_GROUP = re.compile(r"[a-z_]+\Z")
 _HEX64 = re.compile(r"[0-9a-f]{64}\Z")
@@ -229,11 +227,6 @@ def missing_columns(found: Iterable[tuple[str, str]]) -> list[str]:
         for column in columns
         if (table, column) not in have
     ]
-
-
-def checksum(tokens: Iterable[str]) -> int:
-    """The same order-free token checksum ``WATERMARK_SQL`` computes in the database."""
-    return sum(int(hashlib.md5(t.encode()).hexdigest()[:15], 16) for t in tokens)
 
 
 def dsn_from_env(environ: Mapping[str, str], url_env: str) -> tuple[str | None, str | None]:

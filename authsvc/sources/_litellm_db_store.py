@@ -6,13 +6,16 @@ the counters live here, shared (``store_for``).
 
 Refresh, asked by the reloader in its worker thread:
 
-- ``watermark()`` — one cheap query (row count, newest ``updated_at``, an order-free token
-  checksum, blocked teams, live deprecated tokens); the reloader reads only when it moved;
+- ``watermark()`` — one cheap query (row count, newest ``updated_at``, blocked teams, live
+  deprecated tokens); the reloader reads only when it moved (and once every ``RECONCILE``
+  seconds: the source's change token carries the minute);
 - ``refresh()`` — the first time, every row; then only rows with ``updated_at`` at or after
   the newest seen minus ``OVERLAP`` seconds (a transaction that commits late with an older
   ``updated_at`` is still seen), plus the blocked teams and the live deprecated tokens
-  (small tables). A deletion shows as a count/checksum that no longer matches the snapshot:
-  then the token column alone is read and the deleted keys are dropped.
+  (small tables). A deletion shows as a row count that no longer matches the snapshot (an
+  insert hiding it moves ``updated_at``, and the snapshot then has one key too many): then
+  the token column alone is read and the deleted keys are dropped — and so every
+  ``RECONCILE`` seconds whatever the count says.
 
 The database down: the snapshot stays as it was (known keys keep working), ``stale_since``
 says since when, and the next refresh recovers. A missing column is a ``VirtualKeyDBError``
@@ -41,6 +44,9 @@ log = logging.getLogger("authsvc.sources.virtual_keys")
 
 OVERLAP = 10.0
 """Seconds of ``updated_at`` re-read at every incremental refresh (late commits)."""
+
+RECONCILE = 60.0
+"""Seconds between token-set reconciliations even when the counts agree."""
 
 MAX_ROWS = 2_000_000
 """More rows than this is refused as garbage (memory is bounded, ~200 bytes a key)."""
@@ -98,7 +104,9 @@ class VirtualKeyStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._rows: dict[bytes, VirtualRow] = {}
-        self._tokens_sum = 0
+        self._batch: dict[bytes, DigestBatch] = {}  # per key, rebuilt when its row changes
+        self._batch_for: tuple[KeyMeta, str, frozenset[str]] | None = None
+        self._reconciled = 0.0
         self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
         self._blocked_teams: frozenset[str] = frozenset()
         self._version = 0
@@ -199,17 +207,17 @@ class VirtualKeyStore:
         changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
         changed = changed or deprecated != self._deprecated
         if full:
-            self._rows = {}
-            self._tokens_sum = 0
+            self._rows, self._batch = {}, {}
+            self._reconciled = time.monotonic()
             status.full_loads += 1
         for row in parsed:
             self._put(row)
         self._loaded = True
         self._blocked_teams, self._deprecated = teams, deprecated
-        count, _newest, total = self._query(sql.WATERMARK_SQL)[0][:3]
-        if count != len(self._rows) or int(total) != self._tokens_sum:
-            self._reconcile()
-            changed = True
+        (count,) = self._query(sql.COUNT_SQL)[0]
+        due = time.monotonic() - self._reconciled >= RECONCILE
+        if count != len(self._rows) + status.extra.get("unusable_tokens", 0) or due:
+            changed = self._reconcile() or changed
         if changed:
             self._version += 1
         status.keys = len(self._rows)
@@ -217,47 +225,55 @@ class VirtualKeyStore:
         status.blocked_teams = len(teams)
 
     def _put(self, row: VirtualRow) -> None:
-        if row.digest not in self._rows:
-            self._tokens_sum += sql.checksum([row.digest.hex()])
+        if self._rows.get(row.digest) != row:
+            self._batch.pop(row.digest, None)
         self._rows[row.digest] = row
         newest = self.status.newest_update
         if row.updated_at is not None and (newest is None or row.updated_at > newest):
             self.status.newest_update = row.updated_at
 
-    def _reconcile(self) -> None:
-        """Drop the keys deleted from the database (their tokens are gone)."""
-        present = {d for (t,) in self._query(sql.ALL_TOKENS_SQL) if (d := sql.row_digest(t))}
-        for gone in [d for d in self._rows if d not in present]:
-            del self._rows[gone]
-        self._tokens_sum = sql.checksum(d.hex() for d in self._rows)
-        count = self._query(sql.WATERMARK_SQL)[0][0]
-        if count != len(self._rows):  # rows whose token is not a SHA-256 hex digest
-            self.status.extra["unusable_tokens"] = int(count) - len(self._rows)
+    def _reconcile(self) -> bool:
+        """Drop the keys deleted from the database (their tokens are gone). True if any."""
+        self._reconciled = time.monotonic()
+        tokens = self._query(sql.ALL_TOKENS_SQL)
+        present = {d for (t,) in tokens if (d := sql.row_digest(t))}
+        gone = [d for d in self._rows if d not in present]
+        for digest in gone:
+            del self._rows[digest]
+            self._batch.pop(digest, None)
+        # rows whose token is not a SHA-256 hex digest (no key can match them)
+        self.status.extra["unusable_tokens"] = len(tokens) - len(present)
+        return bool(gone)
 
     # -- what the source yields ------------------------------------------------------------
 
     def batches(self, entry: KeyMeta, label: str) -> tuple[DigestBatch, ...]:
-        """The snapshot as ring batches, one per distinct record (cached per version)."""
+        """The snapshot as ring batches: a summary (no key, the store's figures for explain),
+        then one per key — each built once and kept until its row changes."""
         with self._lock:
             version, built_for, built = self._built
             if version == self._version and built_for == entry:
                 return built
-            groups: dict[KeyMeta, list[bytes]] = {}
             teams = self._blocked_teams
-            for row in self._rows.values():
-                groups.setdefault(row.meta(entry, teams), []).append(row.digest)
-            for old, (active, revoke_at) in self._deprecated.items():
-                current = self._rows.get(active)
-                if current is not None and old not in self._rows:
-                    groups.setdefault(current.meta(entry, teams, revoke_at), []).append(old)
-            summary = (
-                f"LiteLLM database: {len(self._rows)} keys, {len(self._deprecated)} rotated, "
-                f"{len(self._blocked_teams)} blocked teams"
+            if self._batch_for != (entry, label, teams):
+                self._batch, self._batch_for = {}, (entry, label, teams)
+            cache = self._batch
+            for digest, row in self._rows.items():
+                if digest not in cache:
+                    cache[digest] = DigestBatch(row.meta(entry, teams), label, digest)
+            rotated = [
+                DigestBatch(current.meta(entry, teams, revoke_at), label, old)
+                for old, (active, revoke_at) in self._deprecated.items()
+                if (current := self._rows.get(active)) is not None and old not in self._rows
+            ]
+            summary = DigestBatch(
+                entry,
+                label,
+                b"",
+                f"LiteLLM database: {len(self._rows)} keys, {len(rotated)} rotated, "
+                f"{len(teams)} blocked teams",
             )
-            built = tuple(
-                DigestBatch(meta, label, b"".join(digests), summary if i == 0 else "")
-                for i, (meta, digests) in enumerate(groups.items())
-            )
+            built = (summary, *cache.values(), *rotated)
             self._built = (self._version, entry, built)
             return built
 
