@@ -12,7 +12,7 @@ refuses any other without a lookup), the checker asks ``Lookup``:
   concurrent requests for the same key share it), at most ``lookup_rate`` queries per second
   (a token bucket, burst ``lookup_rate // 4``: the default 40 allows at most 50 in any second;
   beyond it the key is refused without a query and ``cap_hits`` counts it),
-  ``TIMEOUT`` seconds at most. The database down: refused (``lookup_errors``), and no new
+  ``TIMEOUT`` (0.5 s) at most. The database down: refused (``lookup_errors``), and no new
   connection is tried for ``RETRY`` seconds. Never an allow without a row.
 
 One query finds the key's row, or the row of the key it was rotated into while the old one's
@@ -38,7 +38,9 @@ __all__ = ["MISS", "Lookup", "current_lookup", "lookup_for", "set_current"]
 
 MISS: Final = "miss"
 MAX_CACHED = 10_000
-TIMEOUT = 2.0
+TIMEOUT = 0.5
+"""Seconds a lookup (connect included) may take: below Envoy's check timeout (1 s in the
+bootstrap authsvc writes), so a slow database is a 401 from us, not an error at the proxy."""
 RETRY = 1.0
 
 _FIND_SQL = (
