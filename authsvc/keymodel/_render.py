@@ -116,7 +116,8 @@ def _batch_rows(batches: Sequence[_Batch]) -> list[tuple[str, str, str, str, str
             continue
         total = sum(len(b) for b in group)
         detail = next((b.detail for b in group if b.detail), "")
-        rows.append((f"({len(group)} names)", source, "set", f"{total} keys", detail))
+        named = sum(1 for b in group if len(b))  # a summary batch holds no key
+        rows.append((f"({named} names)", source, "set", f"{total} keys", detail))
     return rows
 
 

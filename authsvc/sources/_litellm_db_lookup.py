@@ -71,6 +71,7 @@ class Lookup:
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._down_until = 0.0
         self._lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def rate(self) -> int:
@@ -122,6 +123,9 @@ class Lookup:
 
     async def find(self, digest: bytes) -> KeyMeta | None:
         """The record for ``digest`` from the database, or ``None`` (refuse). Never raises."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # asyncio objects and the connection belong to one loop
+            self._loop, self._lock, self._conn, self._inflight = loop, None, None, {}
         flight = self._inflight.get(digest)
         if flight is not None:
             return await asyncio.shield(flight)
@@ -132,7 +136,7 @@ class Lookup:
         if not self._take():
             status.cap_hits += 1
             return None
-        future: asyncio.Future[KeyMeta | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[KeyMeta | None] = loop.create_future()
         self._inflight[digest] = future
         result: KeyMeta | None = None
         try:

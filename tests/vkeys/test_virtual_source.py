@@ -200,3 +200,47 @@ def test_litellm_mode_reads_the_database_litellm_uses(litellm_db: LiteLLMDB) -> 
     plain = {"LITELLM_MASTER_KEY": MASTER}
     res = resolve(load_config(None, environ=plain), plain)
     assert len(res.ring) == 1 and not res.warnings
+
+
+def test_a_column_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, postgres: object) -> None:
+    import psycopg
+
+    from tests.vkeys._litellm_db import DDL, hash_token
+
+    uri = postgres.get_uri()  # type: ignore[attr-defined]
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS garbage")
+        conn.execute("CREATE DATABASE garbage")
+    db = LiteLLMDB(uri.replace("/postgres?", "/garbage?"))
+    db.sql(DDL.replace("    blocked BOOLEAN,\n", "    blocked TEXT,\n"))
+    key = make_key("vk-garbage")
+    db.sql(
+        'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, blocked) VALUES (%s, %s, %s)',
+        (hash_token(key), "g", "true"),
+    )
+    res = _resolve(tmp_path, db)
+    assert _ask(res, key).reason is Reason.UNKNOWN_KEY  # never an allow
+    assert any('"LiteLLM_VerificationToken".blocked' in w for w in res.warnings)
+
+
+def test_explain_shows_the_store_without_keys(tmp_path: Path, litellm_db: LiteLLMDB) -> None:
+    import subprocess
+    import sys
+
+    from tests.vkeys._litellm_db import hash_token
+
+    keys = [litellm_db.generate(alias=f"k{i}") for i in range(8)]
+    config = _config(tmp_path)
+    env = {"DATABASE_URL": litellm_db.url, "AUTHSVC_MASTER_KEY": MASTER, "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [sys.executable, "-m", "authsvc", "explain", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    text = out.stdout + out.stderr
+    assert "(8 names)" in text and "8 keys" in text, text
+    assert "LiteLLM database: 8 keys, 0 rotated, 0 blocked teams" in text
+    for key in keys:
+        assert key not in text and hash_token(key) not in text
