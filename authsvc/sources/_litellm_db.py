@@ -13,7 +13,9 @@ keys:
 The source yields the snapshot kept by ``VirtualKeyStore`` (``_litellm_db_store``) as digest
 batches: every key's record carries LiteLLM's standing (``keymodel.Standing``), and
 ``decide`` applies LiteLLM's rules. ``watch()`` asks to be polled every ``refresh_interval``;
-``change_token()`` is the store's watermark query. When the database is unset, unreachable or
+``change_token()`` runs the store's watermark query, refreshes the snapshot when it moved
+and returns the snapshot's version: the reloader re-resolves only when a key's record
+changed (LiteLLM moves ``updated_at`` at every spend update). When the database is unset, unreachable or
 lacks a column, the read adds one ``unreadable`` reading naming why: the reloader then keeps
 the last good ring (known keys keep working; unknown keys are refused — never allowed).
 
@@ -32,7 +34,7 @@ import yaml
 from authsvc.keymodel import ExtraKeyReadings, KeyMeta, Reading, State
 from authsvc.sources._litellm_db_lookup import lookup_for, set_current
 from authsvc.sources._litellm_db_rows import dsn_from_env
-from authsvc.sources._litellm_db_store import RECONCILE, VirtualKeyStore, store_for
+from authsvc.sources._litellm_db_store import VirtualKeyStore, store_for
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch
 
 __all__ = ["KIND", "VirtualKeySettings", "VirtualKeySource"]
@@ -93,7 +95,8 @@ class VirtualKeySource:
                 "and DATABASE_NAME): no virtual key is loaded"
             )
             return self._problem(State.UNSET, why)
-        store.refresh()
+        if not store.take_synced():
+            store.refresh()  # unless change_token just did (the reloader asks it first)
         set_current(lookup_for(store, self.meta, self.label))
         batches = store.batches(self.meta, self.label)
         if store.status.stale_since is None and store.status.last_refresh is not None:
@@ -112,10 +115,7 @@ class VirtualKeySource:
         store = self.cell.store
         if store is None:
             return None  # never read, or no database configured: read (cheap when unset)
-        mark = store.watermark()
-        if mark is None:
-            return None
-        return (mark, int(time.time() // RECONCILE))  # read at least once every RECONCILE s
+        return store.sync()
 
 
 def _number(ctx: ParseContext, node: yaml.Node, path: str, low: float, high: float) -> float:

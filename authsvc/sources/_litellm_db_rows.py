@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -115,7 +115,7 @@ class VirtualRow:
     expires_at: float | None
     blocked: bool
     routes: tuple[str, ...] | None  # None: no restriction the edge can enforce
-    updated_at: float | None
+    updated_at: float | None = field(compare=False)  # a spend update changes nothing here
 
     def meta(
         self,

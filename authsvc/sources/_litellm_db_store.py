@@ -113,6 +113,8 @@ class VirtualKeyStore:
         self._built: tuple[int, KeyMeta | None, tuple[DigestBatch, ...]] = (-1, None, ())
         self._columns_checked = False
         self._loaded = False
+        self._mark: Hashable | None = None
+        self._synced = False
 
     # -- connection ------------------------------------------------------------------------
 
@@ -158,31 +160,61 @@ class VirtualKeyStore:
     # -- the reloader's two questions ------------------------------------------------------
 
     def watermark(self) -> Hashable | None:
-        """The change token: ``None`` when the query fails (a read then reports it)."""
+        """The watermark query's answer: ``None`` when it fails."""
         with self._lock:
-            try:
-                mark = tuple(self._query(sql.WATERMARK_SQL)[0])
-                self.status.syncs += 1
-                return mark
-            except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
-                self._failed(exc)
+            return self._watermark()
+
+    def _watermark(self) -> Hashable | None:
+        try:
+            mark = tuple(self._query(sql.WATERMARK_SQL)[0])
+        except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self.status.syncs += 1
+        return mark
+
+    def sync(self) -> Hashable | None:
+        """The source's change token: the snapshot's version after refreshing it when the
+        watermark moved (or a reconciliation is due). Spend-only updates move the
+        watermark but not the version, so the reloader re-resolves only on a change that
+        matters. ``None`` when the database cannot be read (the read then reports it)."""
+        with self._lock:
+            mark = self._watermark()
+            if mark is None:
                 return None
+            due = time.monotonic() - self._reconciled >= RECONCILE
+            if mark != self._mark or due or not self._loaded:
+                self._refresh_locked()
+                if self.status.stale_since is not None:
+                    return None
+                self._mark = mark
+            self._synced = True
+            return self._version
 
     def refresh(self) -> None:
         """Bring the snapshot up to date (see the module docstring). Never raises."""
         with self._lock:
-            try:
-                self._refresh()
-            except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
-                self._failed(exc)
-            else:
-                if self.status.stale_since is not None:
-                    log.warning("virtual keys: database reachable again; snapshot refreshed")
-                self.status.stale_since = None
-                self.status.error = None
-                self.status.last_refresh = time.time()
-                self.status.refreshes += 1
-                self.status.syncs += 1
+            self._refresh_locked()
+
+    def take_synced(self) -> bool:
+        """True once after a successful ``sync``: the read that follows need not refresh."""
+        with self._lock:
+            synced, self._synced = self._synced, False
+            return synced and self.status.stale_since is None
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._refresh()
+        except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
+            self._failed(exc)
+        else:
+            if self.status.stale_since is not None:
+                log.warning("virtual keys: database reachable again; snapshot refreshed")
+            self.status.stale_since = None
+            self.status.error = None
+            self.status.last_refresh = time.time()
+            self.status.refreshes += 1
+            self.status.syncs += 1
 
     def _refresh(self) -> None:
         status = self.status
