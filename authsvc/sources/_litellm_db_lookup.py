@@ -34,7 +34,7 @@ from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError
 from authsvc.sources._litellm_db_store import VirtualKeyStore
 
-__all__ = ["MISS", "Lookup", "current_lookup", "lookup_for", "set_current"]
+__all__ = ["MISS", "Lookup", "current_lookup", "lookup_for", "set_current", "set_lookup_share"]
 
 MISS: Final = "miss"
 MAX_CACHED = 10_000
@@ -75,8 +75,11 @@ class Lookup:
 
     @property
     def rate(self) -> int:
+        """This process's share of ``lookup_rate`` (``serve --workers N``: a 1/N share each,
+        at least 1 a second unless the rate is 0)."""
         settings = self.store.settings
-        return int(settings.lookup_rate) if settings is not None else 40
+        total = int(settings.lookup_rate) if settings is not None else 40
+        return 0 if total <= 0 else max(1, total // _SHARE[0])
 
     @property
     def miss_ttl(self) -> float:
@@ -209,6 +212,12 @@ def lookup_for(store: VirtualKeyStore, entry: KeyMeta, label: str) -> Lookup:
 
 
 _CURRENT: list[Lookup | None] = [None]
+_SHARE: list[int] = [1]
+
+
+def set_lookup_share(workers: int) -> None:
+    """This process is one of ``workers`` worker processes sharing the lookup budget."""
+    _SHARE[0] = max(1, int(workers))
 
 
 def set_current(lookup: Lookup | None) -> None:

@@ -164,3 +164,24 @@ def test_a_config_without_a_database_is_unset_not_an_allow(tmp_path: Path) -> No
     res = resolve(load_config(str(path), environ={}), {})
     assert len(res.ring) == 0
     assert any("DATABASE_URL is not set" in w for w in res.warnings)
+
+
+def test_workers_share_the_lookup_budget() -> None:
+    from authsvc.sources import set_lookup_share
+    from authsvc.sources._litellm_db import VirtualKeySettings
+    from authsvc.sources._litellm_db_lookup import Lookup
+    from authsvc.sources._litellm_db_store import VirtualKeyStore
+
+    store = VirtualKeyStore("postgresql:///nowhere", None)  # never connected here
+    store.settings = VirtualKeySettings(lookup_rate=40)
+    lookup = Lookup(store, KeyMeta("litellm", "keys[0]"))
+    try:
+        assert lookup.rate == 40
+        set_lookup_share(4)
+        assert lookup.rate == 10
+        set_lookup_share(100)
+        assert lookup.rate == 1
+        store.settings = VirtualKeySettings(lookup_rate=0)
+        assert lookup.rate == 0 and not lookup._take()
+    finally:
+        set_lookup_share(1)
