@@ -10,6 +10,11 @@ Without a config file (or without its ``master_key`` section) the chain is:
 
 ``serve --master-key-file F`` (``load_config(master_key_file=F)``) puts ``file:F`` FIRST, in
 front of whatever chain applies.
+
+LiteLLM's virtual keys without a config file: when the environment names LiteLLM's database
+the way LiteLLM reads it (``DATABASE_URL``, or ``DATABASE_HOST`` + ``DATABASE_USERNAME`` +
+``DATABASE_NAME``), ``default_keys`` adds one ``virtual_keys`` entry with the defaults (name
+``litellm``). Without those variables nothing changes (``make run`` needs no database).
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import os
 from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
-from authsvc.config._model import SourceSpec
-from authsvc.sources import ENV_PREFIX, EnvSource, FileSource, LiteLLMSource
+from authsvc.config._model import ExtraKeySpec, SourceSpec
+from authsvc.keymodel import KeyMeta
+from authsvc.sources import ENV_PREFIX, EnvSource, FileSource, LiteLLMSource, VirtualKeySource
 
 __all__ = [
     "ENV_CONFIG",
@@ -28,6 +34,7 @@ __all__ = [
     "ENV_MASTER_KEY",
     "ENV_MASTER_KEY_FILE",
     "ENV_PREFIX",
+    "default_keys",
     "default_sources",
     "with_override",
 ]
@@ -65,3 +72,15 @@ def with_override(
     if not master_key_file.strip():
         raise ConfigError("--master-key-file: the path is empty")
     return (FileSource(os.path.abspath(master_key_file), "--master-key-file"), *chain)
+
+
+def default_keys(environ: Mapping[str, str]) -> tuple[ExtraKeySpec, ...]:
+    """LiteLLM's virtual keys when its database is named in the environment (see above)."""
+    named = environ.get("DATABASE_URL", "").strip() or all(
+        environ.get(name, "").strip()
+        for name in ("DATABASE_HOST", "DATABASE_USERNAME", "DATABASE_NAME")
+    )
+    if not named:
+        return ()
+    meta = KeyMeta("litellm", "$DATABASE_URL")
+    return (ExtraKeySpec(meta.name, meta.where, VirtualKeySource.default(meta)),)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
 from authsvc._fileio import FileProblem, Problem, read_regular
-from authsvc.config._chain import ENV_CONFIG, default_sources
+from authsvc.config._chain import ENV_CONFIG, default_keys, default_sources
 from authsvc.config._model import Config, MasterKeyConfig
 from authsvc.config._parse import parse_config
 
@@ -35,7 +35,9 @@ def load_config(
         origin = f" (from ${ENV_CONFIG})"
     if path is None:
         return Config(
-            path=None, master_key=MasterKeyConfig(default_sources(environ, master_key_file))
+            path=None,
+            master_key=MasterKeyConfig(default_sources(environ, master_key_file)),
+            keys=default_keys(environ),
         )
     data = read_regular(path, MAX_CONFIG_BYTES)  # never blocks: a FIFO is refused, not opened
     if isinstance(data, FileProblem):

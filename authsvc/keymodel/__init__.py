@@ -36,6 +36,7 @@ from authsvc.keymodel._rule import (
     resolve_readings,
 )
 from authsvc.keymodel._secret import Secret
+from authsvc.keymodel._standing import Standing
 
 __all__ = [
     "DIGEST_SIZE",
@@ -56,6 +57,7 @@ __all__ = [
     "Role",
     "Secret",
     "Shown",
+    "Standing",
     "State",
     "assess",
     "digest",

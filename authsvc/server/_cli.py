@@ -42,7 +42,9 @@ from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
 from authsvc.server._listen import parse_listen, parse_socket_mode
 from authsvc.server._signals import serve_until_signal
+from authsvc.server._virtual_status import VirtualKeyCollector
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
+from authsvc.sources import set_lookup_share
 
 __all__ = ["configure", "run", "worker_argv"]
 
@@ -148,12 +150,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-count", type=int, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.supervisor_pid is not None:
             die_with_parent(args.supervisor_pid)
+        if args.worker_count:  # the virtual-key lookup budget is shared by the workers
+            set_lookup_share(args.worker_count)
         configure_logging(args.log_level, json=args.log_format == "json")
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
@@ -196,6 +201,7 @@ async def _serve(
     observer = Observer(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
     )
+    observer.prometheus.registry.register(VirtualKeyCollector())  # empty without virtual_keys
     server = AuthzServer(
         store,
         config.policy,
@@ -392,6 +398,7 @@ def worker_argv(
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
     argv += ["--worker-index", str(index), "--report-fd", str(report_fd)]
     argv += ["--supervisor-pid", str(os.getpid())]
+    argv += ["--worker-count", str(args.workers)]
     return argv
 
 

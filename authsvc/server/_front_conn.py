@@ -33,7 +33,7 @@ from authsvc.h2wire import (
     sniff,
 )
 from authsvc.server._admission import Admission, BurstLog, peer_of
-from authsvc.server._check import settle, where
+from authsvc.server._check import Answer, finish, where
 
 __all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "Answers", "Conn", "Host"]
 
@@ -53,9 +53,10 @@ _GOAWAY_IDLE = frame(FrameType.GOAWAY, 0, 0, b"\x00" * 8)  # last stream 0, NO_E
 
 
 class Answers(Protocol):
-    """What answers a Check (``_check.Checker``): answer bytes, maybe an observer awaitable."""
+    """What answers a Check (``_check.Checker``): answer bytes (or an awaitable of them: a
+    virtual-key lookup), maybe an observer awaitable."""
 
-    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]: ...
+    def check(self, request: bytes) -> tuple[Answer, Awaitable[None] | None]: ...
 
 
 class Host(Protocol):
@@ -335,7 +336,7 @@ class Conn(asyncio.Protocol):
             )
         elif path == CHECK_PATH:
             answer, pending = self.front.checker.check(message)
-            if pending is None:
+            if pending is None and isinstance(answer, bytes):
                 h2.respond(sid, answer)
             else:
                 task = asyncio.ensure_future(self._answer_later(sid, answer, pending))
@@ -353,10 +354,10 @@ class Conn(asyncio.Protocol):
         else:
             h2.respond_status(sid, GrpcStatus.UNIMPLEMENTED, f"Method not found: {path}")
 
-    async def _answer_later(self, sid: int, answer: bytes, pending: object) -> None:
-        await settle(pending)  # type: ignore[arg-type]
+    async def _answer_later(self, sid: int, answer: Answer, pending: object) -> None:
+        sent = await finish(answer, pending)  # type: ignore[arg-type]
         if self._h2 is not None and not self._h2.closed:
-            self._h2.respond(sid, answer)
+            self._h2.respond(sid, sent)
 
     def _health(self, sid: int, message: bytes) -> None:
         h2 = self._h2

@@ -32,7 +32,7 @@ from authsvc._errors import ServerDied
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
-from authsvc.server._check import Checker, DecisionObserver, settle
+from authsvc.server._check import Checker, DecisionObserver, finish
 from authsvc.server._front import Front, FrontLimits
 from authsvc.server._listen import (
     ListenError,
@@ -354,6 +354,6 @@ class AuthzServer:
 
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         answer, pending = self._checker.check(request)
-        if pending is not None:
-            await settle(pending)
-        return answer
+        if pending is None and isinstance(answer, bytes):
+            return answer
+        return await finish(answer, pending)
