@@ -23,6 +23,7 @@ from authsvc.keymodel._ring import (
     KeyRing,
     KeyStore,
     PathRule,
+    RingBuilder,
     digest,
     fingerprint,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "PathRule",
     "Reading",
     "Resolution",
+    "RingBuilder",
     "Role",
     "Secret",
     "Shown",

@@ -24,7 +24,7 @@ from typing import Literal
 from authsvc._errors import KeySourceError
 from authsvc.keymodel._reading import WEAK_DIGESTS, Reading, Role, State
 from authsvc.keymodel._render import render_table, report
-from authsvc.keymodel._ring import FINGERPRINT_LENGTH, KeyRecord, KeyRing, PathRule
+from authsvc.keymodel._ring import KeyRecord, KeyRing, PathRule, RingBuilder
 from authsvc.keymodel._secret import Secret
 
 __all__ = [
@@ -199,7 +199,7 @@ def _extra_records(
 ) -> tuple[list[KeyRecord], list[str]]:
     records: list[KeyRecord] = []
     warnings: list[str] = []
-    seen: dict[bytes, str] = {}
+    seen: dict[bytes, tuple[str, str]] = {}  # digest -> (who, source) of the first holder
     for extra in extras:
         who = f"{extra.where} {extra.name!r}"
         for r in extra.readings:
@@ -219,10 +219,11 @@ def _extra_records(
                 continue
             if digest in seen:
                 warnings.append(
-                    f"{who}: {r.source} holds the same key as {seen[digest]}; the first is used"
+                    f"{who}: {r.source} holds the same key as {' '.join(seen[digest])}; "
+                    "the first is used"
                 )
                 continue
-            seen[digest] = f"{who} {r.source}"
+            seen[digest] = (who, r.source)
             assert r.fingerprint is not None
             records.append(
                 KeyRecord(
@@ -232,37 +233,32 @@ def _extra_records(
     return records, warnings
 
 
-def _batch_records(
+_SKIPPED = {
+    "weak": "publicly known keys refused",
+    "master": "the master key (it stays the unrestricted master)",
+    "duplicate": "keys already loaded from another entry (the first is used)",
+}
+
+
+def _add_batches(
+    builder: RingBuilder,
     batches: Sequence[DigestBatch],
     master: KeyRecord | None,
     allow_weak: bool,
-    seen: set[bytes],
-) -> tuple[list[KeyRecord], list[str]]:
-    records: list[KeyRecord] = []
+) -> list[str]:
+    """Add every batch to ``builder`` as one shared record each (no object per key)."""
     warnings: list[str] = []
+    refuse = frozenset() if allow_weak else WEAK_DIGESTS
     for batch in batches:
         meta, who = batch.meta, f"{batch.meta.where} {batch.meta.name!r}"
-        skipped = {"weak": 0, "master": 0, "duplicate": 0}
-        for digest in batch:
-            if digest in WEAK_DIGESTS and not allow_weak:
-                skipped["weak"] += 1
-            elif master is not None and digest == master.digest:
-                skipped["master"] += 1
-            elif digest in seen:
-                skipped["duplicate"] += 1
-            else:
-                seen.add(digest)
-                fp = digest.hex()[:FINGERPRINT_LENGTH]
-                records.append(
-                    KeyRecord(meta.name, batch.source, fp, digest, meta.paths, meta.expires_at)
-                )
-        why = {
-            "weak": "publicly known keys refused",
-            "master": "the master key (it stays the unrestricted master)",
-            "duplicate": "keys already loaded from another entry (the first is used)",
-        }
-        warnings.extend(f"{who}: {batch.source}: {n} {why[k]}" for k, n in skipped.items() if n)
-    return records, warnings
+        template = KeyRecord(meta.name, batch.source, "", b"", meta.paths, meta.expires_at)
+        present, weak = builder.add_shared(template, batch.digests, refuse)
+        is_master = sum(1 for d in present if master is not None and d == master.digest)
+        skipped = {"weak": weak, "master": is_master, "duplicate": len(present) - is_master}
+        warnings.extend(
+            f"{who}: {batch.source}: {n} {_SKIPPED[k]}" for k, n in skipped.items() if n
+        )
+    return warnings
 
 
 def resolve_readings(
@@ -310,10 +306,13 @@ def resolve_readings(
         master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
     records, extra_warnings = _extra_records(extras, master, allow_weak)
     warnings.extend(extra_warnings)
-    seen = {r.digest for r in records}
-    more, batch_warnings = _batch_records(batches, master, allow_weak, seen)
-    warnings.extend(batch_warnings)
-    ring = KeyRing([*records, *more], master=master, unready_reason=reason)
+    builder = RingBuilder()
+    if master is not None:
+        builder.add(master)
+    for record in records:
+        builder.add(record)
+    warnings.extend(_add_batches(builder, batches, master, allow_weak))
+    ring = builder.build(master=master, unready_reason=reason)
     chosen = readings[index] if index is not None else None
     return Resolution(
         readings,
