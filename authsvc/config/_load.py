@@ -13,7 +13,9 @@ from authsvc.config._parse import parse_config
 
 __all__ = ["MAX_CONFIG_BYTES", "load_config"]
 
-MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_BYTES = 4 << 20
+"""4 MiB: ~40,000 ``sha256:`` entries. Bulk keys belong in key lists (``file:`` or
+``sha256_file:`` in ``keys:``, up to 250,000 keys each), not in the config file."""
 
 
 def load_config(
@@ -44,7 +46,11 @@ def load_config(
     except OSError as exc:
         raise ConfigError(f"config file {path}{origin} is unreadable: {exc.strerror}") from None
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(
+            f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB "
+            "(the limit): put bulk keys in a key list instead ('file:' or 'sha256_file:' in "
+            "keys:, one key or digest per line)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -9,6 +9,7 @@ config parser builds sources through ``REGISTRY`` (config kind → parser + fact
 from authsvc.sources._env import EnvSource
 from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
+from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS
 from authsvc.sources._litellm import LITELLM_ENV, read_litellm
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
@@ -21,6 +22,7 @@ from authsvc.sources._protocol import (
 )
 from authsvc.sources._registry import BUILTIN, REGISTRY, Section, SourceRegistry
 from authsvc.sources._sha256 import Sha256Source
+from authsvc.sources._sha256_file import Sha256FileSource
 from authsvc.sources._stat import SETTLED, FileSignature, file_signature
 from authsvc.sources._value import ENV_PREFIX, ValueSource
 
@@ -29,6 +31,8 @@ __all__ = [
     "ENV_PREFIX",
     "LITELLM_ENV",
     "MAX_FILE_BYTES",
+    "MAX_LIST_BYTES",
+    "MAX_LIST_KEYS",
     "REGISTRY",
     "SETTLED",
     "EnvSource",
@@ -38,6 +42,7 @@ __all__ = [
     "LiteLLMSource",
     "ParseContext",
     "Section",
+    "Sha256FileSource",
     "Sha256Source",
     "SourceKind",
     "SourceOutput",

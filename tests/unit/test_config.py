@@ -143,7 +143,7 @@ def error(text: str, tmp_path: Path) -> str:
         ),
         (
             "keys:\n  - name: ci\n",
-            ":2: keys[0]: needs exactly one of sha256, env, file, value; got none",
+            ":2: keys[0]: needs exactly one of sha256, env, file, value, sha256_file; got none",
         ),
         (
             "keys:\n  - name: ci\n    sha256: abc\n",
