@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from authsvc.bench._load import RateResult, missing_tools, run_hey
-from authsvc.bench._procstat import peak_rss_mb
+from authsvc.bench._procstat import children, peak_rss_mb
 from authsvc.bench._stack import HOST, Bench, Envoy
 
 __all__ = ["KeyVolume", "ReloadResult", "pace", "run_reload"]
@@ -158,6 +158,13 @@ def pace(url: str, header: str, *, seconds: float, rate: int, clients: int = 4) 
     )
 
 
+def _descendants(pid: int) -> list[int]:
+    found = children(pid)
+    for child in list(found):
+        found += _descendants(child)
+    return found
+
+
 @dataclass
 class ReloadResult:
     keys: int
@@ -171,6 +178,7 @@ class ReloadResult:
     rewrites: int = 0
     reload_s: list[float] = field(default_factory=list)  # swap → new key allowed
     leaks: int = 0  # removed keys allowed after the new keys were
+    helper_rss_mb: float = 0.0  # peak RSS of authsvc's helper processes (the list parser), summed
 
     @property
     def p99_added_ms(self) -> float:
@@ -231,6 +239,7 @@ def run_reload(
         runner.join()
         result.reloading = out["r"]
         result.peak_rss_mb = peak_rss_mb(authsvc.pid)
+        result.helper_rss_mb = sum(peak_rss_mb(p) for p in _descendants(authsvc.pid))
         return result
     finally:
         bench.stop(envoy.child, authsvc.child)

@@ -182,7 +182,8 @@ def _reload_lines(r: ReloadResult) -> list[str]:
             f"non-2xx {rate.non_2xx + rate.errors}"
         )
     lines.append(
-        f"  start to SERVING {r.start_to_serving_s:.2f} s  peak RSS {r.peak_rss_mb:.1f} MB  "
+        f"  start to SERVING {r.start_to_serving_s:.2f} s  peak RSS {r.peak_rss_mb:.1f} MB "
+        f"(helper processes {r.helper_rss_mb:.1f} MB)  "
         f"rewrites {r.rewrites}  reload to effect median {mid} s max {top} s  "
         f"removed keys allowed after the swap {r.leaks}"
     )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -97,51 +96,45 @@ class KeyRecord:
     expires_at: float | None = None  # Unix time; None = never
 
 
-_Entry = KeyRecord | int  # a record of its own, or the index of a digest of a shared record
-
-
 class RingBuilder:
     """Collects a ring's entries; the first digest added wins (later ones are reported).
 
     ``add`` takes a record of its own; ``add_shared`` many packed digests under ONE template
     record (its ``digest``/``fingerprint`` are ignored), in slices of ``SLICE`` keys, each a
-    few C-level steps. The builder also hashes what it adds (``KeyRing.content``), so "did
-    the keys change?" never walks a ring.
+    few C-level steps. ``reuse`` (the ring being replaced): a digest it already holds under
+    the same origin is stored as THE SAME bytes object, so a reload that changes 1 % of the
+    keys allocates 1 % new digests, not a second copy of all of them. The builder also hashes
+    what it adds (``KeyRing.content``), so "did the keys change?" never walks a ring.
     """
 
-    __slots__ = ("_by_digest", "_content", "_packs", "_starts", "_strings", "_templates", "_total")
+    __slots__ = ("_batches", "_content", "_records", "_reuse", "_strings")
 
-    def __init__(self) -> None:
-        self._by_digest: dict[bytes, _Entry] = {}
+    def __init__(self, reuse: KeyRing | None = None) -> None:
+        self._records: dict[bytes, KeyRecord] = {}
+        self._batches: list[tuple[dict[bytes, bytes], KeyRecord]] = []
         self._content = hashlib.sha256()
         self._strings: dict[str, str] = {}
-        self._packs: list[bytes] = []
-        self._starts: list[int] = []
-        self._templates: list[KeyRecord] = []
-        self._total = 0  # digests of shared records so far (the next index)
+        self._reuse = reuse
 
     def _share(self, text: str) -> str:
         return self._strings.setdefault(text, text)
 
     def __contains__(self, key_digest: bytes) -> bool:
-        return key_digest in self._by_digest
-
-    def __len__(self) -> int:
-        return len(self._by_digest)
+        return key_digest in self._records or any(key_digest in m for m, _ in self._batches)
 
     def add(self, record: KeyRecord) -> bool:
         """Add ``record``; False (and nothing changes) when its digest is already present.
 
         Equal names and origins are stored once (100,000 virtual keys share a few origins).
         """
-        if record.digest in self._by_digest:
+        if record.digest in self:
             return False
         name, origin = self._share(record.name), self._share(record.origin)
         if name is not record.name or origin is not record.origin:
             record = KeyRecord(
                 name, origin, record.fingerprint, record.digest, record.paths, record.expires_at
             )
-        self._by_digest[record.digest] = record
+        self._records[record.digest] = record
         meta = hash((name, origin, record.paths, record.expires_at))
         self._content.update(record.digest + meta.to_bytes(8, "big", signed=True))
         return True
@@ -161,12 +154,9 @@ class RingBuilder:
             template.paths,
             template.expires_at,
         )
-        base = self._total
-        self._packs.append(packed)
-        self._starts.append(base)
-        self._templates.append(shared)
-        self._total += len(packed) // DIGEST_SIZE
-        by_digest = self._by_digest
+        old = self._reuse._shared_keys(shared.origin) if self._reuse is not None else None
+        keys: dict[bytes, bytes] = {}
+        earlier = [self._records.keys(), *(m.keys() for m, _ in self._batches)]
         present: list[bytes] = []
         refused = 0
         content = self._content
@@ -174,21 +164,25 @@ class RingBuilder:
         content.update(repr(shared.expires_at).encode())
         step = SLICE * DIGEST_SIZE
         for start in range(0, len(packed), step):
-            chunk = packed[start : start + step]
-            digests = [chunk[i : i + DIGEST_SIZE] for i in range(0, len(chunk), DIGEST_SIZE)]
-            first = base + start // DIGEST_SIZE
-            fresh = dict(zip(digests, range(first, first + len(digests)), strict=True))
-            if len(fresh) < len(digests):  # the same key twice in one batch: the first wins
-                present.extend(_repeats(digests, fresh, first))
-            clash = fresh.keys() & by_digest.keys()
-            for key_digest in clash:
-                del fresh[key_digest]
-            present.extend(clash)
+            end = min(len(packed), start + step)
+            digests = [packed[i : i + DIGEST_SIZE] for i in range(start, end, DIGEST_SIZE)]
+            if old is not None:  # the previous ring's object for an unchanged key
+                digests = list(map(old.get, digests, digests))
+            fresh = dict(zip(digests, digests, strict=True))
+            if len(fresh) < len(digests):  # the same key twice in one slice
+                present.extend(_repeats(digests))
+            for seen in (*earlier, keys.keys()):
+                clash = fresh.keys() & seen
+                for key_digest in clash:
+                    del fresh[key_digest]
+                present.extend(clash)
             for key_digest in refuse & fresh.keys():
                 del fresh[key_digest]
                 refused += 1
-            by_digest.update(fresh)
+            keys.update(fresh)
             content.update(b"".join(fresh))  # hashlib releases the GIL on large buffers
+        if keys:
+            self._batches.append((keys, shared))
         return present, refused
 
     def build(
@@ -199,28 +193,26 @@ class RingBuilder:
     ) -> KeyRing:
         """The ring. ``master`` (if any) wins its digest whatever was added under it."""
         if master is not None:
-            self._by_digest[master.digest] = master
+            for keys, _ in self._batches:
+                keys.pop(master.digest, None)
+            self._records[master.digest] = master
             self._content.update(b"master" + master.digest)
         ring = KeyRing(master=master, unready_reason=unready_reason)
-        ring._by_digest = self._by_digest
+        ring._records = self._records
+        ring._batches = tuple(self._batches)
+        ring._size = len(self._records) + sum(len(m) for m, _ in self._batches)
         ring._content = self._content.digest()
-        ring._packs = tuple(self._packs)
-        ring._starts = tuple(self._starts)
-        ring._templates = tuple(self._templates)
         self.__init__()  # type: ignore[misc]  # a builder builds once
         return ring
 
 
-def _repeats(digests: list[bytes], fresh: dict[bytes, int], first: int) -> list[bytes]:
-    """Digests that occur more than once in ``digests``; ``fresh`` keeps the first index."""
+def _repeats(digests: list[bytes]) -> list[bytes]:
     seen: set[bytes] = set()
     out = []
-    for index, key_digest in enumerate(digests, start=first):
+    for key_digest in digests:
         if key_digest in seen:
             out.append(key_digest)
-        else:
-            seen.add(key_digest)
-            fresh[key_digest] = index
+        seen.add(key_digest)
     return out
 
 
@@ -229,23 +221,19 @@ class KeyRing:
 
     ``unready_reason`` explains, naming every source checked, why no master key resolved;
     it is what a fail-closed 503 says. Build a large ring with ``RingBuilder``.
+
+    Layout: ``_records`` maps a digest to its own ``KeyRecord`` (the master, named keys,
+    per-key records such as virtual keys); each of ``_batches`` is ONE shared record with a
+    ``{digest: digest}`` map of its keys (the value is the stored digest the hit is confirmed
+    against; no other object per key). A digest is in at most one of them.
     """
 
-    __slots__ = (
-        "_by_digest",
-        "_content",
-        "_packs",
-        "_starts",
-        "_templates",
-        "master",
-        "unready_reason",
-    )
+    __slots__ = ("_batches", "_content", "_records", "_size", "master", "unready_reason")
 
-    _by_digest: dict[bytes, _Entry]
+    _records: dict[bytes, KeyRecord]
+    _batches: tuple[tuple[dict[bytes, bytes], KeyRecord], ...]
+    _size: int
     _content: bytes
-    _packs: tuple[bytes, ...]  # per shared record: its packed digests
-    _starts: tuple[int, ...]  # per shared record: the index of its first digest
-    _templates: tuple[KeyRecord, ...]  # the shared records
 
     def __init__(
         self,
@@ -254,7 +242,7 @@ class KeyRing:
         master: KeyRecord | None = None,
         unready_reason: str = "no master key is configured",
     ) -> None:
-        by_digest: dict[bytes, _Entry] = {}
+        by_digest: dict[bytes, KeyRecord] = {}
         content = hashlib.sha256()
         if master is not None:
             by_digest[master.digest] = master
@@ -264,9 +252,10 @@ class KeyRing:
                 by_digest[record.digest] = record
                 meta = hash((record.name, record.origin, record.paths, record.expires_at))
                 content.update(record.digest + meta.to_bytes(8, "big", signed=True))
-        self._by_digest = by_digest
+        self._records = by_digest
+        self._batches = ()
+        self._size = len(by_digest)
         self._content = content.digest()
-        self._packs = self._starts = self._templates = ()
         self.master = master
         self.unready_reason = "" if master is not None else unready_reason
 
@@ -282,54 +271,51 @@ class KeyRing:
         return self._content
 
     def __len__(self) -> int:
-        return len(self._by_digest)
+        return self._size
 
-    def _shared(self, index: int) -> tuple[bytes, KeyRecord]:
-        which = bisect_right(self._starts, index) - 1
-        offset = (index - self._starts[which]) * DIGEST_SIZE
-        return self._packs[which][offset : offset + DIGEST_SIZE], self._templates[which]
-
-    def _record(self, entry: _Entry) -> KeyRecord:
-        if type(entry) is KeyRecord:
-            return entry
-        stored, shared = self._shared(entry)  # type: ignore[arg-type]
-        return KeyRecord(
-            shared.name,
-            shared.origin,
-            stored.hex()[:FINGERPRINT_LENGTH],
-            stored,
-            shared.paths,
-            shared.expires_at,
-        )
+    def _shared_keys(self, origin: str) -> dict[bytes, bytes] | None:
+        """The digest map of the shared record from ``origin`` (for ``RingBuilder`` reuse)."""
+        for keys, shared in self._batches:
+            if shared.origin == origin:
+                return keys
+        return None
 
     def records(self) -> Iterator[KeyRecord]:
         """Every record, one per key (built on the fly for keys of a shared record)."""
-        for entry in self._by_digest.values():
-            yield self._record(entry)
+        yield from self._records.values()
+        for keys, shared in self._batches:
+            for stored in keys.values():
+                yield _materialize(stored, shared)
 
     def lookup(self, key_digest: bytes) -> KeyRecord | None:
         """The record for a presented key's digest, confirmed with a constant-time compare.
 
-        The dict lookup is keyed by a SHA-256 digest, so its timing can reveal nothing about
-        the key; ``hmac.compare_digest`` against the stored digest makes the final equality
-        check constant-time too.
+        A dict probe per map (the per-key records, then one per shared record: a handful),
+        keyed by a SHA-256 digest, so its timing can reveal nothing about the key;
+        ``hmac.compare_digest`` against the stored digest makes the final equality check
+        constant-time too.
         """
-        entry = self._by_digest.get(key_digest)
-        if entry is None:
-            return None
-        if type(entry) is KeyRecord:
-            return entry if hmac.compare_digest(entry.digest, key_digest) else None
-        stored, shared = self._shared(entry)  # type: ignore[arg-type]
-        if not hmac.compare_digest(stored, key_digest):
-            return None
-        return KeyRecord(
-            shared.name,
-            shared.origin,
-            stored.hex()[:FINGERPRINT_LENGTH],
-            stored,
-            shared.paths,
-            shared.expires_at,
-        )
+        record = self._records.get(key_digest)
+        if record is not None:
+            return record if hmac.compare_digest(record.digest, key_digest) else None
+        for keys, shared in self._batches:
+            stored = keys.get(key_digest)
+            if stored is not None:
+                if not hmac.compare_digest(stored, key_digest):
+                    return None
+                return _materialize(stored, shared)
+        return None
+
+
+def _materialize(stored: bytes, shared: KeyRecord) -> KeyRecord:
+    return KeyRecord(
+        shared.name,
+        shared.origin,
+        stored.hex()[:FINGERPRINT_LENGTH],
+        stored,
+        shared.paths,
+        shared.expires_at,
+    )
 
 
 class KeyStore:

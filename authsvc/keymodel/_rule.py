@@ -268,8 +268,13 @@ def resolve_readings(
     on_conflict: Literal["warn", "error"] = "warn",
     extras: Sequence[ExtraKeyReadings] = (),
     batches: Sequence[DigestBatch] = (),
+    reuse: KeyRing | None = None,
 ) -> Resolution:
-    """Apply the rule (see the module docstring) to the chain's readings, in chain order."""
+    """Apply the rule (see the module docstring) to the chain's readings, in chain order.
+
+    ``reuse``: the ring this resolution will replace; its digest objects are shared by the
+    new ring where the same source still holds the same key (memory, see ``RingBuilder``).
+    """
     readings = tuple(readings)
     index = next((i for i, r in enumerate(readings) if r.usable(allow_weak)), None)
     winner = readings[index] if index is not None else None
@@ -306,7 +311,7 @@ def resolve_readings(
         master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
     records, extra_warnings = _extra_records(extras, master, allow_weak)
     warnings.extend(extra_warnings)
-    builder = RingBuilder()
+    builder = RingBuilder(reuse)
     if master is not None:
         builder.add(master)
     for record in records:

@@ -9,7 +9,7 @@ config parser builds sources through ``REGISTRY`` (config kind → parser + fact
 from authsvc.sources._env import EnvSource
 from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
-from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS
+from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS, offload_parsing
 from authsvc.sources._litellm import LITELLM_ENV, read_litellm
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
@@ -50,6 +50,7 @@ __all__ = [
     "ValueSource",
     "Watch",
     "file_signature",
+    "offload_parsing",
     "output",
     "read_litellm",
     "read_text",

@@ -53,8 +53,25 @@ def test_one_template_for_the_whole_batch_not_one_object_per_key() -> None:
     builder = RingBuilder()
     builder.add_shared(KeyRecord("b", "src", "", b""), packed)
     ring = builder.build()
-    assert len(ring._templates) == 1
-    assert {type(v) for v in ring._by_digest.values()} == {int}  # an index, no record per key
+    ((keys, shared),) = ring._batches
+    assert (shared.name, len(keys)) == ("b", 1000) and not ring._records
+    assert all(k is v for k, v in keys.items())  # the stored digest is the key: nothing per key
+
+
+def test_a_rebuilt_ring_shares_the_digest_objects_of_unchanged_keys() -> None:
+    packed = os.urandom(32 * 3 * SLICE)
+    meta = KeyMeta("b", "keys[0]")
+    old = resolve_readings((), batches=[DigestBatch(meta, "file:/k", packed)]).ring
+    changed = os.urandom(32) + packed[32:]
+    new = resolve_readings((), batches=[DigestBatch(meta, "file:/k", changed)], reuse=old).ring
+    ((old_keys, _),) = old._batches
+    ((new_keys, _),) = new._batches
+    shared = sum(1 for k in new_keys if old_keys.get(k) is k)
+    assert shared == 3 * SLICE - 1  # every unchanged key is the old object
+    assert new.lookup(changed[:32]) is not None and new.lookup(packed[:32]) is None
+    other = resolve_readings((), batches=[DigestBatch(meta, "file:/other", changed)], reuse=old)
+    ((other_keys, _),) = other.ring._batches
+    assert not any(old_keys.get(k) is k for k in other_keys)  # another source: no reuse
 
 
 def test_first_wins_master_weak_and_duplicates_are_counted() -> None:
@@ -147,3 +164,21 @@ def test_digest_lists_and_the_limit() -> None:
     (limit,) = parse_digest_lines("sha256_file:/d", too_many).problems
     assert limit.state is State.INVALID and f"{MAX_LIST_KEYS:,} keys" in limit.detail
     assert parse_digest_lines("sha256_file:/d", too_many).packed == b""
+
+
+def test_a_large_list_parsed_in_the_helper_process_is_the_same() -> None:
+    from authsvc.sources import _keylist
+
+    keys = [f"sk-helper-{i:06d}-0123456789abcdef" for i in range(20_000)]
+    keys[7] = "tiny"  # weak: comes back as a reading with its Secret (rebuilt in this process)
+    keys[9] = "sk-has space-0123456789abcdef"
+    text = "\n".join(keys) + "\n"
+    assert len(text) >= _keylist.OFFLOAD_BYTES
+    here = _keylist._parse_keys_here("file:/k", text, 1024)
+    _keylist.offload_parsing()
+    assert _keylist._offload, "the helper process did not start"
+    there = parse_key_lines("file:/k", text, 1024)
+    assert there == here
+    assert there.problems[0].secret is not None and there.problems[0].source == "file:/k#line8"
+    digests = "\n".join(hashlib.sha256(k.encode()).hexdigest() for k in keys) + "\nzz\n"
+    assert parse_digest_lines("d", digests) == _keylist._parse_digests_here("d", digests)
