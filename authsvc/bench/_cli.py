@@ -289,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.many_keys[how] = many_keys(runner, how)
             _say("decide() micro-bench ...")
             results.decide = time_decide()
+        if args.reload_only:
+            _say("decide() micro-bench ...")
+            results.decide = time_decide()
         if not args.no_reload:
             _say(f"many keys, quiet vs reloading ({args.reload_keys:,} keys) ...")
             results.reload = run_reload(
