@@ -4,7 +4,7 @@ authsvc serves a master key plus ``keys`` extra keys spread over ``files`` key f
 in a Kubernetes-style Secret volume (``KeyVolume``: every rewrite is a new timestamped
 directory and an atomic ``..data`` symlink swap, as kubelet does). Through one Envoy:
 
-1. **quiet**: a fixed rate (``hey``; without it, ``pace`` below) for ``seconds``;
+1. **quiet** (after ``SETTLE`` seconds): a fixed rate (``hey``; without it, ``pace`` below) for ``seconds``;
 2. **reloading**: the same, while EVERY key file is rewritten every ``interval`` seconds, each
    rewrite replacing ``rotate`` keys per file. After each rewrite a probe asks Envoy with one
    new key until it is allowed: the time from the swap to that answer is the *reload time to
@@ -32,7 +32,10 @@ from authsvc.bench._load import RateResult, missing_tools, run_hey
 from authsvc.bench._procstat import children, peak_rss_mb
 from authsvc.bench._stack import HOST, Bench, Envoy
 
-__all__ = ["KeyVolume", "ReloadResult", "pace", "run_reload"]
+__all__ = ["CLIENTS", "KeyVolume", "ReloadResult", "pace", "run_reload"]
+
+CLIENTS = 10
+SETTLE = 3.0  # seconds between SERVING and the quiet run
 
 
 class KeyVolume:
@@ -199,7 +202,13 @@ def run_reload(
 ) -> ReloadResult:
     """Run the scenario (see the module docstring) and return its numbers."""
     tool = "hey" if not missing_tools("hey") else "pace"
-    load = run_hey if tool == "hey" else pace
+
+    def load(url: str, header: str, *, seconds: float, rate: int) -> RateResult:
+        # 10 clients at rate/10 each: a slow answer delays one client, not half the rate
+        if tool == "hey":
+            return run_hey(url, header, seconds=seconds, rate=rate, clients=CLIENTS)
+        return pace(url, header, seconds=seconds, rate=rate, clients=CLIENTS)
+
     state = _Keys(keys, files)
     volume = KeyVolume(bench.dir / "keyvol")
     volume.publish(state.contents())
@@ -215,6 +224,7 @@ def run_reload(
     try:
         for _ in range(20):  # warm-up: connections, caches
             _status(envoy, bench.key)
+        time.sleep(SETTLE)  # the reloader's first look at the files, its helper's start
         say(f"  quiet, {rate} req/s for {seconds:.0f} s ...")
         quiet = load(envoy.url, bench.header, seconds=seconds, rate=rate)
         say(f"  reloading (every key file rewritten every {interval:g} s) ...")

@@ -173,7 +173,7 @@ def _reload_lines(r: ReloadResult) -> list[str]:
     top = f"{times[-1]:.2f}" if times else "-"
     lines = [
         f"many keys, quiet vs reloading: {r.keys:,} keys in {r.files} key files, "
-        f"{r.rate} req/s ({r.load_tool})",
+        f"{r.rate} req/s ({r.load_tool}, 10 clients)",
     ]
     for phase, rate in (("quiet", r.quiet), ("reloading", r.reloading)):
         lines.append(

@@ -39,7 +39,7 @@ __all__ = [
 
 FINGERPRINT_LENGTH = 12
 DIGEST_SIZE = 32
-SLICE = 8192
+SLICE = 4096
 """Keys handled per bulk (C-level) step of a build: ~1 ms, so a build running on a thread gives
 the GIL back to the serving loop at least that often (see keys._reload)."""
 
@@ -141,9 +141,15 @@ class RingBuilder:
 
     def add_shared(
         self, template: KeyRecord, packed: bytes, refuse: frozenset[bytes] = frozenset()
-    ) -> tuple[list[bytes], int]:
+    ) -> tuple[list[bytes], int, int]:
         """Add every 32-byte digest of ``packed`` under ``template`` (one shared record),
-        except those in ``refuse``. Returns (digests already present, how many refused)."""
+        except those in ``refuse``. Returns (digests already added by an earlier entry, how
+        many were repeated within ``packed``, how many refused).
+
+        With ``reuse`` holding a map for the same origin, the new map is that map plus the
+        difference (set operations, C-level): a rewrite that changes 1 % of 100,000 keys
+        costs ~1 % of a build, and the unchanged keys are the same objects.
+        """
         if len(packed) % DIGEST_SIZE:
             raise ValueError(f"packed digests must be a multiple of {DIGEST_SIZE} bytes")
         shared = KeyRecord(
@@ -154,36 +160,40 @@ class RingBuilder:
             template.paths,
             template.expires_at,
         )
+        digests: list[bytes] = []
+        step = SLICE * DIGEST_SIZE
+        for start in range(0, len(packed), step):  # a list of slices: the loop may yield
+            end = min(len(packed), start + step)
+            digests += [packed[i : i + DIGEST_SIZE] for i in range(start, end, DIGEST_SIZE)]
         old = self._reuse._shared_keys(shared.origin) if self._reuse is not None else None
-        keys: dict[bytes, bytes] = {}
-        earlier = [self._records.keys(), *(m.keys() for m, _ in self._batches)]
+        if old is not None:
+            wanted = set(digests)
+            keys = old.copy()
+            for key_digest in keys.keys() - wanted:
+                del keys[key_digest]
+            added = wanted - keys.keys()
+            keys.update(zip(added, added, strict=True))
+            repeated = len(digests) - len(wanted)
+        else:
+            keys = dict(zip(digests, digests, strict=True))
+            repeated = len(digests) - len(keys)
+        del digests
         present: list[bytes] = []
-        refused = 0
+        for seen in (self._records.keys(), *(m.keys() for m, _ in self._batches)):
+            clash = keys.keys() & seen  # the first entry holding a key keeps it
+            for key_digest in clash:
+                del keys[key_digest]
+            present.extend(clash)
+        refused = refuse & keys.keys()
+        for key_digest in refused:
+            del keys[key_digest]
         content = self._content
         content.update(repr((shared.name, shared.origin, shared.paths)).encode())
-        content.update(repr(shared.expires_at).encode())
-        step = SLICE * DIGEST_SIZE
-        for start in range(0, len(packed), step):
-            end = min(len(packed), start + step)
-            digests = [packed[i : i + DIGEST_SIZE] for i in range(start, end, DIGEST_SIZE)]
-            if old is not None:  # the previous ring's object for an unchanged key
-                digests = list(map(old.get, digests, digests))
-            fresh = dict(zip(digests, digests, strict=True))
-            if len(fresh) < len(digests):  # the same key twice in one slice
-                present.extend(_repeats(digests))
-            for seen in (*earlier, keys.keys()):
-                clash = fresh.keys() & seen
-                for key_digest in clash:
-                    del fresh[key_digest]
-                present.extend(clash)
-            for key_digest in refuse & fresh.keys():
-                del fresh[key_digest]
-                refused += 1
-            keys.update(fresh)
-            content.update(b"".join(fresh))  # hashlib releases the GIL on large buffers
+        content.update(repr((shared.expires_at, len(keys), sorted(present))).encode())
+        content.update(hashlib.sha256(packed).digest())  # releases the GIL on large buffers
         if keys:
             self._batches.append((keys, shared))
-        return present, refused
+        return present, repeated, len(refused)
 
     def build(
         self,
@@ -204,16 +214,6 @@ class RingBuilder:
         ring._content = self._content.digest()
         self.__init__()  # type: ignore[misc]  # a builder builds once
         return ring
-
-
-def _repeats(digests: list[bytes]) -> list[bytes]:
-    seen: set[bytes] = set()
-    out = []
-    for key_digest in digests:
-        if key_digest in seen:
-            out.append(key_digest)
-        seen.add(key_digest)
-    return out
 
 
 class KeyRing:

@@ -252,9 +252,10 @@ def _add_batches(
     for batch in batches:
         meta, who = batch.meta, f"{batch.meta.where} {batch.meta.name!r}"
         template = KeyRecord(meta.name, batch.source, "", b"", meta.paths, meta.expires_at)
-        present, weak = builder.add_shared(template, batch.digests, refuse)
+        present, repeated, weak = builder.add_shared(template, batch.digests, refuse)
         is_master = sum(1 for d in present if master is not None and d == master.digest)
-        skipped = {"weak": weak, "master": is_master, "duplicate": len(present) - is_master}
+        duplicate = len(present) - is_master + repeated
+        skipped = {"weak": weak, "master": is_master, "duplicate": duplicate}
         warnings.extend(
             f"{who}: {batch.source}: {n} {_SKIPPED[k]}" for k, n in skipped.items() if n
         )
