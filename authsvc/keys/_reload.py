@@ -229,7 +229,8 @@ class Reloader:
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""
         self._kick = asyncio.Event()
-        await asyncio.to_thread(offload_parsing)  # big key lists: parsed in a helper process
+        # big key lists: parsed in a helper process (started now if one is already big)
+        await asyncio.to_thread(offload_parsing, self.watched_files())
         await asyncio.to_thread(_trim)  # what the start-up resolution left behind
         watcher: tuple[asyncio.Task[None], asyncio.Event] | None = None
         watched: frozenset[str] = frozenset()

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from operator import eq, itemgetter, methodcaller
@@ -194,17 +195,28 @@ _pool_lock = threading.Lock()
 _offload = False
 
 
-def offload_parsing() -> None:
-    """From now on, parse large key lists in a helper process (started now: its start-up cost
-    is paid here, not by the first reload). Call it off the serving loop."""
+def offload_parsing(files: Iterable[str] = ()) -> None:
+    """From now on, parse large key lists in a helper process, started on first need. When one
+    of ``files`` is already that large, the helper is started now (off the serving loop: the
+    caller runs this on a thread), so the first reload does not pay for it; a deployment with
+    small lists never starts one."""
     global _offload
+    _offload = True
+    if not any(_large(path) for path in files):
+        return
     pool = _helper()
     if pool is not None:
         try:
             pool.submit(int).result(timeout=60)
-            _offload = True
         except Exception:  # no helper: parse here, as before
             _offload = False
+
+
+def _large(path: str) -> bool:
+    try:
+        return os.stat(path).st_size >= OFFLOAD_BYTES
+    except OSError:
+        return False
 
 
 def _helper() -> ProcessPoolExecutor | None:

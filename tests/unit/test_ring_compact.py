@@ -176,8 +176,9 @@ def test_a_large_list_parsed_in_the_helper_process_is_the_same() -> None:
     assert len(text) >= _keylist.OFFLOAD_BYTES
     here = _keylist._parse_keys_here("file:/k", text, 1024)
     _keylist.offload_parsing()
-    assert _keylist._offload, "the helper process did not start"
+    assert _keylist._offload
     there = parse_key_lines("file:/k", text, 1024)
+    assert _keylist._pool is not None, "the helper process did not start"
     assert there == here
     assert there.problems[0].secret is not None and there.problems[0].source == "file:/k#line8"
     digests = "\n".join(hashlib.sha256(k.encode()).hexdigest() for k in keys) + "\nzz\n"
