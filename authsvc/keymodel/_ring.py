@@ -190,7 +190,7 @@ class RingBuilder:
         content = self._content
         content.update(repr((shared.name, shared.origin, shared.paths)).encode())
         content.update(repr((shared.expires_at, len(keys), sorted(present))).encode())
-        content.update(hashlib.sha256(packed).digest())  # releases the GIL on large buffers
+        content.update(hashlib.sha256(packed).digest())
         if keys:
             self._batches.append((keys, shared))
         return present, repeated, len(refused)

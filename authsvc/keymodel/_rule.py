@@ -82,10 +82,14 @@ class DigestBatch:
     source: str  # the label every key of the batch is reported under
     digests: bytes
     detail: str = ""
+    content: bytes = field(init=False, repr=False, compare=False)  # SHA-256 of ``digests``
 
     def __post_init__(self) -> None:
         if len(self.digests) % DIGEST_SIZE:
             raise ValueError(f"digests must be a multiple of {DIGEST_SIZE} bytes")
+        # hashed here, where the batch is made (a source's read, off the serving loop), so a
+        # reload comparing signatures on the loop never hashes megabytes there
+        object.__setattr__(self, "content", hashlib.sha256(self.digests).digest())
 
     @property
     def name(self) -> str:
@@ -150,9 +154,7 @@ class Resolution:
             return tuple((r.source, r.state, r.role, r.digest) for r in readings)
 
         extras = tuple((e.name, sig(e.readings)) for e in self.extras)
-        batches = tuple(
-            (b.meta, b.source, hashlib.sha256(b.digests).digest()) for b in self.batches
-        )
+        batches = tuple((b.meta, b.source, b.content) for b in self.batches)
         winner = self.winner.source if self.winner is not None else None
         return (sig(self.readings), winner, extras, batches)
 

@@ -111,6 +111,7 @@ class Reloader:
         self._rejected_sig: tuple[object, ...] | None = None
         self._last_error: str | None = None
         self._seen: Hashable | None = None  # config file + source tokens at the last attempt
+        self._signed: tuple[Resolution, tuple[object, ...]] | None = None  # signed off the loop
         named = config_path if config_path is not None else (environ.get(ENV_CONFIG) or None)
         self._config_files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
         self._sources: tuple[KeySource, ...] = ()  # of the last config loaded
@@ -142,7 +143,9 @@ class Reloader:
             config = load_config(
                 self._config_path, environ=self._environ, master_key_file=self._master_key_file
             )
-            return resolve(config, self._environ, previous=self._current)
+            res = resolve(config, self._environ, previous=self._current)
+            self._signed = (res, res.signature())  # here, on the thread: 100,000 keys' worth
+            return res
         except ConfigError as exc:
             return f"config reload failed: {exc}; keeping the last good keys"
         except Exception as exc:  # a bug must not end reloading; the type only: no key leaks
@@ -186,7 +189,7 @@ class Reloader:
             return False
         if outcome.config is not None:
             self._follow(outcome.config)
-        sig = outcome.signature()
+        sig = self._signature(outcome)
         if self._current is not None and sig == self._current_sig:
             self._last_error = self._rejected_sig = None  # back where we were: nothing to do
             return False
@@ -200,9 +203,14 @@ class Reloader:
         self._accept(outcome, notify=True)
         return True
 
+    def _signature(self, res: Resolution) -> tuple[object, ...]:
+        signed = self._signed
+        return signed[1] if signed is not None and signed[0] is res else res.signature()
+
     def _accept(self, res: Resolution, *, notify: bool) -> None:
         self.store.swap(res.ring)
-        self._current, self._current_sig = res, res.signature()
+        self._current, self._current_sig = res, self._signature(res)
+        self._signed = None
         self._rejected_sig = self._last_error = None
         if res.config is not None:
             self._follow(res.config)
