@@ -190,6 +190,9 @@ called (the reloader does, when it starts): hashing 100,000 keys holds the GIL f
 which a thread of the serving process cannot do without delaying checks (issue #14). Any
 failure of the helper falls back to parsing here."""
 
+HELPER_NICE = 10
+"""The helper's CPU priority, relative: hashing 100,000 keys is background work."""
+
 _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _offload = False
@@ -226,7 +229,10 @@ def _helper() -> ProcessPoolExecutor | None:
             try:
                 context = multiprocessing.get_context("forkserver")
                 context.set_forkserver_preload([__name__])  # this module only, never __main__
-                _pool = ProcessPoolExecutor(1, mp_context=context)
+                # niced: on a busy node the kernel runs Envoy and the serving loop first
+                _pool = ProcessPoolExecutor(
+                    1, mp_context=context, initializer=os.nice, initargs=(HELPER_NICE,)
+                )
             except (OSError, ValueError):
                 return None
         return _pool
