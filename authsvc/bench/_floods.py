@@ -3,8 +3,8 @@ while a legitimate checker sends valid requests through Envoy at a fixed rate.
 
 Per attack (``_attacks``, a separate process from 127.0.0.2, so per-peer caps treat it as
 another host than Envoy): the checker's success rate and p50/p99 latency, authsvc's peak RSS,
-whether ``/livez`` answered every second, and how long authsvc took to exit on SIGTERM
-afterwards. The "done when" of issue 20: >= 99 % success, p99 <= 50 ms, RSS < 200 MB,
+whether ``/livez`` answered every second, how long authsvc took to exit on SIGTERM
+afterwards, and how much CPU authsvc used during the attack (% of one core). The "done when" of issue 20: >= 99 % success, p99 <= 50 ms, RSS < 200 MB,
 /livez answers, exit within the grace period. Not a test: the numbers depend on the machine
 (record them in docs/performance.md with the load they were taken under).
 """
@@ -26,6 +26,12 @@ from authsvc.bench._stack import HOST, Bench, free_port, serving
 from authsvc.stack import Child, ChildFailed, http_status
 
 GRACE = 5.0
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -113,6 +119,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             checker.start()
         livez_ok = livez_total = threads = 0
         peak = 0.0
+        cpu_before, cpu_since = _cpu_s(child.pid), time.monotonic()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             livez_total += 1
@@ -120,6 +127,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             peak = max(peak, _rss_mb(child.pid))
             threads = max(threads, len(os.listdir(f"/proc/{child.pid}/task")))
             time.sleep(1.0)
+        cpu_pct = 100 * (_cpu_s(child.pid) - cpu_before) / (time.monotonic() - cpu_since)
         checker.stopped.set()
         checker.join(3)
         hostile.send_signal(signal.SIGKILL)
@@ -144,6 +152,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             ),
             "livez": f"{livez_ok}/{livez_total}",
             "peak_threads": threads,
+            "cpu_pct": round(cpu_pct),
             "sigterm_exit_s": round(exit_s, 2),
         }
 
@@ -159,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"{'attack':18} {'checks':>6} {'ok %':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'RSS MB':>7} {'livez':>6} {'thr':>5} {'exit s':>6}"
+        f"{'RSS MB':>7} {'livez':>6} {'thr':>5} {'exit s':>6} {'cpu %':>5}"
     )
     for attack in args.only.split(","):
         for attempt in range(3):  # a free port can be taken before authsvc binds it
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{attack:18} {r['checks']:>6} {r['success_pct']:>7} {r['p50_ms']:>7} "
             f"{r['p99_ms']:>7} {r['peak_rss_mb']:>7} {r['livez']:>6} "
-            f"{r['peak_threads']:>5} {r['sigterm_exit_s']:>6}",
+            f"{r['peak_threads']:>5} {r['sigterm_exit_s']:>6} {r['cpu_pct']:>5}",
             flush=True,
         )
     return 0
