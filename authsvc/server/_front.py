@@ -262,6 +262,10 @@ class Front:
         self.closed_counts[reason] += 1
 
     @property
+    def open_connections(self) -> int:
+        return self.admission.total
+
+    @property
     def accepting(self) -> bool:
         """False while the listeners rest (at the global cap, after an fd shortage, stopped)."""
         return self._accepting

@@ -24,6 +24,7 @@ import pytest
 from authsvc.authz import Policy
 from authsvc.h2wire import PREFACE, frame
 from authsvc.keys import KeyStore
+from authsvc.observability import Metrics
 from authsvc.server import AuthzServer
 from authsvc.server._admission import FrontLimits
 from authsvc.server._front_turns import REQUESTS_PER_TURN
@@ -181,6 +182,14 @@ def test_one_peer_cannot_take_every_connection(loop_thread: LoopThread) -> None:
             front = server._front
             assert front is not None and front.refused_counts["peer_cap"] == 20
             assert front.admission.total == 10 and front.accepting
+            metrics = Metrics(process_metrics=False)
+            metrics.watch_front(server.front)
+            text = metrics.render()[0].decode()
+            assert 'authsvc_front_refused_total{reason="peer_cap"} 20.0' in text
+            assert 'authsvc_front_refused_total{reason="memory"} 0.0' in text
+            assert "authsvc_front_connections 10.0" in text
+            assert "authsvc_front_accepting 1.0" in text
+            assert 'authsvc_front_closed_total{reason="flood_limit"} 0.0' in text
             assert _raw_check(port, source="127.0.0.2")[0], "another peer is still served"
     finally:
         loop_thread.run(server.stop(0))
