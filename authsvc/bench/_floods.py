@@ -15,6 +15,7 @@ import argparse
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from authsvc.bench._procstat import peak_rss_mb
 from authsvc.bench._stack import HOST, Bench, free_port, serving
+from authsvc.h2wire import PREFACE
 from authsvc.stack import Child, ChildFailed, http_status
 
 GRACE = 5.0
@@ -84,22 +86,62 @@ class Checker(threading.Thread):
         return total, 100 * len(self.latencies) / max(total, 1), pct(0.5), pct(0.99)
 
 
+def _serve(bench: Bench, tree: str | None) -> tuple[Child, int, int]:
+    """``authsvc serve`` (from ``tree``, else this checkout): the child, its port, status port."""
+    env = dict(bench._env)
+    if tree is not None:  # measure another checkout's authsvc (e.g. main, for "before")
+        env["PYTHONPATH"] = tree
+    port, status_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "authsvc", "serve", "--listen", f"{HOST}:{port}"]
+    argv += ["--master-key-file", str(bench.key_file), "--status-listen"]
+    argv += [f"0.0.0.0:{status_port}", "--no-deep-health", "--log-level", "warning"]
+    argv += ["--grace", str(GRACE)]
+    log_path = bench.dir / "logs" / "authsvc.log"
+    cwd = Path(tree) if tree is not None else None  # python -m puts the cwd first
+    child = Child("authsvc", argv, log_path, env=env, cwd=cwd)
+    bench._children.append(child)
+    child.start()
+    child.wait_ready(lambda: serving(f"{HOST}:{port}"), timeout=60)
+    return child, port, status_port
+
+
+def refusal_cost(attempts: int, tree: str | None = None) -> str:
+    """authsvc's CPU per connection refused at the per-peer cap: 512 idle connections from
+    127.0.0.2 take the peer's slots, then ``attempts`` more connect, send the preface and
+    wait to be reset, one after another."""
+    with Bench() as bench:
+        child, port, _ = _serve(bench, tree)
+        hold = [socket.create_connection((HOST, port), source_address=("127.0.0.2", 0))]
+        hold += [
+            socket.create_connection((HOST, port), source_address=("127.0.0.2", 0))
+            for _ in range(511)
+        ]
+        time.sleep(0.5)
+        before, started, refused = _cpu_s(child.pid), time.monotonic(), 0
+        for _ in range(attempts):
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                try:
+                    sock.bind(("127.0.0.2", 0))
+                    sock.connect((HOST, port))
+                    sock.sendall(PREFACE)
+                    refused += sock.recv(64) == b""
+                except ConnectionResetError:
+                    refused += 1
+                except OSError:
+                    pass
+        cpu, wall = _cpu_s(child.pid) - before, time.monotonic() - started
+        for sock in hold:
+            sock.close()
+        return (
+            f"{refused} of {attempts} refused in {wall:.1f} s; authsvc CPU {cpu:.2f} s = "
+            f"{1e6 * cpu / max(refused, 1):.0f} µs per refusal"
+        )
+
+
 def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -> dict[str, object]:
     with Bench() as bench:
-        env = dict(bench._env)
-        if tree is not None:  # measure another checkout's authsvc (e.g. main, for "before")
-            env["PYTHONPATH"] = tree
-        port, status_port = free_port(), free_port()
-        argv = [sys.executable, "-m", "authsvc", "serve", "--listen", f"{HOST}:{port}"]
-        argv += ["--master-key-file", str(bench.key_file), "--status-listen"]
-        argv += [f"0.0.0.0:{status_port}", "--no-deep-health", "--log-level", "warning"]
-        argv += ["--grace", str(GRACE)]
-        log_path = bench.dir / "logs" / "authsvc.log"
-        cwd = Path(tree) if tree is not None else None  # python -m puts the cwd first
-        child = Child("authsvc", argv, log_path, env=env, cwd=cwd)
-        bench._children.append(child)
-        child.start()
-        child.wait_ready(lambda: serving(f"{HOST}:{port}"), timeout=60)
+        child, port, status_port = _serve(bench, tree)
         envoy = bench.envoy("envoy", "authz", (f"{HOST}:{port}",))
         checker = Checker(envoy.port, bench.header, rate)
         checker.start()
@@ -165,7 +207,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--tree", help="run authsvc from this checkout (PYTHONPATH)")
+    parser.add_argument(
+        "--refusal-cost", type=int, metavar="N", help="only measure N per-peer-cap refusals"
+    )
     args = parser.parse_args(argv)
+    if args.refusal_cost:
+        print(refusal_cost(args.refusal_cost, args.tree))
+        return 0
     print(
         f"{'attack':18} {'checks':>6} {'ok %':>7} {'p50 ms':>7} {'p99 ms':>7} "
         f"{'RSS MB':>7} {'livez':>6} {'thr':>5} {'exit s':>6} {'cpu %':>5}"
