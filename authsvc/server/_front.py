@@ -19,6 +19,12 @@ server (Check, Health, reflection) listens on a private address behind it:
   and a request grpc.aio cannot survive (a ``:path`` that is not UTF-8: ``SpliceGuard``),
   which closes the connection instead.
 
+The front accepts connections itself (not ``loop.create_server``), so that a refusal costs an
+``accept()`` and a ``close()``: at most ``ACCEPTS_PER_TURN`` per readiness, a connection over
+its peer's cap reset before any transport or task exists, and the listeners not read at all
+while the global cap is reached (``_admission``). A fast connection's requests are parsed in
+fair turns across peers (``_front_turns``).
+
 The private server is started on the first spliced connection. Its address is an abstract
 Unix socket on Linux (no file, nothing to clean up), reachable only from this network
 namespace — where the public address is reachable anyway.

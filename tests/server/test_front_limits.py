@@ -205,6 +205,30 @@ def test_one_peer_cannot_take_every_connection(loop_thread: LoopThread) -> None:
         loop_thread.run(server.stop(0))
 
 
+def test_near_the_cap_clients_that_say_nothing_get_the_short_timeout(
+    loop_thread: LoopThread,
+) -> None:
+    """At 90 % of the cap a connection without a first request is closed after
+    ``pressure_idle_timeout`` (0.5 s here), not ``handshake_timeout`` (30 s): hoarded slots
+    turn over (before: only idle *fast* connections got the short timeout)."""
+    limits = FrontLimits(
+        max_connections=10,
+        handshake_timeout=30,
+        pressure_idle_timeout=0.5,
+        sweep_interval=0.1,
+    )
+    server, port = _start(loop_thread, limits)
+    try:
+        with _clients(9, port) as idle:
+            assert len(idle) == 9
+            assert all(_closed_by_server(s, 3.0) for s in idle), "closed near the cap"
+            front = server._front
+            assert front is not None and front.closed_counts["handshake_timeout"] == 9
+            assert _raw_check(port)[0], "a checker gets in"
+    finally:
+        loop_thread.run(server.stop(0))
+
+
 def test_an_idle_fast_connection_gets_goaway_and_is_closed(loop_thread: LoopThread) -> None:
     limits = FrontLimits(idle_timeout=0.5, sweep_interval=0.1)
     server, port = _start(loop_thread, limits)
