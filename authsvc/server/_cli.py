@@ -265,6 +265,7 @@ async def _run_started(
         on_error=observer.on_error,
     )
     observer.prometheus.watch_reload(reloader.running_for)
+    observer.prometheus.watch_front(server.front)
 
     def keys_ready() -> tuple[bool, str]:
         ring = store.current
