@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from authsvc.config import (
 )
 from authsvc.keys import MIN_KEY_LENGTH, WEAK_KEYS, Secret, State, assess, fingerprint, resolve
 from authsvc.keys._sources import read_extra_key, read_source
+from tests._privileges import run_without_dac_override
 
 KEY = "sk-source-test-0123456789abcdef"
 OTHER = "sk-source-other-0123456789abcdef"
@@ -134,12 +134,35 @@ def test_file_source_strips_the_trailing_newline(tmp_path: Path) -> None:
     assert one(spec).state is State.UNREADABLE and "directory" in one(spec).detail
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_file_source_permission_denied(tmp_path: Path) -> None:
+    """A file we may not read is ``unreadable: permission denied``, never ``missing``.
+
+    Runs for real as root too (CI): the read happens in a child without CAP_DAC_OVERRIDE.
+    """
     path = tmp_path / "master"
     path.write_text(KEY)
     path.chmod(0)
-    assert one(FileSource(str(path))).state is State.UNREADABLE
+    out = run_without_dac_override(
+        "from authsvc.config import FileSource\n"
+        "from authsvc.keys._sources import read_source\n"
+        "(r,) = read_source(FileSource(path), {}, max_length=1024)\n"
+        "result = [r.state.value, r.detail, r.fingerprint]",
+        path=str(path),
+    )
+    state, detail, fp = out["result"]
+    assert state == State.UNREADABLE.value, detail
+    assert "permission denied" in detail and "does not exist" not in detail
+    assert fp is None and KEY not in detail
+    # the same file, readable again, is read: the denial came from the mode, not the path
+    path.chmod(0o600)
+    reread = run_without_dac_override(
+        "from authsvc.config import FileSource\n"
+        "from authsvc.keys._sources import read_source\n"
+        "(r,) = read_source(FileSource(path), {}, max_length=1024)\n"
+        "result = r.state.value",
+        path=str(path),
+    )
+    assert reread["result"] == State.SET.value
 
 
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
