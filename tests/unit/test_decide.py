@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from authsvc.authz import (
@@ -141,3 +143,28 @@ def test_policy_rejects_non_canonical_public_paths() -> None:
     assert parse_location("header:Authorization") == CredentialLocation(
         "header", "authorization", parse_location("header:authorization").bearer
     )
+
+
+EXPIRES = 1_800_000_000.0
+BOUNDARY_KEY = "sk-boundary-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        (math.nextafter(EXPIRES, 0.0), Reason.KEY_VALID),  # the last instant before expiry
+        (EXPIRES, Reason.EXPIRED_KEY),  # the exact instant: already expired (now >= expires_at)
+        (math.nextafter(EXPIRES, math.inf), Reason.EXPIRED_KEY),
+        (EXPIRES - 1, Reason.KEY_VALID),
+        (EXPIRES + 1, Reason.EXPIRED_KEY),
+    ],
+)
+def test_expiry_boundary_instant(now: float, reason: Reason) -> None:
+    ring = KeyRing(
+        [record(BOUNDARY_KEY, "boundary", expires_at=EXPIRES)], master=record(MASTER, "master")
+    )
+    view = RequestView("GET", "/v1/models", {"x-api-key": BOUNDARY_KEY})
+    d = decide(view, POLICY, ring, now)
+    assert d.reason is reason
+    assert d.key_name == "boundary"
+    assert d.status == (200 if reason is Reason.KEY_VALID else 401)
