@@ -142,9 +142,7 @@ def test_no_digest_is_compared_with_eq_outside_the_reviewed_places() -> None:
         for function, line, text in _scan(path).comparisons:
             found[(module, function)] += 1
             where.setdefault((module, function), []).append(f"{module}:{line}: {text}")
-    unreviewed = {
-        k: where[k] for k, n in found.items() if k not in ALLOWED or ALLOWED[k][0] != n
-    }
+    unreviewed = {k: where[k] for k, n in found.items() if k not in ALLOWED or ALLOWED[k][0] != n}
     assert not unreviewed, (
         "digest or key compared with ==/in (not constant time); use hmac.compare_digest, or "
         f"review it and add it to ALLOWED with its reason: {unreviewed}"
