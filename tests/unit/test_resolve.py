@@ -82,7 +82,7 @@ def leaks(res: Resolution) -> list[str]:
     return [k for k in ALL_KEYS if k.strip() and k.strip() in text]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (tests/conftest.py)
 @given(layers(), st.booleans(), st.sampled_from(["warn", "error"]))
 def test_resolution_rule_holds_for_every_chain(
     readings: list[Reading], allow_weak: bool, on_conflict: str
