@@ -12,6 +12,7 @@ import pytest
 
 from authsvc.authz import (
     DEFAULT_LOCATIONS,
+    Bearer,
     Credential,
     CredentialError,
     Policy,
@@ -19,6 +20,7 @@ from authsvc.authz import (
     RequestView,
     decide,
     extract_credential,
+    parse_location,
 )
 from authsvc.keys import KeyRecord, KeyRing, digest, fingerprint
 
@@ -101,3 +103,148 @@ def test_a_blank_repeated_value_beside_a_key_is_a_conflict(header: str) -> None:
 def test_surrounding_whitespace_is_trimmed_inside_a_present_header(header: str) -> None:
     value = f"  Bearer {KEY}  " if header == "authorization" else f"  {KEY}\t"
     assert extract_credential("/", {header: value}) == Credential(KEY, f"header:{header}")
+
+
+# -- parse_location: the config-file form -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "kind", "name", "bearer"),
+    [
+        ("header:X-Custom", "header", "x-custom", Bearer.NEVER),
+        ("header:Authorization", "header", "authorization", Bearer.REQUIRED),
+        ("header:authorization", "header", "authorization", Bearer.REQUIRED),
+        ("header:X-LiteLLM-API-Key", "header", "x-litellm-api-key", Bearer.OPTIONAL),
+        ("header:api-key", "header", "api-key", Bearer.NEVER),
+        ("query:key", "query", "key", Bearer.NEVER),
+        ("query:Key", "query", "Key", Bearer.NEVER),  # query names are case-sensitive
+        ("query:authorization", "query", "authorization", Bearer.NEVER),
+    ],
+)
+def test_parse_location(spec: str, kind: str, name: str, bearer: Bearer) -> None:
+    loc = parse_location(spec)
+    assert (loc.kind, loc.name, loc.bearer) == (kind, name, bearer)
+    assert loc.label == f"{kind}:{name}"
+
+
+@pytest.mark.parametrize(
+    "spec", ["", "header", "header:", ":x", "cookie:x", "Header:x", "query:", "x:header"]
+)
+def test_parse_location_refuses(spec: str) -> None:
+    with pytest.raises(ValueError) as err:
+        parse_location(spec)
+    assert str(err.value) == (f"credential location {spec!r} must be 'header:NAME' or 'query:NAME'")
+
+
+# -- the token rules, with their messages ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "detail"),
+    [
+        (
+            "sk-é-0123456789abcdef",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        (
+            "sk-\x7f-0123456789abcd",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        (
+            "sk-\x01-0123456789abcd",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        (
+            "sk-a b-0123456789abc",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        (
+            "sk-a\tb-0123456789ab",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        ("sk-one,sk-two", "sent more than once with different values"),
+    ],
+)
+def test_unusable_tokens_name_the_rule(value: str, detail: str) -> None:
+    assert extract_credential("/", {"x-api-key": value}) == CredentialError(
+        "header:x-api-key", detail
+    )
+
+
+def test_the_length_limit_is_inclusive() -> None:
+    at_limit, over = "k" * 16, "k" * 17
+    assert extract_credential("/", {"api-key": at_limit}, max_length=16) == Credential(
+        at_limit, "header:api-key"
+    )
+    assert extract_credential("/", {"api-key": over}, max_length=16) == CredentialError(
+        "header:api-key", "the credential is longer than 16 characters"
+    )
+    default_limit = "k" * 1024
+    assert extract_credential("/", {"api-key": default_limit}) == Credential(
+        default_limit, "header:api-key"
+    )
+    assert extract_credential("/", {"api-key": default_limit + "k"}) == CredentialError(
+        "header:api-key", "the credential is longer than 1024 characters"
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "found"),
+    [
+        ("authorization", f"Bearer {KEY}", KEY),
+        ("authorization", f"bEaReR {KEY}", KEY),
+        ("authorization", f"Bearer    {KEY}   ", KEY),
+        ("authorization", f"Basic {KEY}", "only the Bearer scheme is accepted"),
+        ("authorization", KEY, "only the Bearer scheme is accepted"),
+        ("authorization", f"Bearer{KEY}", "only the Bearer scheme is accepted"),
+        ("authorization", f"Token {KEY}", "only the Bearer scheme is accepted"),
+        ("authorization", "BEARER", "the credential is empty"),
+        ("x-litellm-api-key", KEY, KEY),
+        ("x-litellm-api-key", f"Bearer {KEY}", KEY),
+        ("x-litellm-api-key", f"BEARER {KEY}", KEY),
+        ("x-litellm-api-key", "bearer", "the credential is empty"),
+        ("x-litellm-api-key", f"Bearer{KEY}", f"Bearer{KEY}"),  # not the scheme: the value
+        (
+            "x-api-key",
+            f"Bearer {KEY}",
+            "the credential contains whitespace, control or non-ASCII characters",
+        ),
+        ("x-api-key", "bearer", "bearer"),  # no scheme here: "bearer" is the value itself
+    ],
+)
+def test_the_bearer_rule_of_each_location(header: str, value: str, found: str) -> None:
+    got = extract_credential("/", {header: value})
+    label = f"header:{header}"
+    if found.startswith(("sk-", "Bearer", "bearer")):
+        assert got == Credential(found, label)
+    else:
+        assert got == CredentialError(label, found)
+
+
+def test_repeated_equal_values_are_one_key() -> None:
+    for header, value in [
+        ("x-api-key", f"{KEY},{KEY}"),
+        ("x-api-key", f"{KEY}, {KEY} ,{KEY}"),
+        ("authorization", f"Bearer {KEY},bearer {KEY}"),
+        ("x-litellm-api-key", f"Bearer {KEY},{KEY}"),
+    ]:
+        assert extract_credential("/", {header: value}) == Credential(KEY, f"header:{header}")
+    assert extract_credential(f"/?key={KEY}&key={KEY}", {}) == Credential(KEY, "query:key")
+    assert extract_credential(f"/?key={KEY}&key=other", {}) == CredentialError(
+        "query:key", "sent more than once with different values"
+    )
+    assert extract_credential("/", {"authorization": f"Bearer {KEY},Basic x"}) == CredentialError(
+        "header:authorization", "only the Bearer scheme is accepted"
+    )
+
+
+def test_the_first_present_location_decides_in_the_configured_order() -> None:
+    locations = (parse_location("query:token"), parse_location("header:x-api-key"))
+    headers = {"x-api-key": KEY}
+    assert extract_credential("/?token=abc", headers, locations) == Credential("abc", "query:token")
+    assert extract_credential("/?tok=abc", headers, locations) == Credential(
+        KEY, "header:x-api-key"
+    )
+    assert extract_credential("/?token=abc", {}, locations[1:]) is None
+    # a header location not configured is never read
+    assert extract_credential("/", {"authorization": f"Bearer {KEY}"}, locations) is None
