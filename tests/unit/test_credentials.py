@@ -119,6 +119,7 @@ def test_surrounding_whitespace_is_trimmed_inside_a_present_header(header: str) 
         ("query:key", "query", "key", Bearer.NEVER),
         ("query:Key", "query", "Key", Bearer.NEVER),  # query names are case-sensitive
         ("query:authorization", "query", "authorization", Bearer.NEVER),
+        ("query:a:b", "query", "a:b", Bearer.NEVER),  # split at the first colon
     ],
 )
 def test_parse_location(spec: str, kind: str, name: str, bearer: Bearer) -> None:
