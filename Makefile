@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench clean
+.PHONY: all venv test unit lint run proto bench clean mutate
 
 all: test
 
@@ -46,5 +46,13 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
 
+## mutate: mutation testing (mutmut) of authz/, key resolution and the adapter (docs/testing.md)
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	@test -f $(VENV)/.mutmut-installed || { $(BIN)/python -m pip install -q -c constraints.txt -e '.[mutate]' && touch $(VENV)/.mutmut-installed; }
+	rm -rf mutants
+	HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run $(MUTATE_ARGS)
+	$(BIN)/python scripts/mutation_report.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants
