@@ -181,11 +181,27 @@ def render(counts: dict[str, Counter[str]], survivors: list[Survivor]) -> tuple[
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", metavar="MARKDOWN", help="replace the generated block there")
+    parser.add_argument(
+        "--missing",
+        action="store_true",
+        help="print TOML entries (reason left empty) for survivors that have no reason yet",
+    )
     args = parser.parse_args(argv)
     if not MUTANTS.is_dir():
         print("no mutants/ directory: run `make mutate` first", file=sys.stderr)
         return 2
     counts, survivors = collect()
+    if args.missing:
+        reasons = load_reasons()
+        module = None
+        for s in survivors:
+            if s.key in reasons.get(s.module, {}):
+                continue
+            if s.module != module:
+                module = s.module
+                print(f"\n[{json.dumps(module)}]")
+            print(f'{json.dumps(s.key, ensure_ascii=False)} = ""')
+        return 0
     text, problems = render(counts, survivors)
     print(text, end="")
     if args.write:
