@@ -380,3 +380,51 @@ def test_extra_key_records_and_warnings() -> None:
     loose = resolve_readings([master], extras=extras, allow_weak=True)
     assert "weak" in {r.name for r in loose.ring.records()}
     assert f"keys[3] 'weak': env:W: weak key accepted (allow_weak): {weak.detail}" in loose.warnings
+
+
+def test_an_extra_key_with_several_readings_loads_each_usable_one() -> None:
+    master = _value("env:M", STRONG[0])
+    more = [
+        "sk-strong-dddddddddddddddd",
+        "sk-strong-eeeeeeeeeeeeeeee",
+        "sk-strong-ffffffffffffffff",
+    ]
+    extras = [
+        ExtraKeyReadings("one", "keys[0]", (_value("env:ONE", STRONG[1]),)),
+        ExtraKeyReadings(  # each skipped reading is followed by one that must still load
+            "multi",
+            "keys[1]",
+            (
+                _value("env:AGAIN", STRONG[1]),  # same as keys[0]
+                _value("env:D", more[0]),
+                _value("env:MASTER", STRONG[0]),  # the master key
+                _value("env:E", more[1]),
+                Reading.without_value("file:/none", State.MISSING, "no file"),
+                _value("env:F", more[2]),
+            ),
+        ),
+    ]
+    res = resolve_readings([master], extras=extras)
+    origins = sorted(r.origin for r in res.ring.records())
+    assert origins == ["env:D", "env:E", "env:F", "env:M", "env:ONE"]
+
+
+def test_a_weak_layer_after_the_winner_is_not_refused_when_weak_is_allowed() -> None:
+    readings = [_value("env:A", STRONG[0]), _value("env:W", WEAK[0])]
+    assert not any(
+        "weak key refused" in w for w in resolve_readings(readings, allow_weak=True).warnings
+    )
+    assert any("weak key refused" in w for w in resolve_readings(readings).warnings)
+
+
+def test_master_secret_and_the_signature_of_extras() -> None:
+    assert resolve_readings([]).master_secret() is None
+    master = _value("env:M", STRONG[0])
+    secret = resolve_readings([master]).master_secret()
+    assert secret is not None and secret.reveal() == STRONG[0]
+    one = ExtraKeyReadings("x", "keys[0]", (_value("env:X", STRONG[1]),))
+    other = ExtraKeyReadings("x", "keys[0]", (_value("env:X", STRONG[2]),))
+    with_one = resolve_readings([master], extras=[one]).signature()
+    assert with_one != resolve_readings([master], extras=[other]).signature()
+    assert with_one != resolve_readings([master]).signature()
+    assert with_one == resolve_readings([master], extras=[one]).signature()
