@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench clean mutate
+.PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools mutate
 
 all: test
 
@@ -22,17 +22,26 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 ## test: lint, type-check and run the whole suite (unit, e2e through a real Envoy, k8s offline)
-test: $(STAMP) lint
+test: $(STAMP) lint prometheus test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-tools: iptables for the inbound-redirect test (apt, as root, only if missing; else that test skips)
+test-tools:
+	@command -v iptables >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 \
+	  || apt-get install -y -q --no-install-recommends iptables >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends iptables >/dev/null 2>&1; } \
+	  || echo "make: iptables could not be installed; the inbound-redirect test will be skipped"
 
 ## unit: only the fast pure-function tests
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+## lint: ruff check, ruff format --check and mypy --strict
 lint: $(STAMP)
-	$(BIN)/ruff check authsvc tests scripts
-	$(BIN)/ruff format --check authsvc tests scripts
-	$(BIN)/mypy authsvc
+	$(BIN)/ruff check authsvc tests scripts parity
+	$(BIN)/ruff format --check authsvc tests scripts parity
+	$(BIN)/mypy authsvc parity
+	$(BIN)/lint-imports --no-logo  # architecture contracts: [tool.importlinter] in pyproject.toml
 
 ## run: Envoy + authsvc + a LiteLLM-like demo upstream, on an embedded default config
 run: $(STAMP)
@@ -46,6 +55,26 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
 
+## bench-floods: issue 20's attacks on authsvc behind a real Envoy, with a checker (numbers, not a test)
+bench-floods: $(STAMP)
+	$(BIN)/python -m authsvc.bench._floods
+
+## prometheus: install Debian's prometheus package (prometheus, promtool) when promtool is missing
+prometheus:
+	@sh scripts/ensure-prometheus.sh
+
+## help: list the targets
+help:
+	@awk -F': ' '/^## [a-z-]+: /{sub(/^## /, "", $$1); printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## parity: the differential against the real LiteLLM proxy (docs/litellm-parity.md); LITELLM_VERSION=x.y.z for another
+LITELLM_VERSION ?= 1.110.2
+PARITY_ARGS ?=
+.PHONY: parity
+parity: $(STAMP)
+	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
+	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION) $(PARITY_ARGS)
+
 ## mutate: mutation testing (mutmut) of authz/, key resolution and the adapter (docs/testing.md)
 MUTATE_ARGS ?=
 mutate: $(STAMP)
@@ -54,5 +83,6 @@ mutate: $(STAMP)
 	HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run $(MUTATE_ARGS)
 	$(BIN)/python scripts/mutation_report.py
 
+## clean: remove the virtualenv and the caches
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

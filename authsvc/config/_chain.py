@@ -4,7 +4,9 @@ Without a config file (or without its ``master_key`` section) the chain is:
 
 1. ``env:AUTHSVC_MASTER_KEY``
 2. ``file:$AUTHSVC_MASTER_KEY_FILE`` — present only when that variable is set and non-empty
-3. ``env:LITELLM_MASTER_KEY``
+3. ``env:LITELLM_MASTER_KEY`` — or, when ``AUTHSVC_LITELLM_CONFIG`` is set and non-empty,
+   ``litellm_config: $AUTHSVC_LITELLM_CONFIG`` (LiteLLM mode, whose fallback is that variable;
+   ``authsvc inject`` sets it for a LiteLLM app started with ``--config``)
 
 ``serve --master-key-file F`` (``load_config(master_key_file=F)``) puts ``file:F`` FIRST, in
 front of whatever chain applies.
@@ -16,10 +18,12 @@ import os
 from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
-from authsvc.config._model import EnvSource, FileSource, SourceSpec
+from authsvc.config._model import SourceSpec
+from authsvc.sources import ENV_PREFIX, EnvSource, FileSource, LiteLLMSource
 
 __all__ = [
     "ENV_CONFIG",
+    "ENV_LITELLM_CONFIG",
     "ENV_LITELLM_MASTER_KEY",
     "ENV_MASTER_KEY",
     "ENV_MASTER_KEY_FILE",
@@ -32,7 +36,7 @@ ENV_CONFIG = "AUTHSVC_CONFIG"
 ENV_MASTER_KEY = "AUTHSVC_MASTER_KEY"
 ENV_MASTER_KEY_FILE = "AUTHSVC_MASTER_KEY_FILE"
 ENV_LITELLM_MASTER_KEY = "LITELLM_MASTER_KEY"
-ENV_PREFIX = "os.environ/"
+ENV_LITELLM_CONFIG = "AUTHSVC_LITELLM_CONFIG"
 
 
 def default_sources(
@@ -45,7 +49,11 @@ def default_sources(
     named = environ.get(ENV_MASTER_KEY_FILE, "")
     if named:
         chain.append(FileSource(os.path.abspath(named), f"${ENV_MASTER_KEY_FILE}"))
-    chain.append(EnvSource(ENV_LITELLM_MASTER_KEY))
+    litellm = environ.get(ENV_LITELLM_CONFIG, "")
+    if litellm:
+        chain.append(LiteLLMSource(os.path.abspath(litellm), f"${ENV_LITELLM_CONFIG}"))
+    else:
+        chain.append(EnvSource(ENV_LITELLM_MASTER_KEY))
     return with_override(tuple(chain), master_key_file)
 
 

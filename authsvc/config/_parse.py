@@ -10,40 +10,55 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NoReturn
 
 import yaml
 
-from authsvc.authz._credentials import (
+from authsvc._yaml import Reader, compose, quoted
+from authsvc.authz import (
     DEFAULT_LOCATIONS,
+    DEFAULT_PROTECTED_HEALTH_PATH,
+    DEFAULT_PUBLIC_PATHS,
     MAX_CREDENTIAL_LENGTH,
     CredentialLocation,
+    Policy,
+    is_canonical,
     parse_location,
 )
-from authsvc.authz._paths import is_canonical
-from authsvc.authz._policy import DEFAULT_PROTECTED_HEALTH_PATH, DEFAULT_PUBLIC_PATHS, Policy
-from authsvc.config._chain import ENV_PREFIX, default_sources, with_override
+from authsvc.config._chain import default_sources, with_override
 from authsvc.config._model import (
     Config,
-    EnvSource,
     ExtraKeySpec,
-    FileSource,
     HealthCheckConfig,
-    KeySource,
-    LiteLLMSource,
     MasterKeyConfig,
     ReloadConfig,
-    Sha256Source,
     SourceSpec,
-    ValueSource,
 )
-from authsvc.config._yaml import Reader, compose
-from authsvc.keys._ring import PathRule
-from authsvc.keys._secret import Secret
+from authsvc.keymodel import KeyMeta, PathRule
+from authsvc.sources import REGISTRY, KeySource, SourceRegistry
 
-__all__ = ["SCHEMA", "parse_config"]
+__all__ = ["SCHEMA", "parse_config", "schema"]
 
-SCHEMA: dict[str, tuple[str, ...]] = {
+
+def schema(registry: SourceRegistry = REGISTRY) -> dict[str, tuple[str, ...]]:
+    """Every section's allowed keys; a source entry's come from the registry's kinds."""
+    return {
+        **_SECTIONS,
+        "master_key.sources[]": registry.names("chain"),
+        "keys[]": ("name", *registry.names("key"), "paths", "expires"),
+    }
+
+
+def _known(sections: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Each key name → every ``section.name`` path it is valid at (for "did you mean")."""
+    known: dict[str, tuple[str, ...]] = {}
+    for section, names in sections.items():
+        for name in names:
+            known[name] = (*known.get(name, ()), f"{section}.{name}" if section else name)
+    return known
+
+
+_SECTIONS: dict[str, tuple[str, ...]] = {
     "": (
         "master_key",
         "keys",
@@ -54,21 +69,18 @@ SCHEMA: dict[str, tuple[str, ...]] = {
         "forward_credentials",
         "health_check",
         "reload",
+        "dry_run",
     ),
     "master_key": ("sources", "on_conflict", "allow_weak"),
-    "master_key.sources[]": ("env", "file", "litellm_config", "value"),
-    "keys[]": ("name", "sha256", "env", "file", "value", "paths", "expires"),
     "health_check": ("enabled", "interval", "url"),
     "reload": ("poll_interval",),
 }
-_KNOWN: dict[str, tuple[str, ...]] = {}
-for _section, _names in SCHEMA.items():
-    for _name in _names:
-        _KNOWN[_name] = (*_KNOWN.get(_name, ()), f"{_section}.{_name}" if _section else _name)
+SCHEMA = schema()
+"""The built-in schema; ``schema()`` is the live one (source kinds come from the registry)."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
+_OWN_PATHS = frozenset((*DEFAULT_PUBLIC_PATHS, DEFAULT_PROTECTED_HEALTH_PATH))  # may be quoted
 
 
 def parse_config(
@@ -83,8 +95,12 @@ def parse_config(
 
 
 class _Parser:
+    """The parser; also the ``ParseContext`` each source kind's parser is handed."""
+
     def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
-        self.r = Reader(filename, _KNOWN)
+        self.registry = REGISTRY
+        self.schema = schema(self.registry)
+        self.r = Reader(filename, _known(self.schema))
         self.abspath = os.path.abspath(filename)
         self.base = os.path.dirname(self.abspath)
         self.environ = environ
@@ -92,7 +108,7 @@ class _Parser:
     def parse(self, text: str, master_key_file: str | None) -> Config:
         r = self.r
         root = compose(text, r.filename)
-        top = {} if root is None else r.mapping(root, "", SCHEMA[""])
+        top = {} if root is None else r.mapping(root, "", self.schema[""])
 
         def get(name: str) -> yaml.Node | None:
             return top[name][1] if name in top else None
@@ -103,7 +119,7 @@ class _Parser:
         node = get("public_paths")
         public = (
             tuple(
-                self._str(n, f"public_paths[{i}]")
+                self._path(n, f"public_paths[{i}]")
                 for i, n in enumerate(r.sequence(node, "public_paths"))
             )
             if node is not None
@@ -112,11 +128,7 @@ class _Parser:
         node = get("protected_health_path")
         health_path = DEFAULT_PROTECTED_HEALTH_PATH
         if node is not None:
-            health_path = self._str(node, "protected_health_path")
-            if not is_canonical(health_path) or "?" in health_path:
-                r.fail(
-                    node, "protected_health_path", f"{health_path!r} is not a path in normal form"
-                )
+            health_path = self._path(node, "protected_health_path")
         node = get("credentials")
         locations = self._credentials(node) if node is not None else None
         node = get("max_credential_length")
@@ -131,6 +143,8 @@ class _Parser:
         health = self._health(node) if node is not None else HealthCheckConfig()
         node = get("reload")
         reload = self._reload(node) if node is not None else ReloadConfig()
+        node = get("dry_run")
+        dry_run = r.boolean(node, "dry_run") if node is not None else False
         policy = self._policy(top, public, health_path, locations, max_len, forward)
         return Config(
             path=self.abspath,
@@ -144,6 +158,7 @@ class _Parser:
             health_check=health,
             reload=reload,
             policy=policy,
+            dry_run=dry_run,
         )
 
     # -- small typed helpers -------------------------------------------------------------
@@ -154,24 +169,52 @@ class _Parser:
             self.r.fail(node, path, "must not be empty")
         return value
 
+    def _path(self, node: yaml.Node, path: str) -> str:
+        """A request path in normal form. Never quoted in errors: a key pasted here must not
+        come back (the message names the entry and its line)."""
+        value = self._str(node, path)
+        if not is_canonical(value) or "?" in value:
+            self.r.fail(
+                node,
+                path,
+                f"{quoted(value)} is not a path in normal form "
+                "(absolute, no query, no '.', '..', '//' or %-escapes)",
+            )
+        return value
+
     def _env_name(self, node: yaml.Node, path: str, value: str | None = None) -> str:
         name = self._str(node, path) if value is None else value
         if not _ENV_NAME.match(name):
-            self.r.fail(node, path, f"{name!r} is not a valid environment variable name")
+            self.r.fail(
+                node,
+                path,
+                f"{quoted(name)} is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)",
+            )
         return name
 
     def _file(self, node: yaml.Node, path: str) -> str:
         value = self._str(node, path)
         return os.path.normpath(os.path.join(self.base, value))
 
-    def _value(self, node: yaml.Node, where: str) -> ValueSource:
-        """``value:`` — ``where`` is the label's anchor; messages name ``where.value``."""
-        path = f"{where}.value"
-        raw = self.r.string(node, path)  # never echoed: it may be a key
-        if raw.startswith(ENV_PREFIX):
-            name = raw[len(ENV_PREFIX) :]
-            return ValueSource(self.abspath, where, env=self._env_name(node, path, name))
-        return ValueSource(self.abspath, where, literal=Secret(raw))
+    # -- the ParseContext a source kind's parser gets (see authsvc.sources) --------------
+
+    nonempty = _str
+    env_name = _env_name
+    file = _file
+
+    @property
+    def config_path(self) -> str:
+        return self.abspath
+
+    def text(self, node: yaml.Node, path: str) -> str:
+        return self.r.text(node, path)
+
+    def string(self, node: yaml.Node, path: str) -> str:
+        return self.r.string(node, path)
+
+    def fail(self, node: yaml.Node | None, path: str, message: str) -> NoReturn:
+        self.r.fail(node, path, message)
 
     def _one_of(
         self,
@@ -192,7 +235,7 @@ class _Parser:
         if node is None:
             return MasterKeyConfig(default_sources(self.environ, master_key_file))
         r = self.r
-        entries = r.mapping(node, "master_key", SCHEMA["master_key"])
+        entries = r.mapping(node, "master_key", self.schema["master_key"])
         sources: tuple[SourceSpec, ...]
         if "sources" in entries:
             seq_node = entries["sources"][1]
@@ -210,7 +253,9 @@ class _Parser:
             value = r.string(v_node, "master_key.on_conflict")
             if value not in ("warn", "error"):
                 r.fail(
-                    v_node, "master_key.on_conflict", f"expected 'warn' or 'error', got {value!r}"
+                    v_node,
+                    "master_key.on_conflict",
+                    f"expected 'warn' or 'error', got {quoted(value)}",
                 )
             on_conflict = "error" if value == "error" else "warn"
         allow_weak = False
@@ -219,15 +264,12 @@ class _Parser:
         return MasterKeyConfig(with_override(sources, master_key_file), on_conflict, allow_weak)
 
     def _source(self, node: yaml.Node, path: str) -> SourceSpec:
-        entries = self.r.mapping(node, path, SCHEMA["master_key.sources[]"])
-        kind, v_node = self._one_of(node, path, entries, SCHEMA["master_key.sources[]"])
-        if kind == "env":
-            return EnvSource(self._env_name(v_node, f"{path}.env"), path)
-        if kind == "file":
-            return FileSource(self._file(v_node, f"{path}.file"), path)
-        if kind == "litellm_config":
-            return LiteLLMSource(self._file(v_node, f"{path}.litellm_config"), path)
-        return self._value(v_node, path)
+        names = self.schema["master_key.sources[]"]
+        entries = self.r.mapping(node, path, names)
+        name, v_node = self._one_of(node, path, entries, names)
+        kind = self.registry.get(name)
+        assert kind.chain is not None  # names() lists only kinds with a chain factory
+        return kind.chain(kind.parse(self, v_node, f"{path}.{name}"), path)
 
     def _keys(self, node: yaml.Node) -> tuple[ExtraKeySpec, ...]:
         specs: list[ExtraKeySpec] = []
@@ -238,7 +280,7 @@ class _Parser:
                 self.r.fail(
                     item,
                     spec.where,
-                    f"name {spec.name!r} is already used by keys[{seen[spec.name]}]",
+                    f"name {quoted(spec.name)} is already used by keys[{seen[spec.name]}]",
                 )
             seen[spec.name] = i
             specs.append(spec)
@@ -246,7 +288,7 @@ class _Parser:
 
     def _key(self, node: yaml.Node, path: str) -> ExtraKeySpec:
         r = self.r
-        entries = r.mapping(node, path, SCHEMA["keys[]"])
+        entries = r.mapping(node, path, self.schema["keys[]"])
         if "name" not in entries:
             r.fail(node, path, "needs a name")
         name_node = entries["name"][1]
@@ -255,26 +297,13 @@ class _Parser:
             r.fail(
                 name_node,
                 f"{path}.name",
-                f"{name!r} is not a valid key name (letters, digits, '.', '_', '-'; "
+                f"{quoted(name)} is not a valid key name (letters, digits, '.', '_', '-'; "
                 "at most 64; 'master' is reserved)",
             )
-        kind, v_node = self._one_of(node, path, entries, ("sha256", "env", "file", "value"))
-        source: KeySource
-        if kind == "sha256":
-            hexdigest = r.text(v_node, f"{path}.sha256")  # all digits would read as an int
-            if not _SHA256.match(hexdigest):
-                r.fail(
-                    v_node,
-                    f"{path}.sha256",
-                    "expected 64 hexadecimal characters (a SHA-256 digest)",
-                )
-            source = Sha256Source(self.abspath, path, bytes.fromhex(hexdigest))
-        elif kind == "env":
-            source = EnvSource(self._env_name(v_node, f"{path}.env"), path)
-        elif kind == "file":
-            source = FileSource(self._file(v_node, f"{path}.file"), path)
-        else:
-            source = self._value(v_node, path)
+        names = self.registry.names("key")
+        name_of_kind, v_node = self._one_of(node, path, entries, names)
+        kind = self.registry.get(name_of_kind)
+        parsed = kind.parse(self, v_node, f"{path}.{name_of_kind}")
         paths = None
         if "paths" in entries:
             p_node = entries["paths"][1]
@@ -293,16 +322,24 @@ class _Parser:
                     r.fail(
                         p_node,
                         f"{path}.paths[{i}]",
-                        f"pattern {pattern!r} must start with '/' or be '*'",
+                        f"pattern {quoted(pattern)} must start with '/' or be '*'",
+                    )
+                if "*" in pattern[:-1]:
+                    r.fail(
+                        p_node,
+                        f"{path}.paths[{i}]",
+                        f"pattern {quoted(pattern)}: '*' is only allowed as a last segment",
                     )
             try:
                 paths = PathRule.from_patterns(patterns)
-            except ValueError as exc:
-                r.fail(p_node, f"{path}.paths", str(exc))
+            except ValueError:  # its message quotes the pattern: say which entry instead
+                r.fail(p_node, f"{path}.paths", "a pattern is not valid")
         expires_at = None
         if "expires" in entries:
             e_node = entries["expires"][1]
             expires_at = self._timestamp(e_node, f"{path}.expires")
+        assert kind.key is not None  # names("key") lists only kinds with a key factory
+        source: KeySource = kind.key(parsed, KeyMeta(name, path, paths, expires_at))
         return ExtraKeySpec(name, path, source, paths, expires_at)
 
     def _timestamp(self, node: yaml.Node, path: str) -> float:
@@ -311,10 +348,13 @@ class _Parser:
             when = datetime.fromisoformat(raw)
         except ValueError:
             self.r.fail(
-                node, path, f"{raw!r} is not an ISO-8601 timestamp (e.g. 2026-01-31T00:00:00Z)"
+                node,
+                path,
+                f"{quoted(raw)} is not an ISO-8601 timestamp (e.g. 2026-01-31T00:00:00Z)",
             )
-        if when.tzinfo is None:
-            self.r.fail(node, path, f"{raw!r} has no timezone (add Z or +01:00)")
+        if when.tzinfo is None:  # a long one is shown re-rendered from its value, not as typed
+            text = quoted(raw) if quoted(raw) != "[not shown]" else repr(when.isoformat())
+            self.r.fail(node, path, f"{text} has no timezone (add Z or +01:00)")
         return when.timestamp()
 
     def _credentials(self, node: yaml.Node) -> tuple[CredentialLocation, ...]:
@@ -328,13 +368,18 @@ class _Parser:
             spec = self.r.string(item, f"credentials[{i}]")
             try:
                 locations.append(parse_location(spec))
-            except ValueError as exc:
-                self.r.fail(item, f"credentials[{i}]", str(exc))
+            except ValueError:  # its message quotes the entry, which may be a pasted key
+                self.r.fail(
+                    item,
+                    f"credentials[{i}]",
+                    f"{quoted(spec)} is not a credential location: "
+                    "expected 'header:NAME' or 'query:NAME'",
+                )
         return tuple(locations)
 
     def _health(self, node: yaml.Node) -> HealthCheckConfig:
         r = self.r
-        entries = r.mapping(node, "health_check", SCHEMA["health_check"])
+        entries = r.mapping(node, "health_check", self.schema["health_check"])
         out = HealthCheckConfig()
         enabled, interval, url = out.enabled, out.interval, out.url
         if "enabled" in entries:
@@ -349,7 +394,7 @@ class _Parser:
         return HealthCheckConfig(enabled, interval, url)
 
     def _reload(self, node: yaml.Node) -> ReloadConfig:
-        entries = self.r.mapping(node, "reload", SCHEMA["reload"])
+        entries = self.r.mapping(node, "reload", self.schema["reload"])
         if "poll_interval" not in entries:
             return ReloadConfig()
         v_node = entries["poll_interval"][1]
@@ -364,19 +409,27 @@ class _Parser:
         max_len: int | None,
         forward: bool,
     ) -> Policy:
-        """``Policy.build``, its ``ValueError`` pinned to the entry that caused it."""
+        """``Policy.build``, its ``ValueError`` pinned to the entry that caused it. Its
+        message is never passed on (it quotes values): each case has its own words."""
         if "public_paths" in top:
             for i, (item, path) in enumerate(
                 zip(top["public_paths"][1].value, public, strict=True)
             ):
-                try:
-                    Policy.build([path], protected_health_path=health_path)
-                except ValueError as exc:
-                    self.r.fail(item, f"public_paths[{i}]", str(exc))
+                if path == health_path:
+                    self.r.fail(
+                        item,
+                        f"public_paths[{i}]",
+                        f"protected health path {quoted(path, _OWN_PATHS)} "
+                        "cannot also be a public path",
+                    )
         culprits = {
-            "protected health path": "protected_health_path",
-            "credential location": "credentials",
-            "max credential length": "max_credential_length",
+            "protected health path": (
+                "protected_health_path",
+                f"protected health path {quoted(health_path, _OWN_PATHS)} "
+                "cannot also be a public path",
+            ),
+            "credential location": ("credentials", "needs at least one location"),
+            "max credential length": ("max_credential_length", "must be at least 16"),
         }
         try:
             return Policy.build(
@@ -388,5 +441,8 @@ class _Parser:
             )
         except ValueError as exc:
             message = str(exc)
-            name = next((n for k, n in culprits.items() if k in message), "public_paths")
-            self.r.fail(top[name][1] if name in top else None, name, message)
+            name, problem = next(
+                (v for k, v in culprits.items() if k in message),
+                ("public_paths", "an entry is not a path in normal form"),
+            )
+            self.r.fail(top[name][1] if name in top else None, name, problem)

@@ -25,11 +25,18 @@ __all__ = [
     "Expect",
     "KeyInfo",
     "Outcome",
+    "bypass_outcome",
     "evaluate",
     "plan",
     "render_json",
     "render_table",
 ]
+
+DRY_RUN_HEADER = "x-authsvc-dry-run"  # authz.DRY_RUN_HEADER (health never imports authz)
+DRY_RUN_BANNER = (
+    "DRY-RUN IS ON in the authsvc behind Envoy: requests it would deny are let through and "
+    "only recorded; turn dry-run off (serve --dry-run / dry_run: true) to enforce"
+)
 
 
 class Credential(StrEnum):
@@ -41,6 +48,7 @@ class Credential(StrEnum):
 class Expect(StrEnum):
     SUCCESS = "2xx"
     AUTHSVC_401 = "401 from authsvc"
+    CLOSED = "closed"  # the app port on the pod IP (the bypass check): no answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +78,7 @@ class Outcome:
     got: str
     ok: bool
     hint: str | None = None
+    dry_run: str | None = None  # the answer was let through by dry-run: the would-deny reason
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -80,6 +89,8 @@ class Outcome:
         }
         if self.hint:
             out["hint"] = self.hint
+        if self.dry_run:
+            out["dry_run"] = self.dry_run
         return out
 
 
@@ -116,6 +127,9 @@ def describe(answer: HttpAnswer | HttpFailure) -> str:
     """The ``got`` column: ``200``, ``401 from authsvc (unknown_key)``, ``401 from app``, or why not."""
     if isinstance(answer, HttpFailure):
         return f"no answer: {answer.reason}"
+    would = answer.headers.get(DRY_RUN_HEADER)
+    if would:
+        return f"{answer.status} let through by dry-run (would deny: {would})"
     reason = answer.headers.get(AUTHSVC_REASON_HEADER)
     if reason:
         return f"{answer.status} from authsvc ({reason})"
@@ -203,10 +217,31 @@ def evaluate(
     if check.public:
         return Outcome(check, got, False, _evaluate_public(check, answer))
     if check.expect is Expect.AUTHSVC_401:
+        would = answer.headers.get(DRY_RUN_HEADER)
+        if would:  # authsvc was asked, would have denied, let it through (the app answered)
+            note = f"dry-run is on: authsvc would deny this ({would}) but lets it through"
+            return Outcome(check, got, True, note, dry_run=would)
         hint = _evaluate_keyless(check, answer, key)
         return Outcome(check, got, hint is None, hint)
     assert key is not None, "the master-key check only runs with a resolved key"
     return Outcome(check, got, False, _evaluate_master(answer, key))
+
+
+def bypass_outcome(endpoint: str, reach: str) -> Outcome:
+    """The bypass check of one pod IP: the app port must not answer there (``reach`` is the
+    detector's ``open``/``closed``/``no_answer``)."""
+    check = Check(
+        f"app port on pod IP {endpoint} (around Envoy)", "", Credential.NONE, Expect.CLOSED
+    )
+    if reach == "open":
+        return Outcome(
+            check,
+            "answered",
+            False,
+            f"the app answers on {endpoint}: anyone reaching the pod IP skips Envoy and authsvc; "
+            "make it listen on 127.0.0.1 only, or inject with --network-policy / --inbound-redirect",
+        )
+    return Outcome(check, reach.replace("_", " "), True)
 
 
 def not_run(check: Check, why: str, hint: str) -> Outcome:
@@ -223,6 +258,8 @@ def render_table(outcomes: Sequence[Outcome], *, url: str, key: KeyInfo | None) 
     rows = [(o.check.name, o.check.expect.value, o.got, "ok" if o.ok else "FAIL") for o in outcomes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     lines = [f"verify {url}" + (f" with {key.phrase}" if key else " (no master key resolved)")]
+    if any(o.dry_run for o in outcomes):
+        lines.append(DRY_RUN_BANNER)
     for row, outcome in zip([header, *rows], [None, *outcomes], strict=True):
         lines.append(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[3]

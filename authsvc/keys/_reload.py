@@ -1,13 +1,17 @@
 """Hot reload: re-load the config, re-resolve, and swap the ``KeyStore`` when the result changed.
 
+The reloader knows no source type: it asks each configured source (``KeySource``, see
+``authsvc.sources``) what to watch (``watch()``: files, and/or a poll interval) and whether it
+may have changed (``change_token()``), and watches the config file itself.
+
 Triggers: a change in the DIRECTORY of any watched file (key files, LiteLLM configs, the config
 file itself) — Kubernetes rotates a Secret by renaming a new ``..data`` symlink over the old
 one, and a watch on the file itself dies at the first rotation — and, always, a poll every
-``reload.poll_interval`` seconds (the fallback for directories that do not exist yet or file
-systems without events). Either way the whole resolution is re-run, unless no watched file
-changed since the last attempt (``file_signature``: the same inode, size, mtime and ctime of
-every file, none written in the last second): a config with 10,000 keys is not parsed again
-every poll. An identical result does nothing.
+``reload.poll_interval`` seconds (or sooner when a source's ``Watch.poll`` asks; the fallback
+for directories that do not exist yet, file systems without events, and sources with no files).
+Either way the whole resolution is re-run, unless the config file's ``file_signature`` and
+every source's change token equal the last attempt's (a ``None`` token: read again): a config
+with 10,000 keys is not parsed again every poll. An identical result does nothing.
 
 A reload that fails keeps the last good ring and reports why in one line (never a key):
 the config no longer loads; the master key would be lost; or a source that was fine is now
@@ -21,61 +25,36 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
+from authsvc import keymodel
 from authsvc._errors import ConfigError
-from authsvc.config import ENV_CONFIG, load_config
-from authsvc.keys._reading import Reading, Role, State
-from authsvc.keys._resolve import Resolution
-from authsvc.keys._ring import KeyStore
-from authsvc.keys._sources import resolve
+from authsvc.config import ENV_CONFIG, Config, load_config
+from authsvc.keymodel import KeyStore, Reading, Role, State
+from authsvc.keys._resolver import Resolution, resolve
+from authsvc.sources import SETTLED, FileSignature, KeySource, file_signature
 
-__all__ = ["Reloader", "rejection"]
+__all__ = ["SETTLED", "FileSignature", "Reloader", "file_signature", "rejection"]
 
 log = logging.getLogger("authsvc.keys.reload")
 T = TypeVar("T")
 
 _BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
-SETTLED = 1.0
-"""A file changed less than this many seconds ago may change again within the same timestamp
-tick without its signature showing it (the 'racy clean' case): it is read again."""
-
-FileSignature = tuple[tuple[object, ...], ...]
-
-
-def file_signature(paths: Iterable[str], now: float | None = None) -> FileSignature | None:
-    """What a reload would read, as far as ``stat`` can tell; ``None`` when it cannot tell.
-
-    Per path: device, inode, mode, size, mtime and ctime of what the path points to now
-    (symlinks followed: kubelet's ``..data`` swap shows as a new inode), or the errno that
-    ``stat`` gave. A content change moves ctime, which no tool can set back. ``None`` when a
-    file's ctime is within ``SETTLED`` seconds of ``now``: a second write in the same tick
-    would look identical.
-    """
-    now = time.time() if now is None else now
-    signature: list[tuple[object, ...]] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            signature.append((path, exc.errno))
-            continue
-        if st.st_ctime_ns >= (now - SETTLED) * 1e9:
-            return None
-        signature.append(
-            (path, st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        )
-    return tuple(signature)
+STUCK_AFTER = 10.0
+"""A reload attempt running longer than this is reported as stuck (log, metric, /readyz detail).
+Reads never block on a file's type (``authsvc._fileio``); this is the backstop for anything
+else (a hung network file system)."""
 
 
-def _candidates(res: Resolution) -> list[Reading]:
+def _candidates(res: keymodel.Resolution) -> list[Reading]:
     readings = [*res.readings, *(r for e in res.extras for r in e.readings)]
     return [r for r in readings if r.role is Role.CANDIDATE]
 
 
-def rejection(old: Resolution | None, new: Resolution) -> str | None:
+def rejection(old: keymodel.Resolution | None, new: keymodel.Resolution) -> str | None:
     """Why ``new`` must not replace ``old`` (``None``: take it). Pure."""
     if old is None or old.winner is None:
         return None  # nothing good to protect: fail-closed → anything is at least as good
@@ -83,7 +62,7 @@ def rejection(old: Resolution | None, new: Resolution) -> str | None:
         f"keeping the last good keys (master from {old.winner.source}, "
         f"fingerprint {old.winner.fingerprint})"
     )
-    allow_weak = new.config.master_key.allow_weak if new.config is not None else False
+    allow_weak = new.allow_weak
     before = {r.source: r.state for r in _candidates(old)}
     for r in _candidates(new):
         if r.state not in _BROKEN or (r.state is State.WEAK and allow_weak):
@@ -115,6 +94,7 @@ class Reloader:
         on_error: Callable[[str], None] | None = None,
         poll_interval: float | None = None,
         watch: bool = True,
+        stuck_after: float = STUCK_AFTER,
     ) -> None:
         self._config_path = config_path
         self._environ = environ
@@ -129,10 +109,13 @@ class Reloader:
         self._current_sig: tuple[object, ...] | None = None
         self._rejected_sig: tuple[object, ...] | None = None
         self._last_error: str | None = None
-        self._seen: FileSignature | None = None  # the watched files at the last attempt
+        self._seen: Hashable | None = None  # config file + source tokens at the last attempt
         named = config_path if config_path is not None else (environ.get(ENV_CONFIG) or None)
-        self._files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
+        self._config_files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
+        self._sources: tuple[KeySource, ...] = ()  # of the last config loaded
         self._poll = poll_interval or 2.0
+        self._stuck_after = stuck_after
+        self._running_since: float | None = None  # monotonic start of the running attempt
         if initial is not None:
             self._accept(initial, notify=False)
 
@@ -140,6 +123,23 @@ class Reloader:
     def current(self) -> Resolution | None:
         """The last good resolution (the one the store serves), if any."""
         return self._current
+
+    def running_for(self) -> float:
+        """Seconds the running reload attempt has taken so far (0 when none is running)."""
+        started = self._running_since
+        return 0.0 if started is None else max(0.0, time.monotonic() - started)
+
+    def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: not ready while a reload attempt is stuck (rotations are not
+        followed: a revoked key would stay accepted); a reload that *failed* keeps the last
+        good keys and stays ready (it is logged and counted). Cheap: reads state only."""
+        running = self.running_for()
+        if running >= self._stuck_after:
+            return False, (
+                f"key reload stuck for {running:.0f} s (a key source read does not return); "
+                "the last good keys are still served, key rotations are not followed"
+            )
+        return True, ""
 
     def reload(self) -> bool:
         """One synchronous attempt, whether or not a file changed. True when the store was
@@ -152,9 +152,7 @@ class Reloader:
     def _attempt(self) -> Resolution | str | None:
         """Load + resolve (runs in a worker thread): a resolution, why the config failed, or
         ``None`` when no watched file changed since the last attempt (nothing to do)."""
-        seen = file_signature(
-            self._files
-        )  # before reading: a write during the load shows next time
+        seen = self._token()  # before reading: a write during the load shows next time
         if seen is not None and seen == self._seen:
             return None
         self._seen = seen
@@ -168,6 +166,36 @@ class Reloader:
         except Exception as exc:  # a bug must not end reloading; the type only: no key leaks
             return f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
 
+    def _token(self) -> Hashable | None:
+        """The config file's signature and every source's change token; ``None`` when any
+        of them cannot tell (then the attempt reads everything)."""
+        config_sig = file_signature(self._config_files)
+        if config_sig is None:
+            return None
+        tokens: list[Hashable] = []
+        for source in self._sources:
+            try:
+                token = source.change_token()
+            except Exception:  # the protocol says never raise; a read will show the problem
+                return None
+            if token is None:
+                return None
+            tokens.append(token)
+        return (config_sig, tuple(tokens))
+
+    def _follow(self, config: Config) -> None:
+        """Watch and poll what ``config``'s sources ask for (the sources say, not a list)."""
+        self._sources = config.sources()
+        if config.path is not None:
+            self._config_files = (config.path,)
+        polls = [w.poll for w in (s.watch() for s in self._sources) if w.poll is not None]
+        self._poll = self._poll_override or min([config.reload.poll_interval, *polls])
+
+    def watched_files(self) -> tuple[str, ...]:
+        """The config file and every file a source asks to be watched."""
+        files = [*self._config_files, *(f for s in self._sources for f in s.watch().files)]
+        return tuple(dict.fromkeys(files))
+
     def _apply(self, outcome: Resolution | str | None) -> bool:
         if outcome is None:
             return False
@@ -175,8 +203,7 @@ class Reloader:
             self._error(outcome)
             return False
         if outcome.config is not None:
-            self._files = outcome.config.watched_files() or self._files
-            self._poll = self._poll_override or outcome.config.reload.poll_interval
+            self._follow(outcome.config)
         sig = outcome.signature()
         if self._current is not None and sig == self._current_sig:
             self._last_error = self._rejected_sig = None  # back where we were: nothing to do
@@ -196,8 +223,7 @@ class Reloader:
         self._current, self._current_sig = res, res.signature()
         self._rejected_sig = self._last_error = None
         if res.config is not None:
-            self._files = res.config.watched_files() or self._files
-            self._poll = self._poll_override or res.config.reload.poll_interval
+            self._follow(res.config)
         if notify:
             _call(self._on_change, res)
 
@@ -215,9 +241,8 @@ class Reloader:
         Secret's ``..data`` target directory is deleted at every rotation. A file that is a
         symlink into some other directory is still seen by the poll.
         """
-        return frozenset(
-            parent for parent in {os.path.dirname(p) for p in self._files} if os.path.isdir(parent)
-        )
+        parents = {os.path.dirname(p) for p in self.watched_files()}
+        return frozenset(parent for parent in parents if os.path.isdir(parent))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""
@@ -238,9 +263,50 @@ class Reloader:
                         break
                 first = False
                 self._kick.clear()
-                self._apply(await asyncio.to_thread(self._attempt))
+                self._apply(await self._attempt_in_thread(stop))
         finally:
             await _stop(watcher)
+
+    async def _attempt_in_thread(self, stop: asyncio.Event) -> Resolution | str | None:
+        """``_attempt`` in a daemon thread that is never joined: an attempt that does not
+        return is reported as stuck after ``stuck_after`` seconds and cannot hold up ``stop``
+        (SIGTERM): the loop's default executor, which ``asyncio.run`` joins, is not used."""
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Resolution | str | None] = loop.create_future()
+
+        def deliver(outcome: Resolution | str | None) -> None:
+            if not result.done():
+                result.set_result(outcome)
+
+        def work() -> None:
+            try:
+                outcome = self._attempt()
+            except BaseException as exc:  # never leave the waiter without an answer
+                outcome = (
+                    f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
+                )
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(deliver, outcome)
+
+        self._running_since = time.monotonic()
+        threading.Thread(target=work, name="authsvc-reload", daemon=True).start()
+        stopping: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[object]] = {result, stopping}  # type: ignore[arg-type]
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=self._stuck_after, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                self._error(
+                    f"key reload stuck: no result after {self._stuck_after:g} s (a source "
+                    "read does not return); keeping the last good keys"
+                )
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return result.result() if result.done() else None
+        finally:
+            stopping.cancel()
+            if result.done():
+                self._running_since = None
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self._kick.wait()), asyncio.ensure_future(stop.wait())}

@@ -8,15 +8,20 @@ No label ever carries a key, a request path or anything the client chose.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import platform
 import re
+import secrets
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Info,
     PlatformCollector,
@@ -25,8 +30,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from authsvc import __version__
-from authsvc.authz import STATUS, Decision, Reason, RequestView
+from authsvc._version import __version__
+from authsvc.authz import SHADOWED, STATUS, Decision, Reason, RequestView
 from authsvc.observability._contracts import ReloadResult, ResolutionLike
 from authsvc.observability._logging import BackgroundHandler
 from authsvc.observability._redact import Redactor
@@ -48,7 +53,6 @@ LATENCY_BUCKETS = (
     0.2,  # Envoy's default ext_authz timeout: anything above is an error at the proxy
 )
 RELOAD_RESULTS: tuple[ReloadResult, ...] = ("success", "failure", "unchanged")
-_FINGERPRINT = re.compile(r"[0-9a-f]{6,64}")
 _VERDICT = re.compile(r"[a-z][a-z_]{0,31}")  # a label from a small enum, never free text
 
 
@@ -61,9 +65,12 @@ class _KeyState:
     keys_loaded: int = 0
     resolved: bool = False
     source: str | None = None
-    fingerprint: str | None = None
+    key_id: str | None = None  # salted per process: no bits of the key's public hash
+    key_changes: int = 0
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
+    since: float = 0.0  # Unix time the active resolution was published (0: not yet)
+    app_port_exposed: bool | None = None  # None until the bypass detector's first round
 
 
 class _KeyStateCollector:
@@ -71,6 +78,7 @@ class _KeyStateCollector:
 
     def __init__(self) -> None:
         self.state = _KeyState()
+        self.reload_running: Callable[[], float] | None = None  # the reloader's running_for
 
     def collect(self) -> Iterable[Metric]:
         s = self.state
@@ -84,29 +92,57 @@ class _KeyStateCollector:
         )
         info = GaugeMetricFamily(
             "authsvc_master_key_info",
-            "Always 1; labels say which source the active master key came from and its "
-            "fingerprint (first 12 hex of SHA-256). Absent while no master key resolved.",
-            labels=["source", "fingerprint"],
+            "Always 1; labels say which source the active master key came from and key_id, "
+            "an identifier that changes with the key (an HMAC under a random per-process salt: "
+            "no bits of the key's hash). Absent while no master key resolved.",
+            labels=["source", "key_id"],
         )
         if s.resolved and s.source is not None:
-            info.add_metric([s.source, s.fingerprint or ""], 1)
+            info.add_metric([s.source, s.key_id or ""], 1)
         yield info
+        yield CounterMetricFamily(
+            "authsvc_master_key_changes",
+            "Times the active master key changed to a different key since the process started.",
+            s.key_changes,
+        )
         yield GaugeMetricFamily(
             "authsvc_key_resolution_warnings",
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
             s.warnings,
         )
+        if s.since > 0:
+            yield GaugeMetricFamily(
+                "authsvc_key_resolution_timestamp_seconds",
+                "Unix time the active key resolution was loaded (start-up or the last reload "
+                "that changed something): time() minus it is the age of the active keys.",
+                s.since,
+            )
         yield CounterMetricFamily(
             "authsvc_log_records_dropped",
             "Log records dropped because the background log writer's queue was full.",
             BackgroundHandler.total_dropped,
         )
+        running = self.reload_running
+        if running is not None:
+            yield GaugeMetricFamily(
+                "authsvc_key_reload_running_seconds",
+                "How long the running key reload attempt has taken so far (0 when none runs). "
+                "Above 10 the reload is stuck and the last good keys stay active.",
+                running(),
+            )
         if s.deep_health_ok is not None:
             yield GaugeMetricFamily(
                 "authsvc_deep_health_ok",
                 "1 when the last deep health check (protected health path through Envoy with "
                 "the master key) passed. Absent until the first check.",
                 1 if s.deep_health_ok else 0,
+            )
+        if s.app_port_exposed is not None:
+            yield GaugeMetricFamily(
+                "authsvc_app_port_exposed",
+                "1 when the app answers on the pod IP (around Envoy and authsvc), found by the "
+                "bypass detector; 0 when it does not. Absent while the detector is off.",
+                1 if s.app_port_exposed else 0,
             )
 
 
@@ -125,6 +161,19 @@ class Metrics:
         self._checks = {
             reason: checks.labels(_decision_label(reason), reason.value) for reason in Reason
         }
+        would_deny = Counter(
+            "authsvc_dry_run_would_deny",
+            "Requests dry-run let through that would have been denied, by the reason they "
+            "would have been denied for (counted in authsvc_checks_total as reason=dry_run).",
+            ["reason"],
+            registry=r,
+        )
+        self._would_deny = {reason: would_deny.labels(reason.value) for reason in SHADOWED}
+        self._dry_run = Gauge(
+            "authsvc_dry_run_enabled",
+            "1 while dry-run is on: policy denials are NOT enforced, only recorded.",
+            registry=r,
+        )
         self._latency = Histogram(
             "authsvc_check_duration_seconds",
             "Time spent answering one check, in seconds (measured by the gRPC adapter).",
@@ -155,6 +204,8 @@ class Metrics:
             {"version": __version__, "python": platform.python_version()}
         )
         self._state = _KeyStateCollector()
+        self._salt = secrets.token_bytes(32)  # never leaves the process
+        self._last_key: bytes | None = None
         self._state_lock = threading.Lock()  # cold-path writers only; scrapes read lock-free
         r.register(self._state)
         if process_metrics:
@@ -166,8 +217,23 @@ class Metrics:
     def observe_decision(self, view: RequestView, decision: Decision, seconds: float) -> None:
         """Count one answered check. ``view`` is unused: no request data goes into labels."""
         self._checks[decision.reason].inc()
+        if decision.would_deny is not None:
+            self._would_deny[decision.would_deny].inc()
         if seconds >= 0.0:  # False for NaN too: a broken clock must not poison the sum
             self._latency.observe(seconds)
+
+    def set_dry_run(self, on: bool) -> None:
+        self._dry_run.set(1 if on else 0)
+
+    def would_deny_counts(self) -> dict[str, int]:
+        """Would-deny counts so far, by reason (cold path: the dry-run reminder)."""
+        out: dict[str, int] = {}
+        for reason in sorted(self._would_deny):
+            value = self.registry.get_sample_value(
+                "authsvc_dry_run_would_deny_total", {"reason": reason.value}
+            )
+            out[reason.value] = int(value or 0)
+        return out
 
     def observe_failure(self, reason: Reason, seconds: float | None = None) -> None:
         """Count a check the adapter answered without ``decide()`` (parse/internal error)."""
@@ -184,21 +250,32 @@ class Metrics:
         """Publish the key state of a (new) resolution: count, resolved, source, fingerprint."""
         ring = resolution.ring
         winner = resolution.winner if resolution.resolved else None
-        source = fingerprint = None
+        source = key_id = None
+        changed = False
         if winner is not None:
             # Defence in depth: a source label that *is* a key (or looks like one) is redacted.
             source = Redactor(ring=lambda: ring).text(str(winner.source), limit=200)
+            master = ring.master
             fp = winner.fingerprint or ""
-            fingerprint = fp if _FINGERPRINT.fullmatch(fp) else "invalid"
+            identity = master.digest if master is not None else fp.encode()
+            key_id = hmac.new(self._salt, identity, hashlib.sha256).hexdigest()[:12]
+            changed = self._last_key is not None and identity != self._last_key
+            self._last_key = identity
         with self._state_lock:
             self._state.state = replace(
                 self._state.state,
                 keys_loaded=len(ring),
                 resolved=bool(resolution.resolved) and ring.ready,
                 source=source,
-                fingerprint=fingerprint,
+                key_id=key_id,
+                key_changes=self._state.state.key_changes + int(changed),
                 warnings=len(resolution.warnings),
+                since=time.time(),
             )
+
+    def watch_reload(self, running_for: Callable[[], float]) -> None:
+        """Publish ``authsvc_key_reload_running_seconds`` from the reloader's ``running_for``."""
+        self._state.reload_running = running_for
 
     def on_reload(self, result: ReloadResult) -> None:
         child = self._reloads.get(result)
@@ -212,6 +289,11 @@ class Metrics:
         self._deep.labels(label or ("ok" if ok else "fail")).inc()
         with self._state_lock:
             self._state.state = replace(self._state.state, deep_health_ok=bool(ok))
+
+    def on_bypass(self, exposed: bool) -> None:
+        """The bypass detector's latest finding: does the app answer on the pod IP?"""
+        with self._state_lock:
+            self._state.state = replace(self._state.state, app_port_exposed=bool(exposed))
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Every metric as ``(body, content_type)``.

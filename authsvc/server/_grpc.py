@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from grpc_health.v1 import health_pb2
@@ -33,16 +33,16 @@ from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
 from authsvc.server._check import Checker, DecisionObserver, settle
-from authsvc.server._front import Front
+from authsvc.server._front import Front, FrontLimits
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
+    internal_address,
     parse_listen,
     prepare_unix_socket,
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import internal_address
 
 if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
     import grpc
@@ -56,15 +56,33 @@ HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-UNIX_SOCKET_MODE = 0o666
-"""Envoy usually runs as another user in another container; access is governed by the
-directory the socket lives in (a pod-private emptyDir)."""
+UNIX_SOCKET_MODE = 0o660
+"""Owner and group only (``serve --socket-mode`` changes it). In a pod Envoy and authsvc share
+uid and gid 10001 (and the pod's fsGroup, if any, as a supplementary group); outside a pod,
+put the users allowed to connect in the socket's group, never open it to every local user."""
 
 _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # gRPC enables SO_REUSEPORT by default: a second server on a busy port would then "bind"
     # silently and share the traffic. Binding must fail instead.
     ("grpc.so_reuseport", 0),
 )
+
+
+def _listing_health(base: Any, statuses: Callable[[], dict[str, int]]) -> Any:
+    """grpc_health's aio servicer with ``List`` implemented (it answers UNIMPLEMENTED with a
+    Python exception text otherwise, while reflection advertises the method): every service
+    this server reports, with its status."""
+
+    class ListingHealth(base):  # type: ignore[misc]
+        async def List(self, request: Any, context: Any) -> Any:
+            return health_pb2.HealthListResponse(
+                statuses={
+                    name: health_pb2.HealthCheckResponse(status=status)
+                    for name, status in statuses().items()
+                }
+            )
+
+    return ListingHealth()
 
 
 class AuthzServer:
@@ -77,6 +95,7 @@ class AuthzServer:
     """
 
     fast_path: bool = True
+    front_limits: FrontLimits | None = None  # the front's caps and timeouts (None: defaults)
 
     def __init__(
         self,
@@ -93,6 +112,7 @@ class AuthzServer:
         self._store = store
         self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
+        self.socket_mode = UNIX_SOCKET_MODE  # chmod of every Unix socket once bound
         self._health: Any = None  # grpc_health's aio HealthServicer, with the gRPC server
         self._front: Front | None = None
         self._internal_path: str | None = None
@@ -114,6 +134,15 @@ class AuthzServer:
     @on_decision.setter
     def on_decision(self, observer: DecisionObserver | None) -> None:
         self._checker.observer = observer
+
+    @property
+    def dry_run(self) -> bool:
+        """Dry-run (``authz.shadow``): policy denials are answered allow and recorded."""
+        return bool(self._checker.dry_run)
+
+    @dry_run.setter
+    def dry_run(self, on: bool) -> None:
+        self._checker.dry_run = bool(on)
 
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
@@ -138,7 +167,13 @@ class AuthzServer:
         self._status = _SERVING if self._store.current.ready else _NOT_SERVING
         try:
             if self.fast_path:
-                front = Front(self._addresses, self._checker, self._health_of, self._internal)
+                front = Front(
+                    self._addresses,
+                    self._checker,
+                    self._health_of,
+                    self._internal,
+                    self.front_limits,
+                )
                 self._front = front
                 self._bound.extend(front.bind())
                 self._sockets.update(front.unix_sockets)
@@ -154,7 +189,7 @@ class AuthzServer:
             raise
         for path in self._sockets:
             try:
-                os.chmod(path, UNIX_SOCKET_MODE)
+                os.chmod(path, self.socket_mode)
             except OSError as exc:
                 _log.warning("cannot chmod %s: %s", path, exc.strerror)
         self._running = True
@@ -185,7 +220,7 @@ class AuthzServer:
             (grpc.method_handlers_generic_handler(AUTHZ_SERVICE, handlers),)
         )
         server.add_registered_method_handlers(AUTHZ_SERVICE, handlers)
-        self._health = health.aio.HealthServicer()
+        self._health = _listing_health(health.aio.HealthServicer, self._health_statuses)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (AUTHZ_SERVICE, HEALTH_SERVICE))
         return server
@@ -204,6 +239,9 @@ class AuthzServer:
                 self._server, self._internal_path = server, path
                 _log.info("internal gRPC server started (health, reflection, other clients)")
             return self._internal_path
+
+    def _health_statuses(self) -> dict[str, int]:
+        return {"": self._status, AUTHZ_SERVICE: self._status}
 
     def _health_of(self, service: str) -> int | None:
         return self._status if service in ("", AUTHZ_SERVICE) else None

@@ -198,8 +198,9 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
     assert run.returncode == (0 if app_key is not None else 1), run.stderr
     no_key_in(run.stdout + run.stderr, keys, "explain's output")
     report = json.loads(run.stdout)
-    assert list(report) == ["resolved", "winner", "sources", "warnings"]
+    assert list(report) == ["resolved", "winner", "sources", "warnings", "dry_run"]
     warnings = report.pop("warnings")
+    assert report.pop("dry_run") is False  # explain's addition to the report serve logs
     assert report == expected_report(case, litellm, keys)
     fps = {name: fingerprint(key) for name, key in keys.items()}
     expected = [_label(w, litellm).format(**fps) for w in case.warnings]

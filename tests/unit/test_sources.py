@@ -17,8 +17,17 @@ from authsvc.config import (
     ValueSource,
     parse_config,
 )
-from authsvc.keys import MIN_KEY_LENGTH, WEAK_KEYS, Secret, State, assess, fingerprint, resolve
-from authsvc.keys._sources import read_extra_key, read_source
+from authsvc.keys import (
+    MIN_KEY_LENGTH,
+    WEAK_KEYS,
+    KeyMeta,
+    Reading,
+    Secret,
+    State,
+    assess,
+    fingerprint,
+    resolve,
+)
 from tests._privileges import run_without_dac_override
 
 KEY = "sk-source-test-0123456789abcdef"
@@ -26,8 +35,15 @@ OTHER = "sk-source-other-0123456789abcdef"
 
 
 def one(spec: object, environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    (reading,) = read_source(spec, environ or {}, max_length=1024)  # type: ignore[arg-type]
+    (reading,) = spec.read(environ or {}, max_length=1024).readings  # type: ignore[attr-defined]
     return reading
+
+
+def key_readings(spec: ExtraKeySpec) -> tuple[Reading, ...]:
+    """The readings of a ``keys:`` entry, with the record its source was built with."""
+    (key,) = spec.source.read({}, max_length=1024).keys
+    assert (key.name, key.where) == (spec.name, spec.where)
+    return key.readings
 
 
 # -- Secret -------------------------------------------------------------------------------
@@ -143,22 +159,24 @@ def test_file_source_permission_denied(tmp_path: Path) -> None:
     path.write_text(KEY)
     path.chmod(0)
     out = run_without_dac_override(
-        "from authsvc.config import FileSource\n"
-        "from authsvc.keys._sources import read_source\n"
-        "(r,) = read_source(FileSource(path), {}, max_length=1024)\n"
-        "result = [r.state.value, r.detail, r.fingerprint]",
+        "from authsvc.sources import FileSource, read_text\n"
+        "(r,) = FileSource(path).read({}, max_length=1024).readings\n"
+        "state, detail, text = read_text(path)\n"
+        "result = [r.state.value, r.detail, r.fingerprint, state.value, detail, text]",
         path=str(path),
     )
-    state, detail, fp = out["result"]
+    state, detail, fp, raw_state, raw_detail, text = out["result"]
     assert state == State.UNREADABLE.value, detail
     assert "permission denied" in detail and "does not exist" not in detail
     assert fp is None and KEY not in detail
+    # the reader underneath says the same, and hands back no text
+    assert raw_state == State.UNREADABLE.value and "permission denied" in raw_detail
+    assert text is None
     # the same file, readable again, is read: the denial came from the mode, not the path
     path.chmod(0o600)
     reread = run_without_dac_override(
-        "from authsvc.config import FileSource\n"
-        "from authsvc.keys._sources import read_source\n"
-        "(r,) = read_source(FileSource(path), {}, max_length=1024)\n"
+        "from authsvc.sources import FileSource\n"
+        "(r,) = FileSource(path).read({}, max_length=1024).readings\n"
         "result = r.state.value",
         path=str(path),
     )
@@ -168,32 +186,35 @@ def test_file_source_permission_denied(tmp_path: Path) -> None:
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"# rotation: new first\n{KEY}\n\n  {OTHER}  \nshort\n")
-    spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path)))
-    readings = read_extra_key(spec, {}, max_length=1024)
+    meta = KeyMeta("ci", "keys[0]")
+    spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path), "keys[0]", meta))
+    readings = key_readings(spec)
     assert [(r.source, r.state) for r in readings] == [
         (f"file:{path}#line2", State.SET),
         (f"file:{path}#line4", State.SET),
         (f"file:{path}#line5", State.WEAK),
     ]
     path.write_text("# nothing yet\n\n")
-    (r,) = read_extra_key(spec, {}, max_length=1024)
+    (r,) = key_readings(spec)
     assert r.state is State.EMPTY and "no keys" in r.detail
 
 
 def test_sha256_keys_are_known_by_digest_only() -> None:
     digest = hashlib.sha256(KEY.encode()).digest()
-    spec = ExtraKeySpec("ops", "keys[1]", Sha256Source("/c.yaml", "keys[1]", digest))
-    (r,) = read_extra_key(spec, {}, max_length=1024)
+    meta = KeyMeta("ops", "keys[1]")
+    spec = ExtraKeySpec("ops", "keys[1]", Sha256Source("/c.yaml", "keys[1]", digest, meta))
+    (r,) = key_readings(spec)
     assert (r.source, r.state, r.fingerprint) == (
         "config:/c.yaml#keys[1].sha256",
         State.SET,
         fingerprint(KEY),
     )
     assert r.secret is None and r.digest == digest
+    weak_digest = hashlib.sha256(b"sk-1234").digest()
     weak = ExtraKeySpec(
-        "w", "keys[2]", Sha256Source("/c.yaml", "keys[2]", hashlib.sha256(b"sk-1234").digest())
+        "w", "keys[2]", Sha256Source("/c.yaml", "keys[2]", weak_digest, KeyMeta("w", "keys[2]"))
     )
-    assert read_extra_key(weak, {}, max_length=1024)[0].state is State.WEAK
+    assert key_readings(weak)[0].state is State.WEAK
 
 
 def test_resolve_reads_everything_and_builds_the_ring(tmp_path: Path) -> None:
