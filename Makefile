@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools
+.PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools mutate
 
 all: test
 
@@ -75,6 +75,14 @@ parity: $(STAMP)
 	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
 	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION) $(PARITY_ARGS)
 
+## mutate: mutation testing (mutmut) of authz/, key resolution and the adapter (docs/testing.md)
+MUTATE_ARGS ?=
+mutate: $(STAMP)
+	@test -f $(VENV)/.mutmut-installed || { $(BIN)/python -m pip install -q -c constraints.txt -e '.[mutate]' && touch $(VENV)/.mutmut-installed; }
+	rm -rf mutants
+	HYPOTHESIS_PROFILE=mutate $(BIN)/mutmut run $(MUTATE_ARGS)
+	$(BIN)/python scripts/mutation_report.py
+
 ## clean: remove the virtualenv and the caches
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis mutants

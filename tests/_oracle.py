@@ -8,7 +8,11 @@ decoding and path resolution, and calls nothing of ``authsvc.authz`` but the pol
     the ring, unexpired, in scope (as a generous upstream would read the path), and within
     the credential limits (length, printable ASCII, no spaces).
 
-It is an upper bound: the implementation may deny more, never allow more.
+``oracle`` is an upper bound: the implementation may deny more, never allow more.
+``expected_reasons`` goes further and names the reason codes the documented pipeline may give
+(route, readiness, credential, identity, scope — in that order), as plain strings; where the
+documents leave room (an odd value that is both unknown and malformed, a path that only a
+generous upstream would read as in scope) it allows each documented outcome.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 from authsvc.authz import Bearer, CredentialLocation, Policy, RequestView
 
-__all__ = ["NOW", "FuzzKey", "oracle", "usable"]
+__all__ = ["NOW", "FuzzKey", "expected_reasons", "oracle", "usable"]
 
 NOW = 1_800_000_000.0
 
@@ -151,3 +155,57 @@ def oracle(
                 return k if _in_scope(k.patterns, path) else None
         return None
     return None
+
+
+def _plain(path: str) -> bool:
+    """A path already in normal form by syntax alone (no decoding or resolution needed)."""
+    if not path.startswith("/") or "//" in path or "%" in path or "\\" in path:
+        return False
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        return False
+    segments = path.split("/")[1:]
+    return not any(seg in (".", "..") for seg in segments)
+
+
+def _scope_matches(patterns: tuple[str, ...], path: str) -> bool:
+    for p in patterns:
+        if p == "*" or path == p:
+            return True
+        if p.endswith("/*") and (path == (p[:-2] or "/") or path.startswith(p[:-1])):
+            return True
+    return False
+
+
+def expected_reasons(
+    view: RequestView, policy: Policy, keys: list[FuzzKey], has_master: bool
+) -> frozenset[str]:
+    """The reason codes ``decide`` may answer with, by the documented phases."""
+    path = view.target.partition("?")[0]
+    if not path:
+        return frozenset({"malformed_request"})
+    if path in policy.public_paths and view.method in ("GET", "HEAD"):
+        return frozenset({"public_path"})
+    if not has_master:
+        return frozenset({"no_master_key"})
+    for loc in policy.locations:
+        values = _values(view, loc)
+        if values is None:
+            continue
+        if any(not (v.strip().isascii() and v.strip().isprintable()) for v in values):
+            return frozenset({"malformed_credential"})  # a control or non-ASCII character
+        for k in keys:
+            if all(_matches(v, k.key, loc.bearer) for v in values):
+                if not usable(k.key, policy):
+                    return frozenset({"malformed_credential"})
+                if k.expires_at is not None and k.expires_at <= NOW:
+                    return frozenset({"expired_key"})
+                if k.patterns is None:
+                    return frozenset({"key_valid"})
+                if _plain(path):
+                    ok = _scope_matches(k.patterns, path)
+                    return frozenset({"key_valid" if ok else "path_not_allowed"})
+                if _in_scope(k.patterns, path):
+                    return frozenset({"key_valid", "path_not_allowed"})
+                return frozenset({"path_not_allowed"})
+        return frozenset({"unknown_key", "malformed_credential"})
+    return frozenset({"missing_credential"})

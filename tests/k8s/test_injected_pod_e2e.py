@@ -11,7 +11,6 @@ paths open; the rewritten probes answer from the app; ``/readyz`` turns ready.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import os
 import signal
 import socket
@@ -39,14 +38,7 @@ from tests._leakscan import log_file
 from tests.k8s._support import ROOT
 from tests.k8s.test_envoy_bootstrap import _envoy
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        importlib.util.find_spec("authsvc.envoy") is None,
-        reason="authsvc.envoy (the `authsvc envoy-config` builder, issue 4) is not on this "
-        "branch yet: the pod's bootstrap container cannot run",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 KEY = make_key("k8s-injected-pod")
 

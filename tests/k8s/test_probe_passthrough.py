@@ -14,7 +14,6 @@ ways to run authsvc's side, same assertions:
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import os
 import signal
 import socket
@@ -30,42 +29,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-import authsvc as authsvc_pkg
 from authsvc import _defaults
-from authsvc.cli import COMMANDS
 from authsvc.kube import InjectOptions, inject_template
-from authsvc.kube._options import ENV_APP_PROBES, SIDECAR_CONTAINER
+from authsvc.kube._options import SIDECAR_CONTAINER
 from tests._keys import make_key
 from tests._leakscan import log_file
 from tests.k8s._support import ROOT
 
-
-def _reads_app_probes() -> bool:
-    """True once some module outside authsvc.kube implements the pass-through contract."""
-    pkg = Path(authsvc_pkg.__file__).parent
-    return any(
-        ENV_APP_PROBES in p.read_text()
-        for p in pkg.rglob("*.py")
-        if "kube" not in p.relative_to(pkg).parts
-    )
-
-
-def _has_serve() -> bool:
-    return importlib.util.find_spec(COMMANDS["serve"][0]) is not None
-
-
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        not _reads_app_probes(),
-        reason="no module of authsvc reads AUTHSVC_APP_PROBES yet (the status port's probe "
-        "pass-through, issue 5, is not on this branch)",
-    ),
-]
-needs_serve = pytest.mark.skipif(
-    not _has_serve(),
-    reason=f"the `authsvc serve` command ({COMMANDS['serve'][0]}) is not on this branch yet",
-)
+pytestmark = pytest.mark.e2e
 
 
 def _free_port() -> int:
@@ -208,7 +179,6 @@ def _check_probes(pod: dict[str, Any], status_port: int) -> None:
     assert "authorization" not in headers
 
 
-@needs_serve
 def test_rewritten_probes_return_the_apps_answer_through_authsvc_serve(
     app: int, tmp_path: Path
 ) -> None:

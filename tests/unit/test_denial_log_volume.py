@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import math
 import time
 from collections.abc import Iterator
 
@@ -20,7 +21,7 @@ import pytest
 from authsvc.authz import Policy, Reason, RequestView, decide
 from authsvc.keys import KeyStore
 from authsvc.observability import DECISION_LOGGER, JsonFormatter, Observer
-from authsvc.observability._throttle import OTHER, DenialThrottle, route_of
+from authsvc.observability._throttle import OTHER, DenialThrottle, Suppressed, route_of
 from tests._keys import MASTER, WRONG
 from tests._resolution_stub import resolution
 
@@ -167,3 +168,21 @@ def test_route_of() -> None:
     with pytest.raises(ValueError):
         DenialThrottle(lambda _: None, burst=0)
     assert Reason.UNKNOWN_KEY.value == "unknown_key"
+
+
+def test_the_interval_and_the_burst_at_their_boundaries() -> None:
+    """The burst's last line is the 5th (the 6th is counted); an interval ends at exactly
+    ``start + interval`` (``>=``), not one float before it."""
+    clock = Clock()
+    reported: list[list[object]] = []
+    throttle = DenialThrottle(reported.append, burst=5, interval=10.0, clock=clock, timer=False)
+    admitted = [throttle.admit("unknown_key", "/v1/models") for _ in range(6)]
+    assert admitted == [True] * 5 + [False]
+    clock.now = math.nextafter(1010.0, 0.0)  # one float before the interval ends
+    assert throttle.admit("unknown_key", "/v1/models") is False and reported == []
+    clock.now = 1010.0  # the exact instant: a new interval, its first line written
+    assert throttle.admit("unknown_key", "/v1/models") is True
+    assert reported == [[Suppressed("unknown_key", "/v1/models", 2, 10.0)]]
+    for bad in ({"interval": 0.0}, {"max_routes": 0}, {"burst": 0}):
+        with pytest.raises(ValueError):
+            DenialThrottle(lambda _: None, **bad)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ and the periodic warning. Through a real Envoy: ``tests/e2e/test_dry_run_e2e.py`
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 
@@ -76,6 +77,16 @@ def test_every_policy_denial_becomes_an_allow_that_remembers_it(reason: Reason) 
     assert out.allowed and out.reason is Reason.DRY_RUN and out.would_deny is reason
     assert out.key_name == denied.key_name and out.credential_location == denied.credential_location
     assert reason.value in out.message
+
+
+def test_a_shadowed_scoped_key_keeps_its_identity() -> None:
+    """A known key outside its paths is let through under its own name and fingerprint (the
+    metrics and the log attribute the would-be denial to it), not as an anonymous caller."""
+    denied = decide(CASES[Reason.PATH_NOT_ALLOWED], Policy.build(), ring(), 0.0)
+    out = shadow(denied)
+    expected_fp = hashlib.sha256(SCOPED.encode()).hexdigest()[:12]
+    assert (out.key_name, out.key_fingerprint) == ("ci", expected_fp)
+    assert out.credential_location == denied.credential_location is not None
 
 
 def test_the_shadowed_set_is_exactly_the_client_policy_denials() -> None:

@@ -11,8 +11,6 @@ and valid requests truncated or bit-flipped) sent through a raw-bytes channel:
 - nothing is allowed unless the independent oracle (``tests/_oracle.py``) allows it;
 - afterwards ``/metrics`` (the observer's render) parses and counted every check, with no
   observer error.
-
-Skipped, with the reason, while ``authsvc.server`` (issue 2) is not on this branch.
 """
 
 from __future__ import annotations
@@ -22,26 +20,19 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
-server_pkg = pytest.importorskip(
-    "authsvc.server", reason="authsvc.server (the gRPC server, issue 2) is not on this branch yet"
-)
-ext = pytest.importorskip(
-    "authsvc._proto.envoy.service.auth.v3.external_auth_pb2",
-    reason="generated ext_authz stubs (issue 2) are not on this branch yet",
-)
-grpc = pytest.importorskip("grpc")
-
-from authsvc.authz import DEFAULT_LOCATIONS, STATUS, Policy, Reason, RequestView  # noqa: E402
-from authsvc.keys import KeyRecord, KeyRing, PathRule, digest, fingerprint  # noqa: E402
-from authsvc.observability import Observer  # noqa: E402
-from tests._authz_server import Server  # noqa: E402
-from tests._keys import ALT, MASTER, SCOPED, WRONG  # noqa: E402
-from tests._oracle import FuzzKey, oracle  # noqa: E402
+from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext
+from authsvc.authz import DEFAULT_LOCATIONS, STATUS, Policy, Reason, RequestView
+from authsvc.keys import KeyRecord, KeyRing, PathRule, digest, fingerprint
+from authsvc.observability import Observer
+from tests._authz_server import Server
+from tests._keys import ALT, MASTER, SCOPED, WRONG
+from tests._oracle import FuzzKey, oracle
 
 DENY_STATUSES = {s for s in STATUS.values() if s != 200}
 KEYS = [

@@ -331,3 +331,16 @@ def test_reason_header_is_the_one_authsvc_sets_on_denials() -> None:
     from authsvc.health import AUTHSVC_REASON_HEADER
 
     assert AUTHSVC_REASON_HEADER == REASON_HEADER
+
+
+@pytest.mark.parametrize("interval", [0, 0.0, -1.0, -1e-9])
+def test_the_interval_must_be_positive_zero_included(interval: float) -> None:
+    with pytest.raises(ValueError, match="deep health interval must be positive"):
+        DeepHealth("http://127.0.0.1:1", key_provider=provider(None), interval=interval)
+
+
+def test_the_smallest_positive_interval_is_accepted_and_bounds_the_timeout() -> None:
+    tiny = DeepHealth("http://127.0.0.1:1", key_provider=provider(None), interval=5e-324)
+    assert tiny.interval == 5e-324 and tiny.timeout == 5e-324
+    assert DeepHealth("http://127.0.0.1:1", key_provider=provider(None), interval=10).timeout == 10
+    assert DeepHealth("http://127.0.0.1:1", key_provider=provider(None), interval=30).timeout == 10

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,10 +18,15 @@ from authsvc.keys import (
     KeyMeta,
     KeySource,
     KeyStore,
+    PathRule,
     Reading,
     Reloader,
     SourceKind,
+    SourceOutput,
+    Watch,
     fingerprint,
+    rejection,
+    resolve,
     resolve_readings,
 )
 from authsvc.sources import BUILTIN, SourceRegistry
@@ -143,3 +150,92 @@ def test_the_keys_package_keeps_its_public_names() -> None:
     assert before <= set(authsvc.keys.__all__)
     for name in authsvc.keys.__all__:
         assert hasattr(authsvc.keys, name), name
+
+
+def test_a_batch_counts_every_skipped_key_and_keeps_its_paths() -> None:
+    """Two of each skipped kind are counted as two (not one, not -1); a batch's keys carry the
+    shared record's paths."""
+    master = Reading.of_value("env:M", MASTER, max_length=1024)
+    meta = KeyMeta("bulk", "keys[0]", paths=PathRule.from_patterns(["/v1/*"]))
+    weak = ["sk-1234", "sk-1234"]
+    packed = b"".join(sha(k) for k in [*BULK, *weak, MASTER, MASTER, BULK[0], BULK[1]])
+    res = resolve_readings([master], batches=[DigestBatch(meta, "x:bulk", packed)])
+    assert [w for w in res.warnings if "x:bulk" in w] == [
+        "keys[0] 'bulk': x:bulk: 2 publicly known keys refused",
+        "keys[0] 'bulk': x:bulk: 2 the master key (it stays the unrestricted master)",
+        "keys[0] 'bulk': x:bulk: 2 keys already loaded from another entry (the first is used)",
+    ]
+    record = res.ring.lookup(sha(BULK[2]))
+    assert record is not None and record.paths is not None
+    assert record.paths.allows("/v1/models") and not record.paths.allows("/admin")
+
+
+@dataclass(frozen=True, slots=True)
+class _BulkSource:
+    """A test-only ``bulk:`` kind: a ``keys:`` entry whose keys come as one DigestBatch."""
+
+    meta: KeyMeta
+
+    @property
+    def label(self) -> str:
+        return "bulk:test"
+
+    def read(self, environ: Mapping[str, str], *, max_length: int) -> SourceOutput:
+        packed = b"".join(sha(k) for k in BULK)
+        return SourceOutput(batches=(DigestBatch(self.meta, self.label, packed),))
+
+    def watch(self) -> Watch:
+        return Watch()
+
+    def change_token(self) -> Hashable | None:
+        return None
+
+
+def test_resolve_reads_batches_and_the_master_key_settings_from_the_config(
+    tmp_path: Path,
+) -> None:
+    """``resolve(config)`` hands the rule the config's ``allow_weak`` and ``on_conflict`` and
+    every source's batches."""
+    kind = SourceKind(
+        "bulk", lambda ctx, node, path: None, key=lambda parsed, meta: _BulkSource(meta)
+    )
+    path = str(tmp_path / "c.yaml")
+    with REGISTRY.registered(kind):
+        config = parse_config(
+            "master_key:\n  sources:\n    - env: A\nkeys:\n  - name: bulk\n    bulk: x\n",
+            path,
+            environ={},
+        )
+        res = resolve(config, {"A": MASTER})
+    assert len(res.ring) == 1 + len(BULK)
+    record = res.ring.lookup(sha(BULK[4]))
+    assert record is not None and (record.name, record.origin) == ("bulk", "bulk:test")
+
+    weak = "master_key:\n  sources:\n    - env: A\n"
+    refused = resolve(parse_config(weak, path, environ={}), {"A": "sk-1234"})
+    assert not refused.resolved and refused.allow_weak is False
+    allowed = resolve(
+        parse_config(weak + "  allow_weak: true\n", path, environ={}), {"A": "sk-1234"}
+    )
+    assert allowed.resolved and allowed.allow_weak is True
+
+    two = "master_key:\n  sources:\n    - env: A\n    - env: B\n"
+    environ = {"A": MASTER, "B": BULK[0]}
+    warned = resolve(parse_config(two, path, environ={}), environ)
+    assert warned.resolved and warned.conflicts
+    blocked = resolve(parse_config(two + "  on_conflict: error\n", path, environ={}), environ)
+    assert not blocked.resolved and "on_conflict is error" in blocked.unready_reason
+
+
+def test_the_resolution_keeps_allow_weak_for_the_reload() -> None:
+    """The reload judges a new resolution by the rule's own ``allow_weak``: a weak layer it
+    accepted is no reason to reject the reload."""
+    assert resolve_readings([]).allow_weak is False
+    old = resolve_readings([Reading.of_value("env:M", MASTER, max_length=1024)])
+    weak = [Reading.of_value("env:M", "sk-1234", max_length=1024)]
+    accepted = resolve_readings(weak, allow_weak=True)
+    assert accepted.allow_weak is True and accepted.resolved
+    assert rejection(old, accepted) is None
+    refused = resolve_readings(weak)
+    assert refused.allow_weak is False
+    assert (rejection(old, refused) or "").startswith("reload rejected: env:M is now weak")

@@ -1,7 +1,4 @@
-"""The observer fed by the real key resolution (``authsvc.keys.resolve``, issue 3).
-
-Skipped, with the reason, while the key-resolution package is not on this branch.
-"""
+"""The observer fed by the real key resolution (``authsvc.keys.resolve``, issue 3)."""
 
 from __future__ import annotations
 
@@ -14,16 +11,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import authsvc.keys
+from authsvc import config
 from authsvc.keys import fingerprint
 from authsvc.observability import RESOLUTION_LOGGER, JsonFormatter, Observer
 from tests._keys import ALT, MASTER
-
-if not hasattr(authsvc.keys, "resolve"):
-    pytest.skip(
-        "authsvc.keys.resolve (layered key resolution, issue 3) is not on this branch yet",
-        allow_module_level=True,
-    )
-config = pytest.importorskip("authsvc.config", reason="authsvc.config (issue 3) is not here yet")
 
 
 def resolve(environ: dict[str, str]):  # type: ignore[no-untyped-def]

@@ -4,9 +4,6 @@ The production ``AuthzServer`` (with the ``Observer`` attached) answers real Che
 production ``StatusServer`` serves ``observer.metrics``. A scrape over HTTP parses with
 prometheus_client's own parser and the counters move by exactly the checks sent. Each scrape
 is also written to the session log directory for the no-key-leak scan.
-
-Skipped, with the reason, while ``authsvc.health`` (issue 5) or ``authsvc.server`` (issue 2)
-is not on this branch.
 """
 
 from __future__ import annotations
@@ -17,18 +14,14 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-health = pytest.importorskip(
-    "authsvc.health", reason="authsvc.health (status port, issue 5) is not on this branch yet"
-)
-pytest.importorskip("authsvc.server", reason="authsvc.server (issue 2) is not on this branch yet")
-
-from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext  # noqa: E402
-from authsvc.keys import KeyRecord, KeyRing, digest, fingerprint  # noqa: E402
-from authsvc.observability import Observer  # noqa: E402
-from tests._authz_server import Server  # noqa: E402
-from tests._keys import MASTER, WRONG  # noqa: E402
-from tests._leakscan import log_file  # noqa: E402
-from tests._resolution_stub import resolution  # noqa: E402
+from authsvc import health
+from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext
+from authsvc.keys import KeyRecord, KeyRing, digest, fingerprint
+from authsvc.observability import Observer
+from tests._authz_server import Server
+from tests._keys import MASTER, WRONG
+from tests._leakscan import log_file
+from tests._resolution_stub import resolution
 
 
 @pytest.fixture

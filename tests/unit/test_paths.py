@@ -20,6 +20,14 @@ from authsvc.authz import is_canonical, normalize_path, query_values, split_targ
         ("/%2e%2e/v1/models", "/v1/models"),
         ("/a/..", "/"),
         ("/a/b/.", "/a/b/"),
+        ("/a/b/..", "/a/"),  # a trailing dot segment keeps the trailing slash
+        ("/a/b/%2e%2e", "/a/"),
+        ("/a b", "/a b"),  # a space is not a control character
+        ("/a%20b", "/a b"),
+        ("/\x1f", None),  # the last C0 control
+        ("/a\x7f", None),  # DEL
+        ("/a%7F", None),
+        ("/a\x80", "/a\x80"),  # not a control character here (the credential rules differ)
         ("/v1/%00", None),
         ("/v1/%ff", None),
         ("*", None),

@@ -4,6 +4,7 @@ every layer (acceptance 1), plus the cases that read best as examples."""
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def leaks(res: Resolution) -> list[str]:
     return [k for k in ALL_KEYS if k.strip() and k.strip() in text]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(deadline=None)  # examples: the hypothesis profile (tests/conftest.py)
 @given(layers(), st.booleans(), st.sampled_from(["warn", "error"]))
 def test_resolution_rule_holds_for_every_chain(
     readings: list[Reading], allow_weak: bool, on_conflict: str
@@ -281,3 +282,150 @@ def test_require_raises_the_fail_closed_message() -> None:
     d = decide(RequestView("GET", "/v1/models", {}), Policy.build(), res.ring, 0.0)
     assert d.reason is Reason.NO_MASTER_KEY and d.status == 503 and d.message == message
     resolve_readings([make(0, State.SET, STRONG[0], Role.CANDIDATE)]).require()  # no error
+
+
+# -- the messages, written out --------------------------------------------------------------
+
+
+def _fp(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _value(label: str, value: str, **kw: object) -> Reading:
+    return Reading.of_value(label, value, max_length=1024, **kw)  # type: ignore[arg-type]
+
+
+def test_conflict_messages_and_on_conflict_error() -> None:
+    a, b = STRONG[0], STRONG[1]
+    readings = [_value("env:A", a), _value("env:B", b)]
+    conflict = (
+        f"conflict: env:B holds a different key (fingerprint {_fp(b)}) than env:A "
+        f"(fingerprint {_fp(a)}), which shadows it"
+    )
+    warned = resolve_readings(readings)
+    assert warned.winner is readings[0] and warned.warnings == (conflict,)
+    assert warned.ring.master is not None and warned.ring.master.fingerprint == _fp(a)
+    assert warned.ring.master.name == "master" and warned.ring.master.origin == "env:A"
+    refused = resolve_readings(readings, on_conflict="error")
+    assert refused.winner is None and refused.chosen is readings[0]
+    assert refused.warnings == (
+        conflict,
+        "master_key.on_conflict is error: no master key is used until the layers agree",
+    )
+    assert refused.unready_reason == (
+        "the master key layers disagree (env:A, env:B) and master_key.on_conflict is error; "
+        "checked env:A (set); env:B (set)"
+    )
+    assert refused.signature()[1] is None and warned.signature()[1] == "env:A"
+
+
+def test_layer_warnings_and_the_unready_reason() -> None:
+    readings = [
+        Reading.without_value("file:/k", State.UNREADABLE, "the file cannot be read: no"),
+        _value("env:WEAK", WEAK[0]),
+        _value("env:BAD", INVALID[0]),
+        _value("env:APP", STRONG[2], role=Role.IGNORED, note="the app ignores it"),
+        _value("env:ELSEWHERE", STRONG[1], role=Role.MISPLACED, note="nothing reads it"),
+        Reading.without_value("env:GONE", State.MISSING, "gone", role=Role.MISPLACED, note="n/a"),
+    ]
+    res = resolve_readings(readings)
+    weak, bad = readings[1], readings[2]
+    assert res.winner is None
+    assert res.warnings == (
+        "file:/k: the file cannot be read: no",
+        f"env:WEAK: weak key refused: {weak.detail} "
+        "(master_key.allow_weak: true accepts it, for development only)",
+        f"env:BAD: unusable key: {bad.detail}",
+        f"env:ELSEWHERE: nothing reads it (it holds a key, fingerprint {_fp(STRONG[1])})",
+        "env:GONE: n/a",
+    )
+    assert res.unready_reason == (
+        "checked file:/k (unreadable: the file cannot be read: no); "
+        f"env:WEAK (weak: {weak.detail}); env:BAD (invalid: {bad.detail}); "
+        "env:APP (set, ignored by the app); env:ELSEWHERE (set, ignored by the app); "
+        "env:GONE (missing, ignored by the app)"
+    )
+    assert resolve_readings([]).unready_reason == "no key source is configured"
+    allowed = resolve_readings(readings, allow_weak=True)
+    assert allowed.winner is weak
+    assert allowed.warnings[1] == (
+        f"env:WEAK: weak key in use because master_key.allow_weak is true: {weak.detail}"
+    )
+
+
+def test_extra_key_records_and_warnings() -> None:
+    master = _value("env:M", STRONG[0])
+    extras = [
+        ExtraKeyReadings("ci", "keys[0]", (_value("file:/ci", STRONG[1]),), None, 1.5e9),
+        ExtraKeyReadings("dup", "keys[1]", (_value("env:DUP", STRONG[1]),)),
+        ExtraKeyReadings("same", "keys[2]", (_value("env:SAME", STRONG[0]),)),
+        ExtraKeyReadings("weak", "keys[3]", (_value("env:W", WEAK[0]),)),
+        ExtraKeyReadings(
+            "gone", "keys[4]", (Reading.without_value("file:/g", State.MISSING, "no file"),)
+        ),
+        ExtraKeyReadings("last", "keys[5]", (_value("env:LAST", STRONG[2]),)),
+    ]
+    res = resolve_readings([master], extras=extras)
+    names = {r.name: r for r in res.ring.records()}
+    assert set(names) == {"master", "ci", "last"}
+    ci = names["ci"]
+    assert (ci.origin, ci.fingerprint, ci.expires_at) == ("file:/ci", _fp(STRONG[1]), 1.5e9)
+    assert names["last"].fingerprint == _fp(STRONG[2])
+    weak = extras[3].readings[0]
+    assert res.warnings == (
+        "keys[1] 'dup': env:DUP holds the same key as keys[0] 'ci' file:/ci; the first is used",
+        "keys[2] 'same': env:SAME holds the master key; it stays the unrestricted master",
+        f"keys[3] 'weak': env:W is weak ({weak.detail}); no key loaded from it",
+        "keys[4] 'gone': file:/g is missing (no file); no key loaded from it",
+    )
+    loose = resolve_readings([master], extras=extras, allow_weak=True)
+    assert "weak" in {r.name for r in loose.ring.records()}
+    assert f"keys[3] 'weak': env:W: weak key accepted (allow_weak): {weak.detail}" in loose.warnings
+
+
+def test_an_extra_key_with_several_readings_loads_each_usable_one() -> None:
+    master = _value("env:M", STRONG[0])
+    more = [
+        "sk-strong-dddddddddddddddd",
+        "sk-strong-eeeeeeeeeeeeeeee",
+        "sk-strong-ffffffffffffffff",
+    ]
+    extras = [
+        ExtraKeyReadings("one", "keys[0]", (_value("env:ONE", STRONG[1]),)),
+        ExtraKeyReadings(  # each skipped reading is followed by one that must still load
+            "multi",
+            "keys[1]",
+            (
+                _value("env:AGAIN", STRONG[1]),  # same as keys[0]
+                _value("env:D", more[0]),
+                _value("env:MASTER", STRONG[0]),  # the master key
+                _value("env:E", more[1]),
+                Reading.without_value("file:/none", State.MISSING, "no file"),
+                _value("env:F", more[2]),
+            ),
+        ),
+    ]
+    res = resolve_readings([master], extras=extras)
+    origins = sorted(r.origin for r in res.ring.records())
+    assert origins == ["env:D", "env:E", "env:F", "env:M", "env:ONE"]
+
+
+def test_a_weak_layer_after_the_winner_is_not_refused_when_weak_is_allowed() -> None:
+    readings = [_value("env:A", STRONG[0]), _value("env:W", WEAK[0])]
+    assert not any(
+        "weak key refused" in w for w in resolve_readings(readings, allow_weak=True).warnings
+    )
+    assert any("weak key refused" in w for w in resolve_readings(readings).warnings)
+
+
+def test_master_secret_and_the_signature_of_extras() -> None:
+    assert resolve_readings([]).master_secret() is None
+    master = _value("env:M", STRONG[0])
+    secret = resolve_readings([master]).master_secret()
+    assert secret is not None and secret.reveal() == STRONG[0]
+    one = ExtraKeyReadings("x", "keys[0]", (_value("env:X", STRONG[1]),))
+    other = ExtraKeyReadings("x", "keys[0]", (_value("env:X", STRONG[2]),))
+    with_one = resolve_readings([master], extras=[one]).signature()
+    assert with_one != resolve_readings([master], extras=[other]).signature()
+    assert with_one != resolve_readings([master]).signature()
+    assert with_one == resolve_readings([master], extras=[one]).signature()

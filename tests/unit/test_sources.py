@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import os
 import pickle
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from authsvc.keys import (
     fingerprint,
     resolve,
 )
+from tests._privileges import run_without_dac_override
 
 KEY = "sk-source-test-0123456789abcdef"
 OTHER = "sk-source-other-0123456789abcdef"
@@ -150,12 +150,37 @@ def test_file_source_strips_the_trailing_newline(tmp_path: Path) -> None:
     assert one(spec).state is State.UNREADABLE and "directory" in one(spec).detail
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_file_source_permission_denied(tmp_path: Path) -> None:
+    """A file we may not read is ``unreadable: permission denied``, never ``missing``.
+
+    Runs for real as root too (CI): the read happens in a child without CAP_DAC_OVERRIDE.
+    """
     path = tmp_path / "master"
     path.write_text(KEY)
     path.chmod(0)
-    assert one(FileSource(str(path))).state is State.UNREADABLE
+    out = run_without_dac_override(
+        "from authsvc.sources import FileSource, read_text\n"
+        "(r,) = FileSource(path).read({}, max_length=1024).readings\n"
+        "state, detail, text = read_text(path)\n"
+        "result = [r.state.value, r.detail, r.fingerprint, state.value, detail, text]",
+        path=str(path),
+    )
+    state, detail, fp, raw_state, raw_detail, text = out["result"]
+    assert state == State.UNREADABLE.value, detail
+    assert "permission denied" in detail and "does not exist" not in detail
+    assert fp is None and KEY not in detail
+    # the reader underneath says the same, and hands back no text
+    assert raw_state == State.UNREADABLE.value and "permission denied" in raw_detail
+    assert text is None
+    # the same file, readable again, is read: the denial came from the mode, not the path
+    path.chmod(0o600)
+    reread = run_without_dac_override(
+        "from authsvc.sources import FileSource\n"
+        "(r,) = FileSource(path).read({}, max_length=1024).readings\n"
+        "result = r.state.value",
+        path=str(path),
+    )
+    assert reread["result"] == State.SET.value
 
 
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
