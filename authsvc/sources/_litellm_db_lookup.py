@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import time
 from collections import OrderedDict
 from typing import Any, Final
@@ -187,10 +188,11 @@ class Lookup:
         if parsed is None:
             return None
         revoke_at = sql.parse_when(row[7], '"LiteLLM_DeprecatedVerificationToken".revoke_at')
-        if parsed.digest != digest and revoke_at is None:
+        active = hmac.compare_digest(parsed.digest, digest)  # else: found as a rotated-away key
+        if not active and revoke_at is None:
             return None
         teams = frozenset({parsed.team_id}) if row[8] is True and parsed.team_id else frozenset()
-        return parsed.meta(self.entry, teams, revoke_at if parsed.digest != digest else None)
+        return parsed.meta(self.entry, teams, None if active else revoke_at)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

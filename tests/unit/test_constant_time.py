@@ -32,10 +32,6 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         2,
         "an extra key's digest against the master's and the earlier extras': all configured",
     ),
-    ("keymodel/_rule.py", "_batch_records"): (
-        3,
-        "a batch's configured digests against the weak keys', the master's and earlier ones'",
-    ),
     ("sources/_sha256.py", "reading"): (
         1,
         "a configured sha256: digest against the list of well-known weak keys' digests",
@@ -43,6 +39,22 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("keymodel/_rule.py", "resolve_readings"): (
         1,
         "later layers' digests against the winner's: all from configuration",
+    ),
+    ("keymodel/_rule.py", "_add_batches"): (
+        3,
+        "a batch's digests (configuration or LiteLLM's table) against the weak keys' and the "
+        "master's",
+    ),
+    ("keymodel/_ring.py", "__contains__"): (
+        2,
+        "dict membership while a ring is built: the digests added come from configuration or "
+        "LiteLLM's table (a client's digest is looked up with .get and compare_digest)",
+    ),
+    ("keymodel/_ring.py", "add"): (1, "a configured or stored digest against the ring being built"),
+    ("keymodel/_ring.py", "__init__"): (1, "configured records against each other (first wins)"),
+    ("sources/_litellm_db_store.py", "batches"): (
+        1,
+        "LiteLLM's stored token digests against the store's own cache of them",
     ),
     ("keymodel/_render.py", "_status"): (
         1,
