@@ -153,17 +153,19 @@ def test_the_keys_package_keeps_its_public_names() -> None:
 
 
 def test_a_batch_counts_every_skipped_key_and_keeps_its_paths() -> None:
-    """Two of each skipped kind are counted as two (not one, not -1); a batch's keys carry the
+    """Each skipped kind is counted (two weak keys as two, not one, not -1); a key repeated in
+    the batch counts once as what it is and then as a duplicate; a batch's keys carry the
     shared record's paths."""
     master = Reading.of_value("env:M", MASTER, max_length=1024)
     meta = KeyMeta("bulk", "keys[0]", paths=PathRule.from_patterns(["/v1/*"]))
-    weak = ["sk-1234", "sk-1234"]
+    weak = ["sk-1234", "sk-12345"]  # two different publicly known keys
     packed = b"".join(sha(k) for k in [*BULK, *weak, MASTER, MASTER, BULK[0], BULK[1]])
     res = resolve_readings([master], batches=[DigestBatch(meta, "x:bulk", packed)])
+    # by hand: 2 weak; the master once; repeats: MASTER, BULK[0], BULK[1] = 3
     assert [w for w in res.warnings if "x:bulk" in w] == [
         "keys[0] 'bulk': x:bulk: 2 publicly known keys refused",
-        "keys[0] 'bulk': x:bulk: 2 the master key (it stays the unrestricted master)",
-        "keys[0] 'bulk': x:bulk: 2 keys already loaded from another entry (the first is used)",
+        "keys[0] 'bulk': x:bulk: 1 the master key (it stays the unrestricted master)",
+        "keys[0] 'bulk': x:bulk: 3 keys already loaded from another entry (the first is used)",
     ]
     record = res.ring.lookup(sha(BULK[2]))
     assert record is not None and record.paths is not None
