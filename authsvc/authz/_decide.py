@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from authsvc.authz._credentials import CredentialError, extract_credential
+from authsvc.authz._credentials import CredentialError, extract_credential, is_websocket
 from authsvc.authz._paths import normalize_path, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._view import RequestView
@@ -90,6 +90,15 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
     # 1. route
     if path in policy.public_paths and view.method in policy.public_methods:
         return _PUBLIC
+    if policy.app_routes is not None:
+        if policy.closed_at_edge(path):
+            return _deny(
+                Reason.PATH_NOT_ALLOWED,
+                "the LiteLLM Admin UI and sign-in routes are closed at the edge "
+                "(litellm_ui: closed in authsvc's config)",
+            )
+        if policy.app_public(path):
+            return _PUBLIC
 
     # 2. readiness
     if not ring.ready:
@@ -98,9 +107,9 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         )
 
     # 3. credential
-    found = extract_credential(
-        view.target, view.headers, policy.locations, policy.max_credential_length
-    )
+    headers = view.first_values if view.first_values is not None else view.headers
+    locations = policy.ws_locations if is_websocket(headers) else policy.locations
+    found = extract_credential(view.target, headers, locations, policy.max_credential_length)
     if found is None:
         return _deny(Reason.MISSING_CREDENTIAL, policy.missing_message)
     if isinstance(found, CredentialError):

@@ -21,6 +21,7 @@ from authsvc.keys._secret import Secret
 __all__ = [
     "DEFAULT_HEALTH_URL",
     "Config",
+    "DotenvSource",
     "EnvSource",
     "ExtraKeySpec",
     "FileSource",
@@ -63,14 +64,35 @@ class FileSource:
 
 @dataclass(frozen=True, slots=True)
 class LiteLLMSource:
-    """``litellm_config: PATH`` — resolve the master key exactly as LiteLLM does from it."""
+    """``litellm_config: PATH`` — resolve the master key exactly as LiteLLM does from it.
+
+    ``dotenv`` is the ``.env`` LiteLLM loads (``auto``, ``off`` or a path); ``files`` are the
+    files LiteLLM reads for its config (the main one, its ``include:`` files, the ``.env``),
+    found when the config was loaded, so a reload watches them too.
+    """
 
     path: str
     where: str = ""
+    dotenv: str = "auto"
+    files: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         return f"litellm:{self.path}#general_settings.master_key"
+
+
+@dataclass(frozen=True, slots=True)
+class DotenvSource:
+    """``dotenv: PATH`` — the variable ``name`` of a ``.env`` file, parsed as python-dotenv
+    (and so LiteLLM) does; an exported variable of that name wins, as with ``load_dotenv()``."""
+
+    path: str
+    where: str = ""
+    name: str = "LITELLM_MASTER_KEY"
+
+    @property
+    def label(self) -> str:
+        return f"dotenv:{self.path}#{self.name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +122,7 @@ class Sha256Source:
         return f"config:{self.config_path}#{self.where}.sha256"
 
 
-SourceSpec = EnvSource | FileSource | LiteLLMSource | ValueSource
+SourceSpec = EnvSource | FileSource | LiteLLMSource | ValueSource | DotenvSource
 """One layer of the master-key chain."""
 
 KeySource = EnvSource | FileSource | ValueSource | Sha256Source
@@ -112,6 +134,7 @@ class MasterKeyConfig:
     sources: tuple[SourceSpec, ...]
     on_conflict: Literal["warn", "error"] = "warn"
     allow_weak: bool = False
+    weak: Literal["warn", "refuse"] = "warn"  # authsvc's stricter rules: warn and serve, or refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,13 +179,16 @@ class Config:
     health_check: HealthCheckConfig = field(default_factory=HealthCheckConfig)
     reload: ReloadConfig = field(default_factory=ReloadConfig)
     policy: Policy = field(default_factory=Policy.build)
+    litellm_ui: Literal["open", "closed"] = "open"
 
     def watched_files(self) -> tuple[str, ...]:
         """Every file whose change must trigger a reload: key files, LiteLLM configs, self."""
         files: list[str] = []
         for spec in self.master_key.sources:
-            if isinstance(spec, FileSource | LiteLLMSource):
+            if isinstance(spec, FileSource | LiteLLMSource | DotenvSource):
                 files.append(spec.path)
+            if isinstance(spec, LiteLLMSource):
+                files.extend(spec.files)
         files.extend(k.source.path for k in self.keys if isinstance(k.source, FileSource))
         if self.path is not None:
             files.append(self.path)

@@ -16,6 +16,7 @@ import yaml
 
 from authsvc.authz._credentials import (
     DEFAULT_LOCATIONS,
+    DEFAULT_WS_LOCATIONS,
     MAX_CREDENTIAL_LENGTH,
     CredentialLocation,
     parse_location,
@@ -23,8 +24,10 @@ from authsvc.authz._credentials import (
 from authsvc.authz._paths import is_canonical
 from authsvc.authz._policy import DEFAULT_PROTECTED_HEALTH_PATH, DEFAULT_PUBLIC_PATHS, Policy
 from authsvc.config._chain import ENV_PREFIX, default_sources, with_override
+from authsvc.config._litellm_mode import litellm_locations, litellm_mode
 from authsvc.config._model import (
     Config,
+    DotenvSource,
     EnvSource,
     ExtraKeySpec,
     FileSource,
@@ -54,9 +57,10 @@ SCHEMA: dict[str, tuple[str, ...]] = {
         "forward_credentials",
         "health_check",
         "reload",
+        "litellm_ui",
     ),
-    "master_key": ("sources", "on_conflict", "allow_weak"),
-    "master_key.sources[]": ("env", "file", "litellm_config", "value"),
+    "master_key": ("sources", "on_conflict", "allow_weak", "weak"),
+    "master_key.sources[]": ("env", "file", "litellm_config", "value", "dotenv"),
     "keys[]": ("name", "sha256", "env", "file", "value", "paths", "expires"),
     "health_check": ("enabled", "interval", "url"),
     "reload": ("poll_interval",),
@@ -131,7 +135,8 @@ class _Parser:
         health = self._health(node) if node is not None else HealthCheckConfig()
         node = get("reload")
         reload = self._reload(node) if node is not None else ReloadConfig()
-        policy = self._policy(top, public, health_path, locations, max_len, forward)
+        master, ui = litellm_mode(self.r, master, top, self.environ)
+        policy = self._policy(top, public, health_path, locations, max_len, forward, master, ui)
         return Config(
             path=self.abspath,
             master_key=master,
@@ -144,6 +149,7 @@ class _Parser:
             health_check=health,
             reload=reload,
             policy=policy,
+            litellm_ui=ui,
         )
 
     # -- small typed helpers -------------------------------------------------------------
@@ -216,11 +222,28 @@ class _Parser:
         allow_weak = False
         if "allow_weak" in entries:
             allow_weak = r.boolean(entries["allow_weak"][1], "master_key.allow_weak")
-        return MasterKeyConfig(with_override(sources, master_key_file), on_conflict, allow_weak)
+        weak: Literal["warn", "refuse"] = "warn"
+        if "weak" in entries:
+            w_node = entries["weak"][1]
+            value = r.string(w_node, "master_key.weak")
+            if value not in ("warn", "refuse"):
+                r.fail(w_node, "master_key.weak", f"expected 'warn' or 'refuse', got {value!r}")
+            weak = "refuse" if value == "refuse" else "warn"
+        return MasterKeyConfig(
+            with_override(sources, master_key_file), on_conflict, allow_weak, weak
+        )
 
     def _source(self, node: yaml.Node, path: str) -> SourceSpec:
         entries = self.r.mapping(node, path, SCHEMA["master_key.sources[]"])
+        if "litellm_config" in entries and "dotenv" in entries:  # the .env LiteLLM loads
+            d_node = entries.pop("dotenv")[1]
+            raw = self._str(d_node, f"{path}.dotenv")
+            dotenv = raw if raw in ("auto", "off") else self._file(d_node, f"{path}.dotenv")
+            c_node = entries["litellm_config"][1]
+            return LiteLLMSource(self._file(c_node, f"{path}.litellm_config"), path, dotenv)
         kind, v_node = self._one_of(node, path, entries, SCHEMA["master_key.sources[]"])
+        if kind == "dotenv":
+            return DotenvSource(self._file(v_node, f"{path}.dotenv"), path)
         if kind == "env":
             return EnvSource(self._env_name(v_node, f"{path}.env"), path)
         if kind == "file":
@@ -363,6 +386,8 @@ class _Parser:
         locations: tuple[CredentialLocation, ...] | None,
         max_len: int | None,
         forward: bool,
+        master: MasterKeyConfig | None = None,
+        ui: Literal["open", "closed"] = "open",
     ) -> Policy:
         """``Policy.build``, its ``ValueError`` pinned to the entry that caused it."""
         if "public_paths" in top:
@@ -378,6 +403,12 @@ class _Parser:
             "credential location": "credentials",
             "max credential length": "max_credential_length",
         }
+        ws = DEFAULT_WS_LOCATIONS if locations is None else locations
+        app_routes = None
+        if master is not None:
+            lite = litellm_locations(master, ui, self.environ)
+            if lite is not None:
+                app_routes, locations, ws = lite
         try:
             return Policy.build(
                 public,
@@ -385,6 +416,8 @@ class _Parser:
                 max_credential_length=MAX_CREDENTIAL_LENGTH if max_len is None else max_len,
                 protected_health_path=health_path,
                 forward_credentials=forward,
+                ws_locations=ws,
+                app_routes=app_routes,
             )
         except ValueError as exc:
             message = str(exc)

@@ -16,6 +16,7 @@ from authsvc import _defaults
 from authsvc._address import Address, parse_address
 from authsvc._errors import ConfigError
 from authsvc.authz import DEFAULT_LOCATIONS, is_canonical
+from authsvc.authz._credentials import DEFAULT_WS_LOCATIONS
 from authsvc.authz._policy import DEFAULT_PUBLIC_METHODS, DEFAULT_PUBLIC_PATHS
 
 __all__ = [
@@ -27,7 +28,9 @@ __all__ = [
 ]
 
 DEFAULT_CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
-    loc.name for loc in DEFAULT_LOCATIONS if loc.kind == "header"
+    dict.fromkeys(
+        loc.name for loc in (*DEFAULT_LOCATIONS, *DEFAULT_WS_LOCATIONS) if loc.kind == "header"
+    )
 )
 """Headers that carry a key (LiteLLM's set): the only headers Envoy sends to authsvc, and stripped
 upstream when ``forward_credentials`` is off."""

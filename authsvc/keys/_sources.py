@@ -15,6 +15,7 @@ from collections.abc import Mapping
 
 from authsvc.config._model import (
     Config,
+    DotenvSource,
     EnvSource,
     ExtraKeySpec,
     FileSource,
@@ -24,9 +25,10 @@ from authsvc.config._model import (
     ValueSource,
 )
 from authsvc.keys._fileio import read_text
-from authsvc.keys._litellm import read_litellm
-from authsvc.keys._reading import WEAK_DIGESTS, Reading, State
+from authsvc.keys._litellm import read_dotenv_source, read_litellm
+from authsvc.keys._reading import LITELLM_REFUSED, OWS, WEAK_DIGESTS, Reading, State
 from authsvc.keys._resolve import ExtraKeyReadings, Resolution, resolve_readings
+from authsvc.keys._secret import Secret
 
 __all__ = ["read_extra_key", "read_source", "resolve"]
 
@@ -55,15 +57,23 @@ def _file(spec: FileSource, max_length: int) -> Reading:
     state, detail, text = read_text(spec.path)
     if text is None:
         return Reading.without_value(spec.label, state, detail)
-    return Reading.of_value(spec.label, text.strip(), max_length=max_length, what="the file")
+    return Reading.of_value(
+        spec.label, text.strip(OWS + "\r\n"), max_length=max_length, what="the file"
+    )
 
 
 def _sha256(spec: Sha256Source) -> Reading:
     fp = spec.digest.hex()[:12]
-    if spec.digest in WEAK_DIGESTS:
-        detail = "the digest is the SHA-256 of a publicly known default key"
+    detail = "the digest is the SHA-256 of a publicly known default key"
+    if spec.digest in _REFUSED_DIGESTS:
         return Reading(spec.label, State.WEAK, fp, detail, key_digest=spec.digest)
-    return Reading(spec.label, State.SET, fp, "SHA-256 digest", key_digest=spec.digest)
+    caution = detail if spec.digest in WEAK_DIGESTS else ""
+    return Reading(
+        spec.label, State.SET, fp, "SHA-256 digest", caution=caution, key_digest=spec.digest
+    )
+
+
+_REFUSED_DIGESTS = frozenset(Secret(k).digest for k in LITELLM_REFUSED)
 
 
 def read_source(spec: SourceSpec, environ: Mapping[str, str], *, max_length: int) -> list[Reading]:
@@ -73,7 +83,11 @@ def read_source(spec: SourceSpec, environ: Mapping[str, str], *, max_length: int
     if isinstance(spec, FileSource):
         return [_file(spec, max_length)]
     if isinstance(spec, LiteLLMSource):
-        return read_litellm(spec.path, environ, max_length=max_length)
+        return read_litellm(spec.path, environ, max_length=max_length, dotenv=spec.dotenv)
+    if isinstance(spec, DotenvSource):
+        return [
+            read_dotenv_source(spec.path, spec.name, spec.label, environ, max_length=max_length)
+        ]
     return [_value(spec, environ, max_length)]
 
 
@@ -81,12 +95,11 @@ def _key_file(spec: FileSource, max_length: int) -> list[Reading]:
     state, detail, text = read_text(spec.path)
     if text is None:
         return [Reading.without_value(spec.label, state, detail)]
+    lines = (line.removesuffix("\r").strip(OWS) for line in text.split("\n"))
     readings = [
-        Reading.of_value(
-            f"{spec.label}#line{number}", line.strip(), max_length=max_length, what="the key"
-        )
-        for number, line in enumerate(text.splitlines(), start=1)
-        if line.strip() and not line.strip().startswith("#")
+        Reading.of_value(f"{spec.label}#line{number}", line, max_length=max_length, what="the key")
+        for number, line in enumerate(lines, start=1)
+        if line and not line.startswith("#")
     ]
     if not readings:
         return [Reading.without_value(spec.label, State.EMPTY, "the file holds no keys")]
@@ -131,6 +144,7 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
     ]
     return resolve_readings(
         readings,
+        weak=config.master_key.weak,
         allow_weak=config.master_key.allow_weak,
         on_conflict=config.master_key.on_conflict,
         extras=extras,

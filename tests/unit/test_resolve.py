@@ -21,11 +21,16 @@ from authsvc.keys import (
     resolve_readings,
 )
 
-STRONG = ["sk-strong-aaaaaaaaaaaaaaaa", "sk-strong-bbbbbbbbbbbbbbbb", "sk-strong-cccccccccccccccc"]
-WEAK = ["sk-1234", "changeme", "short-key", "sk-123456"]
+STRONG = [
+    "sk-strong-aaaaaaaaaaaaaaaa",
+    "sk-strong-bbbbbbbbbbbbbbbb",
+    "sk-strong-cccccccccccccccc",
+    "short-key",  # authsvc's stricter rules: set, with a caution (served, warned about)
+    "changeme",
+]
+WEAK = ["sk-1234", " sk-1234"]  # refused, as LiteLLM refuses them (leak scan: no "None")
 INVALID = [
-    "sk-with space-0123456789",
-    "sk-comma,0123456789abc",
+    "sk-line\nbreak-0123456789",
     "sk-ünicode-0123456789",
     " sk-padded-0123456789 ",
 ]
@@ -225,9 +230,13 @@ def test_extra_keys_join_the_ring_with_their_restrictions() -> None:
     dup = ExtraKeyReadings(
         "dup", "keys[1]", (Reading.of_value("env:DUP", STRONG[1], max_length=1024),)
     )
-    res = resolve_readings([master], extras=[ci, dup])
+    res = resolve_readings([master], extras=[ci, dup], weak="refuse")
     names = sorted((r.name, r.origin) for r in res.ring.records())
     assert names == [("ci", "file:/k#line1"), ("master", "env:LAYER_0")]
+    warned = resolve_readings([master], extras=[ci, dup])  # the default: served, warned
+    names = sorted((r.name, r.origin) for r in warned.ring.records())
+    assert names == [("ci", "file:/k#line1"), ("ci", "file:/k#line2"), ("master", "env:LAYER_0")]
+    assert any("file:/k#line2: weak key accepted" in w for w in warned.warnings)
     ci_record = next(r for r in res.ring.records() if r.name == "ci")
     assert ci_record.paths is rule and ci_record.expires_at == 123.0
     assert any("file:/k#line2 is weak" in w for w in res.warnings)

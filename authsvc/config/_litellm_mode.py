@@ -1,0 +1,90 @@
+"""LiteLLM mode in the config: with a ``litellm_config`` source, the LiteLLM config decides the
+credential locations (``general_settings.litellm_key_header_name``) and the keyless routes
+(LiteLLM's own list; ``litellm_ui: closed`` refuses the Admin UI at the edge), and every file
+LiteLLM reads for its config (``include:`` files, its ``.env``) is watched for reload.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+import yaml
+
+from authsvc.authz._credentials import (
+    DEFAULT_LOCATIONS,
+    DEFAULT_WS_LOCATIONS,
+    CredentialLocation,
+    custom_header_location,
+)
+from authsvc.authz._litellm_routes import AppRoutes, litellm_routes
+from authsvc.config._model import LiteLLMSource, MasterKeyConfig
+from authsvc.config._yaml import Reader
+
+__all__ = ["litellm_locations", "litellm_mode"]
+
+_HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,256}\Z")
+
+UI = Literal["open", "closed"]
+
+
+def _first(master: MasterKeyConfig) -> LiteLLMSource | None:
+    return next((s for s in master.sources if isinstance(s, LiteLLMSource)), None)
+
+
+def litellm_mode(
+    r: Reader,
+    master: MasterKeyConfig,
+    top: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    environ: Mapping[str, str],
+) -> tuple[MasterKeyConfig, UI]:
+    """Check ``litellm_ui`` and ``credentials``; record the files each LiteLLM source reads."""
+    from authsvc.keys._litellm import litellm_key_header  # keys imports config at load time
+
+    ui: UI = "open"
+    lite = _first(master)
+    if "litellm_ui" in top:
+        node = top["litellm_ui"][1]
+        value = r.string(node, "litellm_ui")
+        if value not in ("open", "closed"):
+            r.fail(node, "litellm_ui", f"expected 'open' or 'closed', got {value!r}")
+        if lite is None:
+            r.fail(node, "litellm_ui", "applies only in LiteLLM mode (a litellm_config source)")
+        ui = "closed" if value == "closed" else "open"
+    if lite is None:
+        return master, ui
+    if "credentials" in top:
+        r.fail(
+            top["credentials"][1],
+            "credentials",
+            "in LiteLLM mode the credential locations follow the LiteLLM config "
+            "(general_settings.litellm_key_header_name); remove credentials",
+        )
+    sources = tuple(
+        LiteLLMSource(
+            s.path, s.where, s.dotenv, litellm_key_header(s.path, environ, dotenv=s.dotenv)[1]
+        )
+        if isinstance(s, LiteLLMSource)
+        else s
+        for s in master.sources
+    )
+    return MasterKeyConfig(sources, master.on_conflict, master.allow_weak, master.weak), ui
+
+
+def litellm_locations(
+    master: MasterKeyConfig, ui: UI, environ: Mapping[str, str]
+) -> tuple[AppRoutes, tuple[CredentialLocation, ...], tuple[CredentialLocation, ...]] | None:
+    """LiteLLM's routes and credential locations (HTTP, websocket); ``None`` outside LiteLLM
+    mode. An unreadable LiteLLM config gives LiteLLM's defaults (its readings say why)."""
+    from authsvc.keys._litellm import litellm_key_header
+
+    lite = _first(master)
+    if lite is None:
+        return None
+    routes = litellm_routes(ui_closed=ui == "closed")
+    name = litellm_key_header(lite.path, environ, dotenv=lite.dotenv)[0]
+    if name is None or not _HEADER_NAME.match(name.lower()):
+        return routes, DEFAULT_LOCATIONS, DEFAULT_WS_LOCATIONS
+    custom = custom_header_location(name)
+    return routes, (custom, *DEFAULT_LOCATIONS), (custom, *DEFAULT_WS_LOCATIONS)
