@@ -258,6 +258,8 @@ def extract_credential(
             raw = get(loc.name)
             if raw is None or not strip_ows(raw):
                 continue
+            if loc.bearer is Bearer.PROTOCOL and WS_PROTOCOL_PREFIX not in raw:
+                continue  # other subprotocols only: no key here
             return _from_value(raw, loc, max_length)
         if query is None or path is None:
             path, query = split_target(target)

@@ -237,8 +237,12 @@ class _Parser:
         entries = self.r.mapping(node, path, SCHEMA["master_key.sources[]"])
         if "litellm_config" in entries and "dotenv" in entries:  # the .env LiteLLM loads
             d_node = entries.pop("dotenv")[1]
-            raw = self._str(d_node, f"{path}.dotenv")
-            dotenv = raw if raw in ("auto", "off") else self._file(d_node, f"{path}.dotenv")
+            if d_node.tag.endswith(":bool"):  # YAML reads an unquoted off/on as a boolean
+                on = self.r.boolean(d_node, f"{path}.dotenv")
+                dotenv = "auto" if on else "off"
+            else:
+                raw = self._str(d_node, f"{path}.dotenv")
+                dotenv = raw if raw in ("auto", "off") else self._file(d_node, f"{path}.dotenv")
             c_node = entries["litellm_config"][1]
             return LiteLLMSource(self._file(c_node, f"{path}.litellm_config"), path, dotenv)
         kind, v_node = self._one_of(node, path, entries, SCHEMA["master_key.sources[]"])

@@ -111,6 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/health/readiness":
                 return 200, {"status": "healthy", "db": "Not connected", "cache": None}
             return 200, "I'm alive!"
+        if litellm.keyless(path):
+            return 200, {"detail": "a keyless LiteLLM route", "path": path}
         if not authorized:
             raise AssertionError("unreachable")  # pragma: no cover
         if path == litellm.PROTECTED_HEALTH:
@@ -134,8 +136,6 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": MODEL,
                 "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             }
-        if litellm.keyless(path):
-            return 200, {"detail": "a keyless LiteLLM route", "path": path}
         return 404, {"detail": "Not Found"}
 
     def _upgrade(self, auth: litellm.AuthResult) -> None:
