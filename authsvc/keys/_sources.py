@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from authsvc.config._model import (
     Config,
@@ -26,7 +27,7 @@ from authsvc.config._model import (
 )
 from authsvc.keys._fileio import read_text
 from authsvc.keys._litellm import read_dotenv_source, read_litellm
-from authsvc.keys._reading import LITELLM_REFUSED, OWS, WEAK_DIGESTS, Reading, State
+from authsvc.keys._reading import LITELLM_REFUSED, OWS, WEAK_DIGESTS, Reading, Role, State
 from authsvc.keys._resolve import ExtraKeyReadings, Resolution, resolve_readings
 from authsvc.keys._secret import Secret
 
@@ -127,11 +128,13 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
     a source problem: each becomes a reading state (and a warning where it matters).
     """
     max_length = config.max_credential_length
-    readings = [
-        reading
-        for spec in config.master_key.sources
-        for reading in read_source(spec, environ, max_length=max_length)
-    ]
+    readings: list[Reading] = []
+    app: list[Reading] = []  # what the app itself reads (LiteLLM mode)
+    for spec in config.master_key.sources:
+        got = read_source(spec, environ, max_length=max_length)
+        readings.extend(got)
+        if isinstance(spec, LiteLLMSource) and not app:
+            app = got
     extras = [
         ExtraKeyReadings(
             spec.name,
@@ -142,7 +145,7 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
         )
         for spec in config.keys
     ]
-    return resolve_readings(
+    res = resolve_readings(
         readings,
         weak=config.master_key.weak,
         allow_weak=config.master_key.allow_weak,
@@ -150,3 +153,24 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
         extras=extras,
         config=config,
     )
+    return _against_the_app(res, app)
+
+
+def _against_the_app(res: Resolution, app: list[Reading]) -> Resolution:
+    """Warn when authsvc's winner is a source the app itself ignores (LiteLLM mode)."""
+    winner = res.winner
+    if not app or winner is None or any(r is winner for r in app):
+        return res
+    used = next((r for r in app if r.role is Role.CANDIDATE and r.digest is not None), None)
+    if used is not None and used.digest == winner.digest:
+        return res  # the same key: nothing differs for a client
+    what = (
+        f"LiteLLM uses {used.source} (fingerprint {used.fingerprint})"
+        if used is not None
+        else "LiteLLM itself has no usable key there"
+    )
+    warning = (
+        f"authsvc's master key comes from {winner.source}, a source the app itself ignores: "
+        f"{what}; clients holding authsvc's key will be refused by the app"
+    )
+    return replace(res, warnings=(*res.warnings, warning))

@@ -64,6 +64,8 @@ class _KeyState:
     fingerprint: str | None = None
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
+    weak: bool = False  # the active master key breaks authsvc's stricter rules
+    app_open: bool = False  # the app itself accepts requests without a key
 
 
 class _KeyStateCollector:
@@ -95,6 +97,18 @@ class _KeyStateCollector:
             "authsvc_key_resolution_warnings",
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
             s.warnings,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_master_key_weak",
+            "1 when the active master key is weak by authsvc's stricter rules (short, one "
+            "repeated character, a listed default...) but served (master_key.weak: warn).",
+            1 if s.weak else 0,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_app_open",
+            "1 when the app itself (LiteLLM) runs with no master key and accepts every request "
+            "unauthenticated; authsvc stays closed.",
+            1 if s.app_open else 0,
         )
         yield CounterMetricFamily(
             "authsvc_log_records_dropped",
@@ -190,6 +204,10 @@ class Metrics:
             source = Redactor(ring=lambda: ring).text(str(winner.source), limit=200)
             fp = winner.fingerprint or ""
             fingerprint = fp if _FINGERPRINT.fullmatch(fp) else "invalid"
+        report = resolution.report()
+        winner_info = report.get("winner")
+        weak = isinstance(winner_info, dict) and bool(winner_info.get("caution"))
+        app_open = report.get("app_open") is True
         with self._state_lock:
             self._state.state = replace(
                 self._state.state,
@@ -198,6 +216,8 @@ class Metrics:
                 source=source,
                 fingerprint=fingerprint,
                 warnings=len(resolution.warnings),
+                weak=weak and bool(resolution.resolved),
+                app_open=app_open,
             )
 
     def on_reload(self, result: ReloadResult) -> None:

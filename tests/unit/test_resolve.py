@@ -20,6 +20,7 @@ from authsvc.keys import (
     State,
     resolve_readings,
 )
+from authsvc.keys._render import OUTCOMES
 
 STRONG = [
     "sk-strong-aaaaaaaaaaaaaaaa",
@@ -141,21 +142,35 @@ def test_resolution_rule_holds_for_every_chain(
 
     # the JSON report: exact shape, one entry per layer in order, used marks the winner only
     rep = res.report()
-    assert list(rep) == ["resolved", "winner", "sources", "warnings"]
+    assert list(rep) == ["resolved", "winner", "app_open", "sources", "extra_keys", "warnings"]
     assert rep["resolved"] is res.resolved
     if res.winner is None:
         assert rep["winner"] is None
     else:
-        assert rep["winner"] == {"source": res.winner.source, "fingerprint": res.winner.fingerprint}
+        assert rep["winner"] == {
+            "source": res.winner.source,
+            "fingerprint": res.winner.fingerprint,
+            "caution": res.winner.caution,
+        }
+    # everything the table shows is in the JSON too: detail, role, note, outcome
+    table = res.render_table()
     assert rep["sources"] == [
         {
             "source": r.source,
             "state": r.state.value,
             "fingerprint": r.fingerprint,
             "used": r is res.winner,
+            "outcome": s["outcome"],
+            "role": r.role.value,
+            "detail": r.detail,
+            "note": r.note,
+            "caution": r.caution,
         }
-        for r in readings
+        for r, s in zip(readings, rep["sources"], strict=True)  # type: ignore[arg-type]
     ]
+    for s in rep["sources"]:  # type: ignore[attr-defined]
+        assert s["detail"] in table and OUTCOMES[s["outcome"]] in table
+        assert (s["outcome"] in ("used", "used_weak")) is s["used"]
     assert rep["warnings"] == list(res.warnings)
     assert json.loads(json.dumps(rep)) == rep
     # fingerprints only where a value exists
@@ -203,7 +218,14 @@ def test_conflict_under_error_is_no_key_with_a_clear_reason() -> None:
 def test_nothing_configured_fails_closed() -> None:
     res = resolve_readings([])
     assert not res.resolved and not res.ring.ready
-    assert res.report() == {"resolved": False, "winner": None, "sources": [], "warnings": []}
+    assert res.report() == {
+        "resolved": False,
+        "winner": None,
+        "app_open": False,
+        "sources": [],
+        "extra_keys": [],
+        "warnings": [],
+    }
     assert res.unready_reason == "no key source is configured"
 
 
