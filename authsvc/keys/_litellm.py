@@ -181,7 +181,7 @@ def _app_open(app: LiteLLMApp, general: Mapping[object, object], used: Reading) 
             "otherwise refuse"
         )
     note = "authsvc stays closed: it refuses every protected request until a usable key is set"
-    return Reading.without_value(label, State.SET, detail, role=Role.APP_OPEN, note=note)
+    return Reading.without_value(label, State.UNSET, detail, role=Role.APP_OPEN, note=note)
 
 
 def _load(path: str, environ: Mapping[str, str], dotenv: str) -> LiteLLMApp | LoadFailure:
