@@ -180,7 +180,7 @@ def _token(value: str, bearer: Bearer) -> str | None:
         return ("Bearer " + strip_ows(value[len("Bearer ") :])).replace("Bearer ", "")
     if bearer is Bearer.PROTOCOL:
         for protocol in value.split(","):
-            protocol = protocol.strip()
+            protocol = strip_ows(protocol)  # LiteLLM: str.strip(); we trim space and tab
             if protocol.startswith(WS_PROTOCOL_PREFIX):
                 return protocol[len(WS_PROTOCOL_PREFIX) :]
         return ""

@@ -338,3 +338,20 @@ def test_litellm_mode_config_builds_the_litellm_policy(tmp_path: Path) -> None:
         )
     with pytest.raises(Exception, match="applies only in LiteLLM mode"):
         parse_config("litellm_ui: closed\n", str(tmp_path / "b.yaml"), environ={})
+
+
+def test_a_change_in_an_included_file_is_reloaded(tmp_path: Path) -> None:
+    from authsvc.keys import KeyStore, Reloader
+
+    (tmp_path / "litellm.yaml").write_text("include: [keys.yaml]\n")
+    (tmp_path / "keys.yaml").write_text(f"general_settings:\n  master_key: {KEY}\n")
+    config = tmp_path / "authsvc.yaml"
+    config.write_text("master_key:\n  sources:\n    - litellm_config: litellm.yaml\n")
+    store = KeyStore(KeyRing([]))
+    reloader = Reloader(str(config), {}, store, watch=False)
+    assert reloader.reload() and store.current.lookup(digest(KEY)) is not None
+    assert str(tmp_path / "keys.yaml") in reloader._files  # its directory is watched
+    (tmp_path / "keys.yaml").write_text(f"general_settings:\n  master_key: {OTHER}\n")
+    assert reloader.reload()
+    assert store.current.lookup(digest(OTHER)) is not None
+    assert store.current.lookup(digest(KEY)) is None
