@@ -153,7 +153,15 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
         extras=extras,
         config=config,
     )
-    return _against_the_app(res, app)
+    res = _against_the_app(res, app)
+    if config.master_key.allow_weak:
+        deprecated = (
+            "master_key.allow_weak is deprecated (development only): keys LiteLLM accepts are "
+            "served by default now (master_key.weak: warn); allow_weak also lets sk-1234 and "
+            "None through"
+        )
+        res = replace(res, warnings=(*res.warnings, deprecated))
+    return res
 
 
 def _against_the_app(res: Resolution, app: list[Reading]) -> Resolution:

@@ -192,6 +192,8 @@ def test_key_litellm_accepts_is_served_with_a_warning_or_refused(tmp_path: Path)
     assert any("WEAK master key in use" in w for w in res.warnings)
     refuse = run(tmp_path, {}, {"K": short}, source="    - env: K\n", extra="  weak: refuse\n")
     assert not refuse.resolved and any("weak key refused" in w for w in refuse.warnings)
+    dev = run(tmp_path, {}, {"K": "sk-1234"}, source="    - env: K\n", extra="  allow_weak: true\n")
+    assert dev.resolved and any("allow_weak is deprecated" in w for w in dev.warnings)
     long_key = "sk-" + "x1" * 553  # 1,109 characters: LiteLLM runs with it, so must authsvc
     assert run(tmp_path, {}, {"K": long_key}, source="    - env: K\n").resolved
 
