@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench clean
+.PHONY: all venv test unit lint run proto bench clean help prometheus
 
 all: test
 
@@ -22,17 +22,19 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 ## test: lint, type-check and run the whole suite (unit, e2e through a real Envoy, k8s offline)
-test: $(STAMP) lint
+test: $(STAMP) lint prometheus
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## unit: only the fast pure-function tests
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
+## lint: ruff check, ruff format --check and mypy --strict
 lint: $(STAMP)
-	$(BIN)/ruff check authsvc tests scripts
-	$(BIN)/ruff format --check authsvc tests scripts
-	$(BIN)/mypy authsvc
+	$(BIN)/ruff check authsvc tests scripts parity
+	$(BIN)/ruff format --check authsvc tests scripts parity
+	$(BIN)/mypy authsvc parity
+	$(BIN)/lint-imports --no-logo  # architecture contracts: [tool.importlinter] in pyproject.toml
 
 ## run: Envoy + authsvc + a LiteLLM-like demo upstream, on an embedded default config
 run: $(STAMP)
@@ -46,5 +48,22 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
 
+## prometheus: install Debian's prometheus package (prometheus, promtool) when promtool is missing
+prometheus:
+	@sh scripts/ensure-prometheus.sh
+
+## help: list the targets
+help:
+	@awk -F': ' '/^## [a-z-]+: /{sub(/^## /, "", $$1); printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+## parity: the differential against the real LiteLLM proxy (docs/litellm-parity.md); LITELLM_VERSION=x.y.z for another
+LITELLM_VERSION ?= 1.110.2
+PARITY_ARGS ?=
+.PHONY: parity
+parity: $(STAMP)
+	$(BIN)/python -m parity.install --version $(LITELLM_VERSION)
+	$(BIN)/python -m parity.run --litellm-version $(LITELLM_VERSION) $(PARITY_ARGS)
+
+## clean: remove the virtualenv and the caches
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

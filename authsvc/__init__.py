@@ -8,16 +8,23 @@ Public surface (guarded by ``tests/unit/test_public_api.py``)::
     AuthsvcError                                    base of every error we raise
      ├── ConfigError                                a config file or flag is invalid
      ├── KeySourceError                             a key source cannot be read/used
-     └── ServerDied                                 (private) the gRPC server stopped by itself
+     ├── ServerDied                                 (private) the gRPC server stopped by itself
+     ├── StartupFailed                              (private) a worker exited before serving
+     └── ChildFailed                                (private) an `up`/bench child failed
+
+Outside it, on purpose: the HTTP/2 wire codec's errors (``HpackError``, ``HuffmanError``,
+``SpliceRefused``; a sans-I/O codec that imports nothing from authsvc cannot derive from our
+base, and the front turns each into a connection error), and ``ValueError`` from pure
+constructors (``PathRule.from_patterns``, ``DigestBatch``, ``parse_location``), which the
+config parser turns into a ``ConfigError`` naming the file, line and key.
 
 Everything else lives in private ``_modules`` and may change.
 """
 
 from authsvc._errors import AuthsvcError, ConfigError, KeySourceError
+from authsvc._version import __version__
 from authsvc.authz import Decision, Policy, Reason, RequestView, decide
 from authsvc.keys import KeyRecord, KeyRing, KeyStore
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AuthsvcError",

@@ -7,6 +7,8 @@ __all__ = [
     "AUTHZ_CLUSTER",
     "AUTHZ_LISTEN",
     "AUTHZ_SOCKET_IN_POD",
+    "DEMO_KEY_FILE",
+    "DEMO_STATE_DIR",
     "ENVOY_ADMIN",
     "ENVOY_LISTEN",
     "ENVOY_PORT",
@@ -23,3 +25,5 @@ ENVOY_PORT = 10000
 ENVOY_LISTEN = f"0.0.0.0:{ENVOY_PORT}"  # the port clients (and the k8s Service) use
 ENVOY_ADMIN = "127.0.0.1:9901"  # loopback only, always
 APP_PORT = 4000  # LiteLLM's default port; the app Envoy fronts
+DEMO_STATE_DIR = ".authsvc"  # `authsvc up` / `make run`: demo key, bootstrap, logs (git-ignored)
+DEMO_KEY_FILE = f"{DEMO_STATE_DIR}/master.key"  # the demo master key `make run` generates

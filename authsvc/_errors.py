@@ -1,4 +1,8 @@
-"""The exception hierarchy (drawn in the package docstring). Messages never contain keys."""
+"""The exception hierarchy (drawn in the package docstring). Messages never contain keys.
+
+Subclasses living next to their raisers: ``server.ListenError`` and ``kube`` ``InjectError``
+(both ``ConfigError``), ``server._workers.StartupFailed`` and ``stack.ChildFailed``.
+"""
 
 from __future__ import annotations
 

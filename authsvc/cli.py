@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+from authsvc._version import __version__
 
 __all__ = ["COMMANDS", "main"]
 
@@ -25,15 +28,29 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("AUTHSVC_CONFIG", "config file when --config is not given"),
+    ("AUTHSVC_MASTER_KEY", "the master key (first of the built-in chain)"),
+    ("AUTHSVC_MASTER_KEY_FILE", "a file holding the master key (second)"),
+    ("LITELLM_MASTER_KEY", "LiteLLM's variable (third)"),
+    ("AUTHSVC_ENVOY", "Envoy binary for up/bench (path or command name)"),
+    ("ENVOY_BIN", "the same, used when AUTHSVC_ENVOY is unset"),
+)
+"""The variables a user may set, shown by ``authsvc --help``."""
+
+
 def _top_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="authsvc",
         description="Envoy ext_authz sidecar with layered master-key resolution.",
         epilog="commands:\n"
         + "\n".join(f"  {name:<14} {helptext}" for name, (_, helptext) in COMMANDS.items())
+        + "\n\nenvironment:\n"
+        + "\n".join(f"  {name:<24} {text}" for name, text in ENVIRONMENT)
         + "\n\nRun 'authsvc COMMAND --help' for a command's options.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"authsvc {__version__}")
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     return parser
 
@@ -50,9 +67,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     module.configure(parser)
     ns = parser.parse_args(args[1:])
     try:
-        return int(module.run(ns))
+        code = int(module.run(ns))
+        sys.stdout.flush()  # a closed pipe fails here, inside the handler, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `authsvc verify --json | head`: the reader left; no traceback
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, what a tool killed by the signal reports
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

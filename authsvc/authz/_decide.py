@@ -20,7 +20,7 @@ from authsvc.authz._credentials import CredentialError, extract_credential, is_w
 from authsvc.authz._paths import normalize_path, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._view import RequestView
-from authsvc.keys._ring import KeyRing, digest
+from authsvc.keymodel import KeyRing, digest
 
 __all__ = ["STATUS", "Decision", "Reason", "decide"]
 
@@ -38,6 +38,7 @@ class Reason(StrEnum):
     NO_MASTER_KEY = "no_master_key"
     MALFORMED_REQUEST = "malformed_request"
     INTERNAL_ERROR = "internal_error"  # set by adapters only: decide() itself never fails
+    DRY_RUN = "dry_run"  # set by the dry-run step only (_dry_run.shadow): a denial let through
 
 
 STATUS: dict[Reason, int] = {
@@ -51,6 +52,7 @@ STATUS: dict[Reason, int] = {
     Reason.NO_MASTER_KEY: 503,
     Reason.MALFORMED_REQUEST: 400,
     Reason.INTERNAL_ERROR: 500,
+    Reason.DRY_RUN: 200,
 }
 """The one table from reason to HTTP status."""
 
@@ -64,6 +66,7 @@ class Decision:
     key_name: str | None = None
     key_fingerprint: str | None = None
     credential_location: str | None = None
+    would_deny: Reason | None = None  # dry-run only: the denial that was not enforced
 
     @property
     def allowed(self) -> bool:

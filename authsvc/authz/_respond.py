@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from authsvc.authz._decide import Decision, Reason
+from authsvc.authz._dry_run import DRY_RUN_HEADER
 
 __all__ = ["HEADER_PREFIX", "KEY_NAME_HEADER", "Allow", "Deny", "render"]
 
@@ -33,6 +34,7 @@ class Allow:
     set_headers: tuple[tuple[str, str], ...]  # overwrite-or-add on the upstream request
     remove_headers: tuple[str, ...]
     remove_query: tuple[str, ...] = ()  # query parameters removed before the upstream
+    response_headers: tuple[tuple[str, str], ...] = ()  # added to the response to the client
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,10 @@ def render(
     ``strip_headers`` and ``strip_query`` are removed from allowed requests too (credential
     headers and query parameters, when the upstream must not see keys: ``Policy.strip_*``).
     """
+    if decision.would_deny is not None:  # dry-run: no key name, the unenforced reason instead
+        mark = ((DRY_RUN_HEADER, decision.would_deny.value),)
+        remove = tuple(h for h in _client_authsvc_headers(headers) if h != DRY_RUN_HEADER)
+        return Allow(mark, remove + strip_headers, strip_query, mark)
     if decision.allowed:
         remove = _client_authsvc_headers(headers)
         if decision.key_name is not None:

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from authsvc._errors import ConfigError
 from authsvc.bench._load import (
     INSTALL_HINT,
     LoadResult,
@@ -28,6 +29,7 @@ from authsvc.bench._micro import time_decide
 from authsvc.bench._procstat import cpu_seconds, peak_rss_mb, tree
 from authsvc.bench._report import BenchResults, Scenario, format_report, to_json
 from authsvc.bench._stack import Authsvc, Bench, Envoy, free_port
+from authsvc.envoy import envoy_binary
 
 __all__ = ["main"]
 
@@ -214,6 +216,11 @@ def _scenarios(bench: Bench, workers: int) -> list[tuple[str, str, str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        envoy_binary()
+    except ConfigError as exc:
+        print(f"authsvc bench: {exc}", file=sys.stderr)
+        return 2
     missing = missing_tools("wrk")
     if missing:
         print(f"authsvc bench: {', '.join(missing)} not found; {INSTALL_HINT}", file=sys.stderr)

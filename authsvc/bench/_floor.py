@@ -17,9 +17,8 @@ from collections.abc import Awaitable
 from grpc_health.v1 import health_pb2
 
 from authsvc.authz import Decision, Reason, render
-from authsvc.server._adapter import response_from
-from authsvc.server._front import Front
-from authsvc.server._listen import parse_listen
+from authsvc.server import parse_listen, response_from
+from authsvc.server._front import Front  # the wire package will export it (see pyproject.toml)
 
 __all__ = ["FixedChecker", "main"]
 

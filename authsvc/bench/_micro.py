@@ -15,7 +15,7 @@ import timeit
 from dataclasses import dataclass
 
 from authsvc.authz import Policy, RequestView, decide
-from authsvc.keys._ring import KeyRecord, KeyRing, digest, fingerprint
+from authsvc.keymodel import KeyRecord, KeyRing, digest, fingerprint
 
 __all__ = ["DecideTiming", "build_ring", "time_decide"]
 

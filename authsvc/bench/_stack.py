@@ -22,7 +22,7 @@ from pathlib import Path
 from authsvc._worker_addresses import worker_addresses
 from authsvc.bench._envoy import Variant, bench_bootstrap
 from authsvc.envoy import envoy_binary, render_yaml
-from authsvc.stack._children import Child, http_status, tcp_open
+from authsvc.stack import Child, http_status, tcp_open
 
 __all__ = ["Authsvc", "Bench", "Envoy", "free_port", "serving"]
 

@@ -16,7 +16,8 @@ import os
 from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
-from authsvc.config._model import EnvSource, FileSource, SourceSpec
+from authsvc.config._model import SourceSpec
+from authsvc.sources import ENV_PREFIX, EnvSource, FileSource
 
 __all__ = [
     "ENV_CONFIG",
@@ -32,7 +33,6 @@ ENV_CONFIG = "AUTHSVC_CONFIG"
 ENV_MASTER_KEY = "AUTHSVC_MASTER_KEY"
 ENV_MASTER_KEY_FILE = "AUTHSVC_MASTER_KEY_FILE"
 ENV_LITELLM_MASTER_KEY = "LITELLM_MASTER_KEY"
-ENV_PREFIX = "os.environ/"
 
 
 def default_sources(

@@ -12,17 +12,19 @@ from typing import Literal
 
 import yaml
 
-from authsvc.authz._credentials import (
+from authsvc._yaml import Reader
+from authsvc.authz import (
     DEFAULT_LOCATIONS,
     DEFAULT_WS_LOCATIONS,
+    AppRoutes,
     CredentialLocation,
     custom_header_location,
+    litellm_routes,
 )
-from authsvc.authz._litellm_routes import AppRoutes, litellm_routes
 from authsvc.config._model import LiteLLMSource, MasterKeyConfig
-from authsvc.config._yaml import Reader
+from authsvc.sources import ParseContext
 
-__all__ = ["litellm_locations", "litellm_mode"]
+__all__ = ["litellm_locations", "litellm_mode", "litellm_with_dotenv"]
 
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,256}\Z")
 
@@ -40,7 +42,7 @@ def litellm_mode(
     environ: Mapping[str, str],
 ) -> tuple[MasterKeyConfig, UI]:
     """Check ``litellm_ui`` and ``credentials``; record the files each LiteLLM source reads."""
-    from authsvc.keys._litellm import litellm_key_header  # keys imports config at load time
+    from authsvc.sources import litellm_key_header
 
     ui: UI = "open"
     lite = _first(master)
@@ -77,7 +79,7 @@ def litellm_locations(
 ) -> tuple[AppRoutes, tuple[CredentialLocation, ...], tuple[CredentialLocation, ...]] | None:
     """LiteLLM's routes and credential locations (HTTP, websocket); ``None`` outside LiteLLM
     mode. An unreadable LiteLLM config gives LiteLLM's defaults (its readings say why)."""
-    from authsvc.keys._litellm import litellm_key_header
+    from authsvc.sources import litellm_key_header
 
     lite = _first(master)
     if lite is None:
@@ -88,3 +90,20 @@ def litellm_locations(
         return routes, DEFAULT_LOCATIONS, DEFAULT_WS_LOCATIONS
     custom = custom_header_location(name)
     return routes, (custom, *DEFAULT_LOCATIONS), (custom, *DEFAULT_WS_LOCATIONS)
+
+
+def litellm_with_dotenv(
+    ctx: ParseContext, entries: Mapping[str, tuple[yaml.Node, yaml.Node]], path: str
+) -> LiteLLMSource:
+    """``{litellm_config: PATH, dotenv: auto|off|PATH}``: the ``.env`` LiteLLM loads."""
+    d_node = entries["dotenv"][1]
+    if d_node.tag.endswith(":bool"):  # YAML reads an unquoted off/on as a boolean
+        dotenv = "auto" if d_node.value.lower() in ("true", "on", "yes", "y") else "off"
+    else:
+        raw = ctx.nonempty(d_node, f"{path}.dotenv")
+        dotenv = raw if raw in ("auto", "off") else ctx.file(d_node, f"{path}.dotenv")
+    others = [k for k in entries if k not in ("litellm_config", "dotenv")]
+    if others:
+        ctx.fail(d_node, path, f"needs exactly one source kind; got litellm_config and {others[0]}")
+    c_node = entries["litellm_config"][1]
+    return LiteLLMSource(ctx.file(c_node, f"{path}.litellm_config"), path, dotenv)

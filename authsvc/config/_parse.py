@@ -10,43 +10,57 @@ import os
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NoReturn
 
 import yaml
 
-from authsvc.authz._credentials import (
+from authsvc._yaml import Reader, compose
+from authsvc.authz import (
     DEFAULT_LOCATIONS,
+    DEFAULT_PROTECTED_HEALTH_PATH,
+    DEFAULT_PUBLIC_PATHS,
     DEFAULT_WS_LOCATIONS,
     MAX_CREDENTIAL_LENGTH,
     CredentialLocation,
+    Policy,
+    is_canonical,
     parse_location,
 )
-from authsvc.authz._paths import is_canonical
-from authsvc.authz._policy import DEFAULT_PROTECTED_HEALTH_PATH, DEFAULT_PUBLIC_PATHS, Policy
-from authsvc.config._chain import ENV_PREFIX, default_sources, with_override
-from authsvc.config._litellm_mode import litellm_locations, litellm_mode
+from authsvc.config._chain import default_sources, with_override
+from authsvc.config._litellm_mode import litellm_locations, litellm_mode, litellm_with_dotenv
 from authsvc.config._model import (
     Config,
-    DotenvSource,
-    EnvSource,
     ExtraKeySpec,
-    FileSource,
     HealthCheckConfig,
-    KeySource,
-    LiteLLMSource,
     MasterKeyConfig,
     ReloadConfig,
-    Sha256Source,
     SourceSpec,
-    ValueSource,
 )
-from authsvc.config._yaml import Reader, compose
-from authsvc.keys._ring import PathRule
-from authsvc.keys._secret import Secret
+from authsvc.keymodel import KeyMeta, PathRule
+from authsvc.sources import REGISTRY, KeySource, SourceRegistry
 
-__all__ = ["SCHEMA", "parse_config"]
+__all__ = ["SCHEMA", "parse_config", "schema"]
 
-SCHEMA: dict[str, tuple[str, ...]] = {
+
+def schema(registry: SourceRegistry = REGISTRY) -> dict[str, tuple[str, ...]]:
+    """Every section's allowed keys; a source entry's come from the registry's kinds."""
+    return {
+        **_SECTIONS,
+        "master_key.sources[]": registry.names("chain"),
+        "keys[]": ("name", *registry.names("key"), "paths", "expires"),
+    }
+
+
+def _known(sections: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+    """Each key name → every ``section.name`` path it is valid at (for "did you mean")."""
+    known: dict[str, tuple[str, ...]] = {}
+    for section, names in sections.items():
+        for name in names:
+            known[name] = (*known.get(name, ()), f"{section}.{name}" if section else name)
+    return known
+
+
+_SECTIONS: dict[str, tuple[str, ...]] = {
     "": (
         "master_key",
         "keys",
@@ -57,22 +71,18 @@ SCHEMA: dict[str, tuple[str, ...]] = {
         "forward_credentials",
         "health_check",
         "reload",
+        "dry_run",
         "litellm_ui",
     ),
     "master_key": ("sources", "on_conflict", "allow_weak", "weak"),
-    "master_key.sources[]": ("env", "file", "litellm_config", "value", "dotenv"),
-    "keys[]": ("name", "sha256", "env", "file", "value", "paths", "expires"),
     "health_check": ("enabled", "interval", "url"),
     "reload": ("poll_interval",),
 }
-_KNOWN: dict[str, tuple[str, ...]] = {}
-for _section, _names in SCHEMA.items():
-    for _name in _names:
-        _KNOWN[_name] = (*_KNOWN.get(_name, ()), f"{_section}.{_name}" if _section else _name)
+SCHEMA = schema()
+"""The built-in schema; ``schema()`` is the live one (source kinds come from the registry)."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
-_SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
 
 
 def parse_config(
@@ -87,8 +97,12 @@ def parse_config(
 
 
 class _Parser:
+    """The parser; also the ``ParseContext`` each source kind's parser is handed."""
+
     def __init__(self, filename: str, environ: Mapping[str, str]) -> None:
-        self.r = Reader(filename, _KNOWN)
+        self.registry = REGISTRY
+        self.schema = schema(self.registry)
+        self.r = Reader(filename, _known(self.schema))
         self.abspath = os.path.abspath(filename)
         self.base = os.path.dirname(self.abspath)
         self.environ = environ
@@ -96,7 +110,7 @@ class _Parser:
     def parse(self, text: str, master_key_file: str | None) -> Config:
         r = self.r
         root = compose(text, r.filename)
-        top = {} if root is None else r.mapping(root, "", SCHEMA[""])
+        top = {} if root is None else r.mapping(root, "", self.schema[""])
 
         def get(name: str) -> yaml.Node | None:
             return top[name][1] if name in top else None
@@ -135,7 +149,9 @@ class _Parser:
         health = self._health(node) if node is not None else HealthCheckConfig()
         node = get("reload")
         reload = self._reload(node) if node is not None else ReloadConfig()
-        master, ui = litellm_mode(self.r, master, top, self.environ)
+        node = get("dry_run")
+        dry_run = r.boolean(node, "dry_run") if node is not None else False
+        master, ui = litellm_mode(r, master, top, self.environ)
         policy = self._policy(top, public, health_path, locations, max_len, forward, master, ui)
         return Config(
             path=self.abspath,
@@ -149,6 +165,7 @@ class _Parser:
             health_check=health,
             reload=reload,
             policy=policy,
+            dry_run=dry_run,
             litellm_ui=ui,
         )
 
@@ -170,14 +187,24 @@ class _Parser:
         value = self._str(node, path)
         return os.path.normpath(os.path.join(self.base, value))
 
-    def _value(self, node: yaml.Node, where: str) -> ValueSource:
-        """``value:`` — ``where`` is the label's anchor; messages name ``where.value``."""
-        path = f"{where}.value"
-        raw = self.r.string(node, path)  # never echoed: it may be a key
-        if raw.startswith(ENV_PREFIX):
-            name = raw[len(ENV_PREFIX) :]
-            return ValueSource(self.abspath, where, env=self._env_name(node, path, name))
-        return ValueSource(self.abspath, where, literal=Secret(raw))
+    # -- the ParseContext a source kind's parser gets (see authsvc.sources) --------------
+
+    nonempty = _str
+    env_name = _env_name
+    file = _file
+
+    @property
+    def config_path(self) -> str:
+        return self.abspath
+
+    def text(self, node: yaml.Node, path: str) -> str:
+        return self.r.text(node, path)
+
+    def string(self, node: yaml.Node, path: str) -> str:
+        return self.r.string(node, path)
+
+    def fail(self, node: yaml.Node | None, path: str, message: str) -> NoReturn:
+        self.r.fail(node, path, message)
 
     def _one_of(
         self,
@@ -198,7 +225,7 @@ class _Parser:
         if node is None:
             return MasterKeyConfig(default_sources(self.environ, master_key_file))
         r = self.r
-        entries = r.mapping(node, "master_key", SCHEMA["master_key"])
+        entries = r.mapping(node, "master_key", self.schema["master_key"])
         sources: tuple[SourceSpec, ...]
         if "sources" in entries:
             seq_node = entries["sources"][1]
@@ -234,27 +261,14 @@ class _Parser:
         )
 
     def _source(self, node: yaml.Node, path: str) -> SourceSpec:
-        entries = self.r.mapping(node, path, SCHEMA["master_key.sources[]"])
+        names = self.schema["master_key.sources[]"]
+        entries = self.r.mapping(node, path, names)
         if "litellm_config" in entries and "dotenv" in entries:  # the .env LiteLLM loads
-            d_node = entries.pop("dotenv")[1]
-            if d_node.tag.endswith(":bool"):  # YAML reads an unquoted off/on as a boolean
-                on = self.r.boolean(d_node, f"{path}.dotenv")
-                dotenv = "auto" if on else "off"
-            else:
-                raw = self._str(d_node, f"{path}.dotenv")
-                dotenv = raw if raw in ("auto", "off") else self._file(d_node, f"{path}.dotenv")
-            c_node = entries["litellm_config"][1]
-            return LiteLLMSource(self._file(c_node, f"{path}.litellm_config"), path, dotenv)
-        kind, v_node = self._one_of(node, path, entries, SCHEMA["master_key.sources[]"])
-        if kind == "dotenv":
-            return DotenvSource(self._file(v_node, f"{path}.dotenv"), path)
-        if kind == "env":
-            return EnvSource(self._env_name(v_node, f"{path}.env"), path)
-        if kind == "file":
-            return FileSource(self._file(v_node, f"{path}.file"), path)
-        if kind == "litellm_config":
-            return LiteLLMSource(self._file(v_node, f"{path}.litellm_config"), path)
-        return self._value(v_node, path)
+            return litellm_with_dotenv(self, entries, path)
+        name, v_node = self._one_of(node, path, entries, names)
+        kind = self.registry.get(name)
+        assert kind.chain is not None  # names() lists only kinds with a chain factory
+        return kind.chain(kind.parse(self, v_node, f"{path}.{name}"), path)
 
     def _keys(self, node: yaml.Node) -> tuple[ExtraKeySpec, ...]:
         specs: list[ExtraKeySpec] = []
@@ -273,7 +287,7 @@ class _Parser:
 
     def _key(self, node: yaml.Node, path: str) -> ExtraKeySpec:
         r = self.r
-        entries = r.mapping(node, path, SCHEMA["keys[]"])
+        entries = r.mapping(node, path, self.schema["keys[]"])
         if "name" not in entries:
             r.fail(node, path, "needs a name")
         name_node = entries["name"][1]
@@ -285,23 +299,10 @@ class _Parser:
                 f"{name!r} is not a valid key name (letters, digits, '.', '_', '-'; "
                 "at most 64; 'master' is reserved)",
             )
-        kind, v_node = self._one_of(node, path, entries, ("sha256", "env", "file", "value"))
-        source: KeySource
-        if kind == "sha256":
-            hexdigest = r.text(v_node, f"{path}.sha256")  # all digits would read as an int
-            if not _SHA256.match(hexdigest):
-                r.fail(
-                    v_node,
-                    f"{path}.sha256",
-                    "expected 64 hexadecimal characters (a SHA-256 digest)",
-                )
-            source = Sha256Source(self.abspath, path, bytes.fromhex(hexdigest))
-        elif kind == "env":
-            source = EnvSource(self._env_name(v_node, f"{path}.env"), path)
-        elif kind == "file":
-            source = FileSource(self._file(v_node, f"{path}.file"), path)
-        else:
-            source = self._value(v_node, path)
+        names = self.registry.names("key")
+        name_of_kind, v_node = self._one_of(node, path, entries, names)
+        kind = self.registry.get(name_of_kind)
+        parsed = kind.parse(self, v_node, f"{path}.{name_of_kind}")
         paths = None
         if "paths" in entries:
             p_node = entries["paths"][1]
@@ -330,6 +331,8 @@ class _Parser:
         if "expires" in entries:
             e_node = entries["expires"][1]
             expires_at = self._timestamp(e_node, f"{path}.expires")
+        assert kind.key is not None  # names("key") lists only kinds with a key factory
+        source: KeySource = kind.key(parsed, KeyMeta(name, path, paths, expires_at))
         return ExtraKeySpec(name, path, source, paths, expires_at)
 
     def _timestamp(self, node: yaml.Node, path: str) -> float:
@@ -361,7 +364,7 @@ class _Parser:
 
     def _health(self, node: yaml.Node) -> HealthCheckConfig:
         r = self.r
-        entries = r.mapping(node, "health_check", SCHEMA["health_check"])
+        entries = r.mapping(node, "health_check", self.schema["health_check"])
         out = HealthCheckConfig()
         enabled, interval, url = out.enabled, out.interval, out.url
         if "enabled" in entries:
@@ -376,7 +379,7 @@ class _Parser:
         return HealthCheckConfig(enabled, interval, url)
 
     def _reload(self, node: yaml.Node) -> ReloadConfig:
-        entries = self.r.mapping(node, "reload", SCHEMA["reload"])
+        entries = self.r.mapping(node, "reload", self.schema["reload"])
         if "poll_interval" not in entries:
             return ReloadConfig()
         v_node = entries["poll_interval"][1]

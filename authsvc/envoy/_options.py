@@ -15,9 +15,13 @@ from typing import Literal
 from authsvc import _defaults
 from authsvc._address import Address, parse_address
 from authsvc._errors import ConfigError
-from authsvc.authz import DEFAULT_LOCATIONS, is_canonical
-from authsvc.authz._credentials import DEFAULT_WS_LOCATIONS
-from authsvc.authz._policy import DEFAULT_PUBLIC_METHODS, DEFAULT_PUBLIC_PATHS
+from authsvc.authz import (
+    DEFAULT_LOCATIONS,
+    DEFAULT_PUBLIC_METHODS,
+    DEFAULT_PUBLIC_PATHS,
+    DEFAULT_WS_LOCATIONS,
+    is_canonical,
+)
 
 __all__ = [
     "DEFAULT_CREDENTIAL_HEADERS",

@@ -12,7 +12,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
 from typing import Any
@@ -102,6 +102,14 @@ class _Server(ThreadingHTTPServer):
         log.debug("status request from %s failed", client_address, exc_info=True)
 
 
+def _safe_notes(notes: Callable[[], Sequence[str]] | None) -> list[str]:
+    try:
+        return [str(n) for n in notes()] if notes is not None else []
+    except Exception as exc:
+        log.debug("readyz notes callable failed", exc_info=True)
+        return [f"notes unavailable ({type(exc).__name__})"]
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "authsvc-status"
@@ -167,9 +175,11 @@ class StatusServer:
         readiness: Readiness,
         metrics: Metrics | None = None,
         probes: Mapping[str, ProbeTarget] | None = None,
+        notes: Callable[[], Sequence[str]] | None = None,
     ) -> None:
         self._host, self._port = parse_listen(listen)
         self._readiness = readiness
+        self._notes = notes  # extra /readyz lines that do not change readiness (dry-run is on)
         self._forwarder = ProbeForwarder(probes or {})
         self._metrics = metrics or _default_metrics(readiness, self._forwarder)
         self._server: _Server | None = None
@@ -245,10 +255,15 @@ class StatusServer:
         if path == "/readyz":
             ready, reason = _safe_readiness(self._readiness)
             status = 200 if ready else 503
+            notes = _safe_notes(self._notes)
             if _JSON in accept:
-                body = json.dumps({"ready": ready, "reason": "" if ready else reason})
+                doc: dict[str, object] = {"ready": ready, "reason": "" if ready else reason}
+                if notes:
+                    doc["notes"] = notes
+                body = json.dumps(doc)
                 return status, _JSON, body.encode() + b"\n", no_extra
             text = "ready\n" if ready else f"not ready: {reason}\n"
+            text += "".join(f"{note}\n" for note in notes)
             return status, _TEXT, text.encode(), no_extra
         if path == "/metrics":
             try:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from authsvc._demo_hint import demo_key_hint
 from authsvc._errors import AuthsvcError
 from authsvc.health._deep import SupportsReveal, key_header, key_header_name
 from authsvc.health._http import http_get, parse_url
@@ -140,4 +141,8 @@ def run(args: argparse.Namespace) -> int:
         print(render_json(outcomes))
     else:
         sys.stdout.write(render_table(outcomes, url=url, key=key))
+    if inputs.master is None:
+        hint = demo_key_hint("verify", args.master_key_file)
+        if hint is not None:
+            print(hint, file=sys.stderr)
     return 0 if all(o.ok for o in outcomes) else 1

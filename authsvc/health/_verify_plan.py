@@ -31,6 +31,12 @@ __all__ = [
     "render_table",
 ]
 
+DRY_RUN_HEADER = "x-authsvc-dry-run"  # authz.DRY_RUN_HEADER (health never imports authz)
+DRY_RUN_BANNER = (
+    "DRY-RUN IS ON in the authsvc behind Envoy: requests it would deny are let through and "
+    "only recorded; turn dry-run off (serve --dry-run / dry_run: true) to enforce"
+)
+
 
 class Credential(StrEnum):
     NONE = "none"
@@ -70,6 +76,7 @@ class Outcome:
     got: str
     ok: bool
     hint: str | None = None
+    dry_run: str | None = None  # the answer was let through by dry-run: the would-deny reason
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -80,6 +87,8 @@ class Outcome:
         }
         if self.hint:
             out["hint"] = self.hint
+        if self.dry_run:
+            out["dry_run"] = self.dry_run
         return out
 
 
@@ -116,6 +125,9 @@ def describe(answer: HttpAnswer | HttpFailure) -> str:
     """The ``got`` column: ``200``, ``401 from authsvc (unknown_key)``, ``401 from app``, or why not."""
     if isinstance(answer, HttpFailure):
         return f"no answer: {answer.reason}"
+    would = answer.headers.get(DRY_RUN_HEADER)
+    if would:
+        return f"{answer.status} let through by dry-run (would deny: {would})"
     reason = answer.headers.get(AUTHSVC_REASON_HEADER)
     if reason:
         return f"{answer.status} from authsvc ({reason})"
@@ -203,6 +215,10 @@ def evaluate(
     if check.public:
         return Outcome(check, got, False, _evaluate_public(check, answer))
     if check.expect is Expect.AUTHSVC_401:
+        would = answer.headers.get(DRY_RUN_HEADER)
+        if would:  # authsvc was asked, would have denied, let it through (the app answered)
+            note = f"dry-run is on: authsvc would deny this ({would}) but lets it through"
+            return Outcome(check, got, True, note, dry_run=would)
         hint = _evaluate_keyless(check, answer, key)
         return Outcome(check, got, hint is None, hint)
     assert key is not None, "the master-key check only runs with a resolved key"
@@ -223,6 +239,8 @@ def render_table(outcomes: Sequence[Outcome], *, url: str, key: KeyInfo | None) 
     rows = [(o.check.name, o.check.expect.value, o.got, "ok" if o.ok else "FAIL") for o in outcomes]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(3)]
     lines = [f"verify {url}" + (f" with {key.phrase}" if key else " (no master key resolved)")]
+    if any(o.dry_run for o in outcomes):
+        lines.append(DRY_RUN_BANNER)
     for row, outcome in zip([header, *rows], [None, *outcomes], strict=True):
         lines.append(
             "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[3]

@@ -1,26 +1,49 @@
-"""Where keys come from (sources, resolution, reload) and the immutable ring they land in.
+"""Where keys come from, put together: resolution of a config, reload, and the public names.
 
-Cold path: ``resolve(config, environ) -> Resolution`` reads every layer and applies the one
-rule (``resolve_readings``, pure); ``Reloader`` re-runs it on file changes and swaps the
+Cold path: ``resolve(config, environ) -> Resolution`` asks every configured source
+(``authsvc.sources``, I/O) and applies the one rule (``resolve_readings``, pure, in
+``authsvc.keymodel``); ``Reloader`` re-runs it when a source's change token moves and swaps the
 ``KeyStore``. Hot path: ``KeyRing`` / ``KeyStore`` only.
+
+Layers, one way (import-linter enforces them, see pyproject.toml): ``keymodel`` (pure) ←
+``sources`` (I/O) ← ``config`` (parser; dispatches through the source registry) ← ``keys``
+(this package) ← server and CLI. The model's names are re-exported here for callers that
+think in "keys".
 """
 
-# Import cycle note: authz._decide imports keys._ring while this package initialises, and
-# _sources imports authsvc.config, which imports leaf modules by full path (_ring, _secret, authz's
-# _credentials/_policy), never names from a half-initialised package: any import order works.
-from authsvc.keys._reading import MIN_KEY_LENGTH, WEAK_KEYS, Reading, Role, State, assess
+from authsvc.keymodel import (
+    MIN_KEY_LENGTH,
+    WEAK_KEYS,
+    DigestBatch,
+    ExtraKeyReadings,
+    KeyMeta,
+    KeyRecord,
+    KeyRing,
+    KeyStore,
+    PathRule,
+    Reading,
+    Role,
+    Secret,
+    State,
+    assess,
+    digest,
+    fingerprint,
+    resolve_readings,
+)
 from authsvc.keys._reload import Reloader, rejection
-from authsvc.keys._resolve import ExtraKeyReadings, Resolution, resolve_readings
-from authsvc.keys._ring import KeyRecord, KeyRing, KeyStore, PathRule, digest, fingerprint
-from authsvc.keys._secret import Secret
-from authsvc.keys._sources import resolve
+from authsvc.keys._resolver import Resolution, resolve
+from authsvc.sources import REGISTRY, KeySource, SourceKind, SourceOutput, Watch
 
 __all__ = [
     "MIN_KEY_LENGTH",
+    "REGISTRY",
     "WEAK_KEYS",
+    "DigestBatch",
     "ExtraKeyReadings",
+    "KeyMeta",
     "KeyRecord",
     "KeyRing",
+    "KeySource",
     "KeyStore",
     "PathRule",
     "Reading",
@@ -28,7 +51,10 @@ __all__ = [
     "Resolution",
     "Role",
     "Secret",
+    "SourceKind",
+    "SourceOutput",
     "State",
+    "Watch",
     "assess",
     "digest",
     "fingerprint",

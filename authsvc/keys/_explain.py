@@ -11,9 +11,10 @@ import json
 import os
 import sys
 
+from authsvc._demo_hint import demo_key_hint
 from authsvc._errors import ConfigError
 from authsvc.config import load_config
-from authsvc.keys._sources import resolve
+from authsvc.keys._resolver import resolve
 
 __all__ = ["configure", "run"]
 
@@ -41,9 +42,25 @@ def run(args: argparse.Namespace) -> int:
         return 2
     resolution = resolve(config, environ)
     if args.json:
-        print(json.dumps(resolution.report(), indent=2))
+        report = resolution.report()
+        report["dry_run"] = config.dry_run
+        print(json.dumps(report, indent=2))
     else:
         where = config.path or "built-in defaults (no config file)"
         print(f"config: {where}")
         print(resolution.render_table())
+        print(DRY_RUN_ON if config.dry_run else DRY_RUN_OFF)
+    if not resolution.resolved:
+        hint = demo_key_hint("explain", args.master_key_file)
+        if hint is not None:
+            print(hint, file=sys.stderr)
     return 0 if resolution.resolved else 1
+
+
+DRY_RUN_ON = (
+    "dry-run: ON (dry_run: true in the config): requests that would be denied are ALLOWED "
+    "and only recorded; set dry_run: false to enforce"
+)
+DRY_RUN_OFF = (
+    "dry-run: off in this config (a running `serve --dry-run` says so on /readyz and in its log)"
+)

@@ -1,13 +1,17 @@
 """Hot reload: re-load the config, re-resolve, and swap the ``KeyStore`` when the result changed.
 
+The reloader knows no source type: it asks each configured source (``KeySource``, see
+``authsvc.sources``) what to watch (``watch()``: files, and/or a poll interval) and whether it
+may have changed (``change_token()``), and watches the config file itself.
+
 Triggers: a change in the DIRECTORY of any watched file (key files, LiteLLM configs, the config
 file itself) — Kubernetes rotates a Secret by renaming a new ``..data`` symlink over the old
 one, and a watch on the file itself dies at the first rotation — and, always, a poll every
-``reload.poll_interval`` seconds (the fallback for directories that do not exist yet or file
-systems without events). Either way the whole resolution is re-run, unless no watched file
-changed since the last attempt (``file_signature``: the same inode, size, mtime and ctime of
-every file, none written in the last second): a config with 10,000 keys is not parsed again
-every poll. An identical result does nothing.
+``reload.poll_interval`` seconds (or sooner when a source's ``Watch.poll`` asks; the fallback
+for directories that do not exist yet, file systems without events, and sources with no files).
+Either way the whole resolution is re-run, unless the config file's ``file_signature`` and
+every source's change token equal the last attempt's (a ``None`` token: read again): a config
+with 10,000 keys is not parsed again every poll. An identical result does nothing.
 
 A reload that fails keeps the last good ring and reports why in one line (never a key):
 the config no longer loads; the master key would be lost; or a source that was fine is now
@@ -21,61 +25,30 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
+from authsvc import keymodel
 from authsvc._errors import ConfigError
-from authsvc.config import ENV_CONFIG, load_config
-from authsvc.keys._reading import Reading, Role, State
-from authsvc.keys._resolve import Resolution
-from authsvc.keys._ring import KeyStore
-from authsvc.keys._sources import resolve
+from authsvc.config import ENV_CONFIG, Config, load_config
+from authsvc.keymodel import KeyStore, Reading, Role, State
+from authsvc.keys._resolver import Resolution, resolve
+from authsvc.sources import SETTLED, FileSignature, KeySource, file_signature
 
-__all__ = ["Reloader", "rejection"]
+__all__ = ["SETTLED", "FileSignature", "Reloader", "file_signature", "rejection"]
 
 log = logging.getLogger("authsvc.keys.reload")
 T = TypeVar("T")
 
 _BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
-SETTLED = 1.0
-"""A file changed less than this many seconds ago may change again within the same timestamp
-tick without its signature showing it (the 'racy clean' case): it is read again."""
-
-FileSignature = tuple[tuple[object, ...], ...]
 
 
-def file_signature(paths: Iterable[str], now: float | None = None) -> FileSignature | None:
-    """What a reload would read, as far as ``stat`` can tell; ``None`` when it cannot tell.
-
-    Per path: device, inode, mode, size, mtime and ctime of what the path points to now
-    (symlinks followed: kubelet's ``..data`` swap shows as a new inode), or the errno that
-    ``stat`` gave. A content change moves ctime, which no tool can set back. ``None`` when a
-    file's ctime is within ``SETTLED`` seconds of ``now``: a second write in the same tick
-    would look identical.
-    """
-    now = time.time() if now is None else now
-    signature: list[tuple[object, ...]] = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            signature.append((path, exc.errno))
-            continue
-        if st.st_ctime_ns >= (now - SETTLED) * 1e9:
-            return None
-        signature.append(
-            (path, st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-        )
-    return tuple(signature)
-
-
-def _candidates(res: Resolution) -> list[Reading]:
+def _candidates(res: keymodel.Resolution) -> list[Reading]:
     readings = [*res.readings, *(r for e in res.extras for r in e.readings)]
     return [r for r in readings if r.role is Role.CANDIDATE]
 
 
-def rejection(old: Resolution | None, new: Resolution) -> str | None:
+def rejection(old: keymodel.Resolution | None, new: keymodel.Resolution) -> str | None:
     """Why ``new`` must not replace ``old`` (``None``: take it). Pure."""
     if old is None or old.winner is None:
         return None  # nothing good to protect: fail-closed → anything is at least as good
@@ -83,7 +56,7 @@ def rejection(old: Resolution | None, new: Resolution) -> str | None:
         f"keeping the last good keys (master from {old.winner.source}, "
         f"fingerprint {old.winner.fingerprint})"
     )
-    allow_weak = new.config.master_key.allow_weak if new.config is not None else False
+    allow_weak = new.allow_weak
     before = {r.source: r.state for r in _candidates(old)}
     for r in _candidates(new):
         if r.state not in _BROKEN or (r.state is State.WEAK and allow_weak):
@@ -129,9 +102,10 @@ class Reloader:
         self._current_sig: tuple[object, ...] | None = None
         self._rejected_sig: tuple[object, ...] | None = None
         self._last_error: str | None = None
-        self._seen: FileSignature | None = None  # the watched files at the last attempt
+        self._seen: Hashable | None = None  # config file + source tokens at the last attempt
         named = config_path if config_path is not None else (environ.get(ENV_CONFIG) or None)
-        self._files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
+        self._config_files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
+        self._sources: tuple[KeySource, ...] = ()  # of the last config loaded
         self._poll = poll_interval or 2.0
         if initial is not None:
             self._accept(initial, notify=False)
@@ -152,9 +126,7 @@ class Reloader:
     def _attempt(self) -> Resolution | str | None:
         """Load + resolve (runs in a worker thread): a resolution, why the config failed, or
         ``None`` when no watched file changed since the last attempt (nothing to do)."""
-        seen = file_signature(
-            self._files
-        )  # before reading: a write during the load shows next time
+        seen = self._token()  # before reading: a write during the load shows next time
         if seen is not None and seen == self._seen:
             return None
         self._seen = seen
@@ -168,6 +140,36 @@ class Reloader:
         except Exception as exc:  # a bug must not end reloading; the type only: no key leaks
             return f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
 
+    def _token(self) -> Hashable | None:
+        """The config file's signature and every source's change token; ``None`` when any
+        of them cannot tell (then the attempt reads everything)."""
+        config_sig = file_signature(self._config_files)
+        if config_sig is None:
+            return None
+        tokens: list[Hashable] = []
+        for source in self._sources:
+            try:
+                token = source.change_token()
+            except Exception:  # the protocol says never raise; a read will show the problem
+                return None
+            if token is None:
+                return None
+            tokens.append(token)
+        return (config_sig, tuple(tokens))
+
+    def _follow(self, config: Config) -> None:
+        """Watch and poll what ``config``'s sources ask for (the sources say, not a list)."""
+        self._sources = config.sources()
+        if config.path is not None:
+            self._config_files = (config.path,)
+        polls = [w.poll for w in (s.watch() for s in self._sources) if w.poll is not None]
+        self._poll = self._poll_override or min([config.reload.poll_interval, *polls])
+
+    def watched_files(self) -> tuple[str, ...]:
+        """The config file and every file a source asks to be watched."""
+        files = [*self._config_files, *(f for s in self._sources for f in s.watch().files)]
+        return tuple(dict.fromkeys(files))
+
     def _apply(self, outcome: Resolution | str | None) -> bool:
         if outcome is None:
             return False
@@ -175,8 +177,7 @@ class Reloader:
             self._error(outcome)
             return False
         if outcome.config is not None:
-            self._files = outcome.config.watched_files() or self._files
-            self._poll = self._poll_override or outcome.config.reload.poll_interval
+            self._follow(outcome.config)
         sig = outcome.signature()
         if self._current is not None and sig == self._current_sig:
             self._last_error = self._rejected_sig = None  # back where we were: nothing to do
@@ -196,8 +197,7 @@ class Reloader:
         self._current, self._current_sig = res, res.signature()
         self._rejected_sig = self._last_error = None
         if res.config is not None:
-            self._files = res.config.watched_files() or self._files
-            self._poll = self._poll_override or res.config.reload.poll_interval
+            self._follow(res.config)
         if notify:
             _call(self._on_change, res)
 
@@ -215,9 +215,8 @@ class Reloader:
         Secret's ``..data`` target directory is deleted at every rotation. A file that is a
         symlink into some other directory is still seen by the poll.
         """
-        return frozenset(
-            parent for parent in {os.path.dirname(p) for p in self._files} if os.path.isdir(parent)
-        )
+        parents = {os.path.dirname(p) for p in self.watched_files()}
+        return frozenset(parent for parent in parents if os.path.isdir(parent))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch and poll until ``stop`` is set. Starts with one reload (cheap when unchanged)."""

@@ -14,7 +14,7 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from authsvc import __version__
+from authsvc._version import __version__
 from authsvc.kube._errors import InjectError
 from authsvc.kube._options import (
     ANNOTATION_APP_PORT,

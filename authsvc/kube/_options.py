@@ -11,8 +11,9 @@ import argparse
 import re
 from dataclasses import dataclass
 
-from authsvc import __version__, _defaults
+from authsvc import _defaults
 from authsvc._errors import ConfigError
+from authsvc._version import __version__
 
 __all__ = [
     "ANNOTATION_APP_PORT",

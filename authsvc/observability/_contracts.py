@@ -1,8 +1,9 @@
 """The shapes observability reads from other packages, as structural types.
 
 ``authsvc.keys.resolve(...)`` returns a ``Resolution``; observability only needs the attributes
-below, so it depends on this protocol, not on the key-resolution package (which may import
-observability for its own logging without a cycle).
+below, so it depends on this protocol and on the pure key model (``authsvc.keymodel``: the
+ring), never on the resolution/reload package (``authsvc.keys``), its sources or the config
+parser. An import-linter contract (pyproject.toml) keeps it so.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Literal, Protocol
 
-from authsvc.keys import KeyRing
+from authsvc.keymodel import KeyRing
 
 __all__ = ["ReloadResult", "ResolutionLike", "WinnerLike"]
 

@@ -23,7 +23,7 @@ from authsvc.authz import (
     Reason,
     RequestView,
 )
-from authsvc.keys import KeyRing
+from authsvc.keymodel import KeyRing
 from authsvc.observability._redact import Redactor
 
 __all__ = ["DECISION_LOGGER", "DecisionLog", "Sampler"]
@@ -33,6 +33,8 @@ DECISION_LOGGER = "authsvc.decisions"
 
 def _level(reason: Reason) -> int:
     status = STATUS[reason]
+    if reason is Reason.DRY_RUN:
+        return logging.INFO  # a denial dry-run let through: logged like the denial it was
     if status == 200:
         return logging.DEBUG  # allowed (and probes): debug unless sampled
     if status >= 500:
@@ -136,6 +138,14 @@ class DecisionLog:
             "key_fingerprint": _opt(text, decision.key_fingerprint, 64),
             "duration_ms": _ms(seconds),
             "detail": self._detail(decision.message),
+            **(
+                {}
+                if decision.would_deny is None
+                else {
+                    "would_deny": decision.would_deny.value,
+                    "would_status": STATUS[decision.would_deny],
+                }
+            ),
         }
 
     def _detail(self, message: str) -> str:

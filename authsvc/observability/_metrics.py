@@ -11,12 +11,14 @@ from __future__ import annotations
 import platform
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     Info,
     PlatformCollector,
@@ -25,8 +27,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
-from authsvc import __version__
-from authsvc.authz import STATUS, Decision, Reason, RequestView
+from authsvc._version import __version__
+from authsvc.authz import SHADOWED, STATUS, Decision, Reason, RequestView
 from authsvc.observability._contracts import ReloadResult, ResolutionLike
 from authsvc.observability._logging import BackgroundHandler
 from authsvc.observability._redact import Redactor
@@ -66,6 +68,7 @@ class _KeyState:
     deep_health_ok: bool | None = None  # None until the first deep check reports
     weak: bool = False  # the active master key breaks authsvc's stricter rules
     app_open: bool = False  # the app itself accepts requests without a key
+    since: float = 0.0  # Unix time the active resolution was published (0: not yet)
 
 
 class _KeyStateCollector:
@@ -110,6 +113,13 @@ class _KeyStateCollector:
             "unauthenticated; authsvc stays closed.",
             1 if s.app_open else 0,
         )
+        if s.since > 0:
+            yield GaugeMetricFamily(
+                "authsvc_key_resolution_timestamp_seconds",
+                "Unix time the active key resolution was loaded (start-up or the last reload "
+                "that changed something): time() minus it is the age of the active keys.",
+                s.since,
+            )
         yield CounterMetricFamily(
             "authsvc_log_records_dropped",
             "Log records dropped because the background log writer's queue was full.",
@@ -139,6 +149,19 @@ class Metrics:
         self._checks = {
             reason: checks.labels(_decision_label(reason), reason.value) for reason in Reason
         }
+        would_deny = Counter(
+            "authsvc_dry_run_would_deny",
+            "Requests dry-run let through that would have been denied, by the reason they "
+            "would have been denied for (counted in authsvc_checks_total as reason=dry_run).",
+            ["reason"],
+            registry=r,
+        )
+        self._would_deny = {reason: would_deny.labels(reason.value) for reason in SHADOWED}
+        self._dry_run = Gauge(
+            "authsvc_dry_run_enabled",
+            "1 while dry-run is on: policy denials are NOT enforced, only recorded.",
+            registry=r,
+        )
         self._latency = Histogram(
             "authsvc_check_duration_seconds",
             "Time spent answering one check, in seconds (measured by the gRPC adapter).",
@@ -180,8 +203,23 @@ class Metrics:
     def observe_decision(self, view: RequestView, decision: Decision, seconds: float) -> None:
         """Count one answered check. ``view`` is unused: no request data goes into labels."""
         self._checks[decision.reason].inc()
+        if decision.would_deny is not None:
+            self._would_deny[decision.would_deny].inc()
         if seconds >= 0.0:  # False for NaN too: a broken clock must not poison the sum
             self._latency.observe(seconds)
+
+    def set_dry_run(self, on: bool) -> None:
+        self._dry_run.set(1 if on else 0)
+
+    def would_deny_counts(self) -> dict[str, int]:
+        """Would-deny counts so far, by reason (cold path: the dry-run reminder)."""
+        out: dict[str, int] = {}
+        for reason in sorted(self._would_deny):
+            value = self.registry.get_sample_value(
+                "authsvc_dry_run_would_deny_total", {"reason": reason.value}
+            )
+            out[reason.value] = int(value or 0)
+        return out
 
     def observe_failure(self, reason: Reason, seconds: float | None = None) -> None:
         """Count a check the adapter answered without ``decide()`` (parse/internal error)."""
@@ -218,6 +256,7 @@ class Metrics:
                 warnings=len(resolution.warnings),
                 weak=weak and bool(resolution.resolved),
                 app_open=app_open,
+                since=time.time(),
             )
 
     def on_reload(self, result: ReloadResult) -> None:

@@ -12,15 +12,20 @@ import traceback
 from collections.abc import Callable, Hashable, Iterable
 
 from authsvc.authz import DEFAULT_LOCATIONS, CredentialLocation, Decision, Reason, RequestView
-from authsvc.keys import KeyRing, KeyStore
+from authsvc.keymodel import KeyRing, KeyStore
 from authsvc.observability._contracts import ResolutionLike
 from authsvc.observability._decision_log import DecisionLog
 from authsvc.observability._metrics import Metrics
 from authsvc.observability._resolution_log import log_reload_error, log_resolution
 
-__all__ = ["Observer"]
+__all__ = ["DRY_RUN_WARNING", "Observer"]
 
 _log = logging.getLogger("authsvc.observability")
+DRY_RUN_WARNING = (
+    "DRY-RUN IS ON: requests that would be denied are ALLOWED and only recorded "
+    "(would_deny in the decision log, authsvc_dry_run_would_deny_total, x-authsvc-dry-run); "
+    "turn it off to enforce"
+)
 _AGREE = "agree"  # the deep health verdict meaning "the app accepted the master key"
 
 
@@ -192,6 +197,44 @@ class Observer:
             else:
                 label = str(getattr(verdict, "value", verdict))
                 self.prometheus.on_deep_health(label == _AGREE, label)
+        except Exception as exc:
+            self._swallow(exc)
+
+    # -- dry-run -------------------------------------------------------------------------
+
+    def on_dry_run(self, on: bool, why: str) -> None:
+        """Dry-run was turned on or off (``why``: ``--dry-run``, ``config``, ``config reload``).
+
+        Sets ``authsvc_dry_run_enabled`` and logs it: a WARNING when on (denials are not
+        enforced), INFO when off.
+        """
+        try:
+            self.prometheus.set_dry_run(on)
+            if on:
+                _log.warning(
+                    DRY_RUN_WARNING, extra={"event": "dry_run", "dry_run": True, "by": why}
+                )
+            else:
+                _log.info(
+                    "dry-run is off: denials are enforced",
+                    extra={"event": "dry_run", "dry_run": False, "by": why},
+                )
+        except Exception as exc:
+            self._swallow(exc)
+
+    def dry_run_reminder(self) -> None:
+        """The periodic WARNING while dry-run stays on, with the would-deny counts so far."""
+        try:
+            counts = self.prometheus.would_deny_counts()
+            _log.warning(
+                DRY_RUN_WARNING + " (reminder)",
+                extra={
+                    "event": "dry_run",
+                    "dry_run": True,
+                    "would_deny": counts,
+                    "would_deny_total": sum(counts.values()),
+                },
+            )
         except Exception as exc:
             self._swallow(exc)
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote, unquote_plus
 
-from authsvc.keys import KeyRing, digest
+from authsvc.keymodel import KeyRing, digest
 
 __all__ = [
     "MAX_PARTS",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from authsvc.keys import KeyRing
+from authsvc.keymodel import KeyRing
 from authsvc.observability._contracts import ResolutionLike
 from authsvc.observability._redact import Redactor
 

@@ -1,7 +1,9 @@
 """The one module that converts between protobuf and our own types.
 
 ``CheckRequest`` → ``RequestView`` on the way in, ``Allow | Deny`` → ``CheckResponse`` on the
-way out. Nothing else in authsvc reads or builds ext_authz messages.
+way out. Nothing else in authsvc reads the fields of a ``CheckRequest`` or fills a
+``CheckResponse``: ``_check`` only parses the request bytes (``CheckRequest.FromString``) and
+serialises what ``response_from`` built, and ``bench`` reuses ``response_from``.
 
 Headers. Envoy sends them one of two ways:
 
@@ -121,6 +123,7 @@ def response_from(out: Allow | Deny) -> CheckResponse:
         ok.headers.extend(_options(out.set_headers))
         ok.headers_to_remove.extend(out.remove_headers)
         ok.query_parameters_to_remove.extend(out.remove_query)
+        ok.response_headers_to_add.extend(_options(out.response_headers))
         return resp
     resp.status.code = GRPC_CODE_FOR_HTTP.get(out.status, code_pb2.PERMISSION_DENIED)
     denied = resp.denied_response

@@ -17,7 +17,16 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from google.protobuf.message import DecodeError
 
 from authsvc._proto.envoy.service.auth.v3.external_auth_pb2 import CheckRequest
-from authsvc.authz import HEADER_PREFIX, Decision, Policy, Reason, RequestView, decide, render
+from authsvc.authz import (
+    HEADER_PREFIX,
+    Decision,
+    Policy,
+    Reason,
+    RequestView,
+    decide,
+    render,
+    shadow,
+)
 from authsvc.keys import KeyStore
 from authsvc.server._adapter import response_from, view_from_request
 
@@ -44,6 +53,8 @@ class Checker:
 
     On allow, the credential headers and query parameters the policy hides
     (``Policy.strip_headers`` / ``strip_query``) are removed, plus ``extra_strip``.
+    With ``dry_run`` set, each decision passes through ``authz.shadow``: a policy denial is
+    answered allow and reported to the observer as ``dry_run`` with ``would_deny``.
     """
 
     __slots__ = (
@@ -54,6 +65,7 @@ class Checker:
         "_policy",
         "_strip",
         "_strip_query",
+        "dry_run",
         "observer",
         "store",
     )
@@ -67,6 +79,7 @@ class Checker:
     ) -> None:
         self.store = store
         self.observer = observer
+        self.dry_run = False
         self._extra_strip = extra_strip
         self._answers: dict[Hashable, bytes] = {}
         self.policy = policy
@@ -106,6 +119,8 @@ class Checker:
             else:
                 view = view_from_request(req)
                 decision = decide(view, self._policy, self.store.current, _time())
+                if self.dry_run:
+                    decision = shadow(decision)
                 answer = self._answer(decision, view.headers)
         except Exception as exc:
             _log.error("Check failed, answering 500 deny: %s", where(exc))
@@ -122,7 +137,7 @@ class Checker:
         key: Hashable
         if decision.allowed:
             client = tuple(name for name in headers if name.startswith(HEADER_PREFIX))
-            key = (decision.key_name, client)
+            key = (decision.key_name, decision.would_deny, client)
         else:
             key = decision
         answers = self._answers

@@ -1,8 +1,8 @@
 """``authsvc serve``: parse, load, build, serve. No decisions are made here.
 
-Start-up order: logging → config → key resolution (logged as a table) → gRPC server bound
-(bind errors surface before anything else starts) → status port → key reloader and deep
-health. A missing master key does not stop start-up (fail closed: health NOT_SERVING, 503s)
+Start-up order: logging → ``--listen`` syntax → config → key resolution → gRPC server bound
+(bind errors surface before anything else starts) → the resolution logged as a table → status
+port → key reloader and deep health. A missing master key does not stop start-up (fail closed: health NOT_SERVING, 503s)
 unless ``--strict``.
 
 With ``--workers N`` (N > 1) this process becomes a supervisor: it validates the config and
@@ -37,10 +37,18 @@ from authsvc.health import (
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import AuthzServer
+from authsvc.server._listen import parse_listen
 from authsvc.server._signals import serve_until_signal
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 
 __all__ = ["configure", "run", "worker_argv"]
+
+DRY_RUN_REMINDER = 300.0
+"""Seconds between the WARNINGs that say dry-run is still on."""
+DRY_RUN_NOTE = (
+    "dry-run: ON (denials are recorded, not enforced; see authsvc_dry_run_would_deny_total)"
+)
+"""The /readyz line while dry-run is on (readiness itself is unchanged)."""
 
 WORKER_STATUS_LISTEN = "127.0.0.1:0"
 """A worker's own status port: loopback, ephemeral; only the supervisor talks to it."""
@@ -80,11 +88,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="refuse to start without a usable master key (default: start, fail closed)",
     )
     parser.add_argument(
-        "--grace", type=float, default=5.0, help="seconds in-flight checks get at shutdown"
+        "--grace",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds in-flight checks get at shutdown (default %(default)s)",
     )
-    parser.add_argument("--log-level", default="info", help="debug, info, warning, error")
     parser.add_argument(
-        "--log-format", choices=("json", "text"), default="json", help="log line format"
+        "--dry-run",
+        action="store_true",
+        help="shadow mode for a rollout: answer ALLOW for every request that would be denied "
+        "(missing/malformed/unknown/expired key, path not allowed) and record it (decision log "
+        "would_deny, authsvc_dry_run_would_deny_total, header x-authsvc-dry-run: REASON); no "
+        "master key still denies 503. Same as 'dry_run: true' in the config. See docs/dry-run.md",
+    )
+    parser.add_argument(
+        "--log-level", default="info", help="debug, info, warning, error (default %(default)s)"
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "text"),
+        default="json",
+        help="log line format (default %(default)s)",
     )
     parser.add_argument(
         "--decision-log-sample-rate",
@@ -122,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
         listen = worker_listen(args.listen or [AUTHZ_LISTEN], args.workers)  # validates N too
+        for address in (a for addresses in listen for a in addresses):
+            parse_listen(address)  # a bad --listen fails before any key is read or logged
         _check_status_port(args, listen)
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
@@ -129,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         if args.strict:
             resolution.require()
         if args.workers > 1:
-            return asyncio.run(_supervise(args, listen))
+            return asyncio.run(_supervise(args, listen, _dry_run(args, config)))
         return asyncio.run(_serve(args, config, resolution, probes))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
@@ -154,7 +181,6 @@ async def _serve(
     observer = Observer(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
     )
-    observer.on_startup(resolution)
     server = AuthzServer(
         store,
         config.policy,
@@ -162,7 +188,9 @@ async def _serve(
         on_decision=observer.on_decision,
     )
     server.fast_path = not args.no_fast_path
+    server.dry_run = _dry_run(args, config)
     await server.start()  # bind errors surface first (the server logs where it listens)
+    observer.on_startup(resolution)  # the key table is logged once the addresses are bound
     try:
         return await _run_started(args, config, resolution, probes, store, observer, server)
     except BaseException:
@@ -183,12 +211,18 @@ async def _run_started(
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
     deep = _deep_health(args, config, lambda: latest[0], observer)
+    if server.dry_run:
+        observer.on_dry_run(True, "--dry-run" if args.dry_run else "config dry_run")
 
     def on_change(new: Resolution) -> None:
         latest[0] = new
         observer.on_change(new)
         if new.config is not None:
             server.update_policy(new.config.policy)
+            dry_run = _dry_run(args, new.config)
+            if dry_run != server.dry_run:
+                server.dry_run = dry_run
+                observer.on_dry_run(dry_run, "config reload")
         server.refresh_health()
         if deep is not None:
             deep.trigger()
@@ -215,6 +249,7 @@ async def _run_started(
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
+            notes=lambda: [DRY_RUN_NOTE] if server.dry_run else [],
         )
         status.start()
     if deep is not None:
@@ -225,7 +260,10 @@ async def _run_started(
     stop = asyncio.Event()
     try:
         await serve_until_signal(
-            server, grace=args.grace, extra_tasks=[reloader.run(stop)], on_serving=on_serving
+            server,
+            grace=args.grace,
+            extra_tasks=[reloader.run(stop), _remind_dry_run(server, observer, stop)],
+            on_serving=on_serving,
         )
     finally:
         stop.set()
@@ -234,6 +272,23 @@ async def _run_started(
         if status is not None:
             status.stop()
     return 0
+
+
+def _dry_run(args: argparse.Namespace, config: Config) -> bool:
+    return bool(args.dry_run or config.dry_run)
+
+
+async def _remind_dry_run(
+    server: AuthzServer, observer: Observer, stop: asyncio.Event, every: float | None = None
+) -> None:
+    """While dry-run is on, a WARNING every ``DRY_RUN_REMINDER`` seconds: never forgotten."""
+    interval = DRY_RUN_REMINDER if every is None else every
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), interval)
+        except TimeoutError:
+            if server.dry_run:
+                observer.dry_run_reminder()
 
 
 def _deep_health(
@@ -304,6 +359,8 @@ def worker_argv(
         argv.append("--strict")
     if args.no_fast_path:
         argv.append("--no-fast-path")
+    if args.dry_run:
+        argv.append("--dry-run")
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     argv += ["--log-format", args.log_format]
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
@@ -312,7 +369,9 @@ def worker_argv(
     return argv
 
 
-async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ...]) -> int:
+async def _supervise(
+    args: argparse.Namespace, listen: tuple[tuple[str, ...], ...], dry_run: bool
+) -> int:
     from authsvc.server._worker_status import WorkerStatus
 
     supervisor = Supervisor(
@@ -328,6 +387,7 @@ async def _supervise(args: argparse.Namespace, listen: tuple[tuple[str, ...], ..
             readiness=aggregate.readiness,
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
+            notes=lambda: [DRY_RUN_NOTE] if dry_run else [],  # as configured at start
         )
         status.start()  # before the workers: a busy status port fails fast
     try:

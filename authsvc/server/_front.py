@@ -11,8 +11,8 @@ server (Check, Health, reflection) listens on a private address behind it:
   block is complete;
 - if that first request is ``Authorization/Check`` (what Envoy sends) or ``Health/Check`` (a
   probe), the connection is answered here for its whole life (*fast* mode, ``_h2``): Check
-  through the shared ``Checker``, ``Health/Check`` natively, any other method
-  ``UNIMPLEMENTED``;
+  through the shared ``Checker``, ``Health/Check`` and ``Health/List`` natively, any other
+  method ``UNIMPLEMENTED``;
 - anything else (grpcurl and reflection, Health/Watch, garbage, or a client that sends no
   request within ``SNIFF_SECONDS``) is *spliced*: every byte is relayed to the private gRPC
   server, which sees the connection from its first byte — except the client's ACK of our
@@ -64,6 +64,9 @@ SNIFF_LIMIT = 1 << 16
 
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
+
+
+HEALTH_LIST_PATH = "/grpc.health.v1.Health/List"
 
 
 class Answers(Protocol):
@@ -364,6 +367,13 @@ class _Conn(asyncio.Protocol):
                 task.add_done_callback(self._tasks.discard)
         elif path == HEALTH_PATH:
             self._health(sid, message)
+        elif path == HEALTH_LIST_PATH:  # reflection advertises it: answer it here too
+            statuses = {
+                service: health_pb2.HealthCheckResponse(status=status)
+                for service in ("", CHECK_PATH.split("/")[1])
+                if (status := self.front.health(service)) is not None
+            }
+            h2.respond(sid, health_pb2.HealthListResponse(statuses=statuses).SerializeToString())
         else:
             h2.respond_status(sid, 12, f"Method not found: {path}")
 

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from grpc_health.v1 import health_pb2
@@ -65,6 +65,23 @@ _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # silently and share the traffic. Binding must fail instead.
     ("grpc.so_reuseport", 0),
 )
+
+
+def _listing_health(base: Any, statuses: Callable[[], dict[str, int]]) -> Any:
+    """grpc_health's aio servicer with ``List`` implemented (it answers UNIMPLEMENTED with a
+    Python exception text otherwise, while reflection advertises the method): every service
+    this server reports, with its status."""
+
+    class ListingHealth(base):  # type: ignore[misc]
+        async def List(self, request: Any, context: Any) -> Any:
+            return health_pb2.HealthListResponse(
+                statuses={
+                    name: health_pb2.HealthCheckResponse(status=status)
+                    for name, status in statuses().items()
+                }
+            )
+
+    return ListingHealth()
 
 
 class AuthzServer:
@@ -114,6 +131,15 @@ class AuthzServer:
     @on_decision.setter
     def on_decision(self, observer: DecisionObserver | None) -> None:
         self._checker.observer = observer
+
+    @property
+    def dry_run(self) -> bool:
+        """Dry-run (``authz.shadow``): policy denials are answered allow and recorded."""
+        return bool(self._checker.dry_run)
+
+    @dry_run.setter
+    def dry_run(self, on: bool) -> None:
+        self._checker.dry_run = bool(on)
 
     def update_policy(self, policy: Policy) -> None:
         """Use ``policy`` from the next request on (a config reload changed it)."""
@@ -185,7 +211,7 @@ class AuthzServer:
             (grpc.method_handlers_generic_handler(AUTHZ_SERVICE, handlers),)
         )
         server.add_registered_method_handlers(AUTHZ_SERVICE, handlers)
-        self._health = health.aio.HealthServicer()
+        self._health = _listing_health(health.aio.HealthServicer, self._health_statuses)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         add_reflection(server, (AUTHZ_SERVICE, HEALTH_SERVICE))
         return server
@@ -204,6 +230,9 @@ class AuthzServer:
                 self._server, self._internal_path = server, path
                 _log.info("internal gRPC server started (health, reflection, other clients)")
             return self._internal_path
+
+    def _health_statuses(self) -> dict[str, int]:
+        return {"": self._status, AUTHZ_SERVICE: self._status}
 
     def _health_of(self, service: str) -> int | None:
         return self._status if service in ("", AUTHZ_SERVICE) else None

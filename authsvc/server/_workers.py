@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from authsvc._errors import AuthsvcError
+
 __all__ = [
     "BACKOFF_FIRST",
     "BACKOFF_MAX",
@@ -96,7 +98,9 @@ class Worker:
         return self.proc is not None and self.proc.returncode is None and self.status is not None
 
 
-class StartupFailed(Exception):
+class StartupFailed(AuthsvcError):
+    """A worker exited before it served (``serve --workers`` then stops them all, exit 1)."""
+
     def __init__(self, index: int, code: int) -> None:
         super().__init__(f"worker {index} exited with code {code} before it served")
         self.index = index

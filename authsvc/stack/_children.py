@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from authsvc._errors import AuthsvcError
 from authsvc.envoy import Address, parse_address
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 
-class ChildFailed(RuntimeError):
+class ChildFailed(AuthsvcError):
     """A child exited early or did not become ready; the message includes its log tail."""
 
 

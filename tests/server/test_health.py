@@ -77,3 +77,29 @@ def test_watch_sees_swaps_and_shutdown(server: Running) -> None:
         future = asyncio.run_coroutine_threadsafe(server.server.stop(0.5), server.loop.loop)
         assert next(stream).status == NOT_SERVING
         future.result(10)
+
+
+def listed(address: str, *, after_check: bool = False) -> dict[str, int]:
+    """Health/List on a connection of its own: first on it (spliced to the gRPC server), or
+    after a Health/Check (the fast front answers that connection)."""
+    options = [("grpc.use_local_subchannel_pool", 1)]  # a fresh connection, not a shared one
+    with grpc.insecure_channel(address, options=options) as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        if after_check:
+            stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=10)
+        reply = stub.List(health_pb2.HealthListRequest(), timeout=10)
+        return {name: resp.status for name, resp in reply.statuses.items()}
+
+
+@pytest.mark.parametrize("after_check", [False, True], ids=["first", "after-check"])
+def test_list_names_every_service_with_its_status(server: Running, after_check: bool) -> None:
+    """Reflection advertises Health/List: it answers (it used to be UNIMPLEMENTED)."""
+    for address in (server.tcp, server.unix):
+        assert listed(address, after_check=after_check) == {"": SERVING, AUTHZ_SERVICE: SERVING}
+    server.store.swap(KeyRing(unready_reason="LITELLM_MASTER_KEY is empty"))
+    server.server.refresh_health()
+    eventually(server.tcp, NOT_SERVING)
+    assert listed(server.tcp, after_check=after_check) == {
+        "": NOT_SERVING,
+        AUTHZ_SERVICE: NOT_SERVING,
+    }

@@ -21,6 +21,7 @@ from authsvc.config import (
     load_config,
     parse_config,
 )
+from authsvc.keys import KeyMeta
 
 SECRET_VALUE = "sk-inline-config-0123456789abcdef"
 
@@ -66,7 +67,7 @@ def error(text: str, tmp_path: Path) -> str:
         ),
         (
             "zzz: 1\n",
-            ":1: unknown key 'zzz' under top level; valid keys here: credentials, forward_credentials",
+            ":1: unknown key 'zzz' under top level; valid keys here: credentials, dry_run, forward_credentials",
         ),
         # misplaced names: where they belong
         (
@@ -297,7 +298,8 @@ reload: {{poll_interval: 0.5}}
     assert c.master_key.on_conflict == "error" and c.master_key.allow_weak is False
     assert c.master_key.weak == "refuse"
     ci, ops, dev = c.keys
-    assert ci.source == FileSource(f"{base}/ci.keys", "keys[0]")
+    meta = KeyMeta("ci", "keys[0]", ci.paths, 1801350000.0)  # the record its keys carry
+    assert ci.source == FileSource(f"{base}/ci.keys", "keys[0]", meta)
     assert (
         ci.paths is not None
         and ci.paths.allows("/v1/chat/completions")

@@ -18,9 +18,9 @@ from authsvc.authz._credentials import (
 )
 from authsvc.authz._litellm_routes import litellm_routes
 from authsvc.config import parse_config
+from authsvc.keymodel import KeyRecord, digest
 from authsvc.keys import KeyRing, Resolution, Role, State, fingerprint, resolve
-from authsvc.keys._litellm_app import find_dotenv
-from authsvc.keys._ring import KeyRecord, digest
+from authsvc.sources._litellm_app import find_dotenv
 
 KEY = "sk-parity-litellm-0123456789abcdef"
 OTHER = "sk-parity-other-0123456789abcdef"
@@ -352,7 +352,7 @@ def test_a_change_in_an_included_file_is_reloaded(tmp_path: Path) -> None:
     store = KeyStore(KeyRing([]))
     reloader = Reloader(str(config), {}, store, watch=False)
     assert reloader.reload() and store.current.lookup(digest(KEY)) is not None
-    assert str(tmp_path / "keys.yaml") in reloader._files  # its directory is watched
+    assert str(tmp_path / "keys.yaml") in reloader.watched_files()  # its directory is watched
     (tmp_path / "keys.yaml").write_text(f"general_settings:\n  master_key: {OTHER}\n")
     assert reloader.reload()
     assert store.current.lookup(digest(OTHER)) is not None

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from authsvc.keys import KeyStore, Reloader, digest
-from authsvc.keys._reload import SETTLED, file_signature
+from authsvc.sources import SETTLED, file_signature
 from tests._secretdir import SecretDir
 
 KEY_A = "sk-signature-aaaaaaaaaaaaaa01"

@@ -18,17 +18,33 @@ from authsvc.config import (
     ValueSource,
     parse_config,
 )
-from authsvc.keys import MIN_KEY_LENGTH, WEAK_KEYS, Secret, State, assess, fingerprint, resolve
-from authsvc.keys._reading import caution_of
-from authsvc.keys._sources import read_extra_key, read_source
+from authsvc.keymodel._reading import caution_of
+from authsvc.keys import (
+    MIN_KEY_LENGTH,
+    WEAK_KEYS,
+    KeyMeta,
+    Reading,
+    Secret,
+    State,
+    assess,
+    fingerprint,
+    resolve,
+)
 
 KEY = "sk-source-test-0123456789abcdef"
 OTHER = "sk-source-other-0123456789abcdef"
 
 
 def one(spec: object, environ: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    (reading,) = read_source(spec, environ or {}, max_length=1024)  # type: ignore[arg-type]
+    (reading,) = spec.read(environ or {}, max_length=1024).readings  # type: ignore[attr-defined]
     return reading
+
+
+def key_readings(spec: ExtraKeySpec) -> tuple[Reading, ...]:
+    """The readings of a ``keys:`` entry, with the record its source was built with."""
+    (key,) = spec.source.read({}, max_length=1024).keys
+    assert (key.name, key.where) == (spec.name, spec.where)
+    return key.readings
 
 
 # -- Secret -------------------------------------------------------------------------------
@@ -151,8 +167,9 @@ def test_file_source_permission_denied(tmp_path: Path) -> None:
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
     path = tmp_path / "keys"
     path.write_text(f"# rotation: new first\n{KEY}\r\n\n \t{OTHER}  \nshort\nsk-1234\n")
-    spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path)))
-    readings = read_extra_key(spec, {}, max_length=1024)
+    meta = KeyMeta("ci", "keys[0]")
+    spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path), "keys[0]", meta))
+    readings = key_readings(spec)
     assert [(r.source, r.state, bool(r.caution)) for r in readings] == [
         (f"file:{path}#line2", State.SET, False),  # CRLF line ends are line ends
         (f"file:{path}#line4", State.SET, False),  # space and tab trimmed
@@ -160,31 +177,37 @@ def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
         (f"file:{path}#line6", State.WEAK, False),  # refused, as LiteLLM refuses it
     ]
     path.write_text(f"{KEY}\xa0\n")  # U+00A0 is not trimmed: the key is unusable, not altered
-    (r,) = read_extra_key(spec, {}, max_length=1024)
+    (r,) = key_readings(spec)
     assert r.state is State.INVALID and "non-ASCII" in r.detail
     path.write_text("# nothing yet\n\n")
-    (r,) = read_extra_key(spec, {}, max_length=1024)
+    (r,) = key_readings(spec)
     assert r.state is State.EMPTY and "no keys" in r.detail
 
 
 def test_sha256_keys_are_known_by_digest_only() -> None:
     digest = hashlib.sha256(KEY.encode()).digest()
-    spec = ExtraKeySpec("ops", "keys[1]", Sha256Source("/c.yaml", "keys[1]", digest))
-    (r,) = read_extra_key(spec, {}, max_length=1024)
+    meta = KeyMeta("ops", "keys[1]")
+    spec = ExtraKeySpec("ops", "keys[1]", Sha256Source("/c.yaml", "keys[1]", digest, meta))
+    (r,) = key_readings(spec)
     assert (r.source, r.state, r.fingerprint) == (
         "config:/c.yaml#keys[1].sha256",
         State.SET,
         fingerprint(KEY),
     )
     assert r.secret is None and r.digest == digest
+    weak_digest = hashlib.sha256(b"sk-1234").digest()
     weak = ExtraKeySpec(
-        "w", "keys[2]", Sha256Source("/c.yaml", "keys[2]", hashlib.sha256(b"sk-1234").digest())
+        "w", "keys[2]", Sha256Source("/c.yaml", "keys[2]", weak_digest, KeyMeta("w", "keys[2]"))
     )
-    assert read_extra_key(weak, {}, max_length=1024)[0].state is State.WEAK
+    assert key_readings(weak)[0].state is State.WEAK
     listed = ExtraKeySpec(
-        "l", "keys[3]", Sha256Source("/c.yaml", "keys[3]", hashlib.sha256(b"changeme").digest())
+        "l",
+        "keys[3]",
+        Sha256Source(
+            "/c.yaml", "keys[3]", hashlib.sha256(b"changeme").digest(), KeyMeta("l", "keys[3]")
+        ),
     )
-    (r,) = read_extra_key(listed, {}, max_length=1024)
+    (r,) = key_readings(listed)
     assert r.state is State.SET and "publicly known" in r.caution
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from authsvc import ConfigError
-from authsvc.config import _yaml, load_config
+from authsvc import ConfigError, _yaml
+from authsvc.config import load_config
 from authsvc.keys import MIN_KEY_LENGTH, State, resolve
 from tests._keys import register
 from tests.e2e._harness import no_key_in

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from authsvc.config import _yaml
+from authsvc import _yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(

@@ -26,15 +26,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from authsvc.keys._fileio import read_text
-from authsvc.keys._litellm_app import (
+from authsvc.keymodel import LITELLM_REFUSED, Reading, Role, State
+from authsvc.sources._fileio import read_text
+from authsvc.sources._litellm_app import (
     LiteLLMApp,
     LoadFailure,
     export_value,
     load_litellm_app,
     read_dotenv,
 )
-from authsvc.keys._reading import LITELLM_REFUSED, Reading, Role, State
 
 __all__ = [
     "LITELLM_ENV",

@@ -10,37 +10,94 @@
    source checked with its state.
 4. Extra keys (``keys:``) join the ring when ``set`` (or ``weak`` with ``allow_weak``); any other
    state is a warning. A key equal to the master key stays the (unrestricted) master.
+5. Batches (``DigestBatch``: many keys known only by digest, one shared record) join the ring
+   the same way; a digest of a publicly known key is refused unless ``allow_weak``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from authsvc._errors import KeySourceError
-from authsvc.keys._reading import Reading, Role, State
-from authsvc.keys._render import render_table, report
-from authsvc.keys._ring import KeyRecord, KeyRing, PathRule
-from authsvc.keys._secret import Secret
+from authsvc.keymodel._reading import WEAK_DIGESTS, Reading, Role, State
+from authsvc.keymodel._render import render_table, report
+from authsvc.keymodel._ring import FINGERPRINT_LENGTH, KeyRecord, KeyRing, PathRule
+from authsvc.keymodel._secret import Secret
 
-if TYPE_CHECKING:
-    from authsvc.config._model import Config
-
-__all__ = ["MASTER_NAME", "ExtraKeyReadings", "Resolution", "resolve_readings"]
+__all__ = [
+    "DIGEST_SIZE",
+    "MASTER_NAME",
+    "DigestBatch",
+    "ExtraKeyReadings",
+    "KeyMeta",
+    "Resolution",
+    "resolve_readings",
+]
 
 MASTER_NAME = "master"
+DIGEST_SIZE = hashlib.sha256().digest_size
+
+
+@dataclass(frozen=True, slots=True)
+class KeyMeta:
+    """The record template of a named key: its name, where it is configured, its restrictions.
+
+    A source placed in ``keys:`` gets one; every key it yields carries these (a source that
+    yields many keys may give each its own, e.g. a database row's name and expiry).
+    """
+
+    name: str
+    where: str  # "keys[0]"
+    paths: PathRule | None = None
+    expires_at: float | None = None  # Unix time; None = never
 
 
 @dataclass(frozen=True, slots=True)
 class ExtraKeyReadings:
-    """The readings of one ``keys:`` entry, with the restrictions its records get."""
+    """The readings of one named key (a ``keys:`` entry), with the restrictions its records get."""
 
     name: str
     where: str  # "keys[0]"
     readings: tuple[Reading, ...]
     paths: PathRule | None = None
     expires_at: float | None = None
+
+    @classmethod
+    def of(cls, meta: KeyMeta, readings: Sequence[Reading]) -> ExtraKeyReadings:
+        return cls(meta.name, meta.where, tuple(readings), meta.paths, meta.expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class DigestBatch:
+    """Many keys sharing ONE record: ``digests`` packs 32-byte SHA-256 digests end to end.
+
+    The compact form for sources of 100,000+ keys (no ``Reading`` object per key): what the
+    ring needs is the digest and the record; the fingerprint is the digest's first hex digits.
+    """
+
+    meta: KeyMeta
+    source: str  # the label every key of the batch is reported under
+    digests: bytes
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.digests) % DIGEST_SIZE:
+            raise ValueError(f"digests must be a multiple of {DIGEST_SIZE} bytes")
+
+    @property
+    def name(self) -> str:
+        return self.meta.name
+
+    def __len__(self) -> int:
+        return len(self.digests) // DIGEST_SIZE
+
+    def __iter__(self) -> Iterator[bytes]:
+        view = memoryview(self.digests)
+        for start in range(0, len(view), DIGEST_SIZE):
+            yield bytes(view[start : start + DIGEST_SIZE])
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +110,9 @@ class Resolution:
     ring: KeyRing = field(compare=False)
     conflicts: tuple[Reading, ...] = ()
     extras: tuple[ExtraKeyReadings, ...] = ()
-    config: Config | None = field(default=None, compare=False)
     chosen: Reading | None = None  # first usable reading, even when a conflict blocks it
+    batches: tuple[DigestBatch, ...] = ()
+    allow_weak: bool = False  # the rule's input, kept so a reload judges the new result by it
 
     @property
     def resolved(self) -> bool:
@@ -86,14 +144,17 @@ class Resolution:
         return render_table(self)
 
     def signature(self) -> tuple[object, ...]:
-        """What a reload compares: every layer's state and key digest, and the config."""
+        """What a reload compares: every layer's state and key digest (and every batch)."""
 
-        def sig(readings: Iterable[Reading]) -> tuple[object, ...]:
+        def sig(readings: Sequence[Reading]) -> tuple[object, ...]:
             return tuple((r.source, r.state, r.role, r.digest) for r in readings)
 
         extras = tuple((e.name, sig(e.readings)) for e in self.extras)
+        batches = tuple(
+            (b.meta, b.source, hashlib.sha256(b.digests).digest()) for b in self.batches
+        )
         winner = self.winner.source if self.winner is not None else None
-        return (sig(self.readings), winner, extras, self.config)
+        return (sig(self.readings), winner, extras, batches)
 
 
 def _checked(readings: Sequence[Reading]) -> str:
@@ -191,13 +252,46 @@ def _extra_records(
     return records, warnings
 
 
+def _batch_records(
+    batches: Sequence[DigestBatch],
+    master: KeyRecord | None,
+    allow_weak: bool,
+    seen: set[bytes],
+) -> tuple[list[KeyRecord], list[str]]:
+    records: list[KeyRecord] = []
+    warnings: list[str] = []
+    for batch in batches:
+        meta, who = batch.meta, f"{batch.meta.where} {batch.meta.name!r}"
+        skipped = {"weak": 0, "master": 0, "duplicate": 0}
+        for digest in batch:
+            if digest in WEAK_DIGESTS and not allow_weak:
+                skipped["weak"] += 1
+            elif master is not None and digest == master.digest:
+                skipped["master"] += 1
+            elif digest in seen:
+                skipped["duplicate"] += 1
+            else:
+                seen.add(digest)
+                fp = digest.hex()[:FINGERPRINT_LENGTH]
+                records.append(
+                    KeyRecord(meta.name, batch.source, fp, digest, meta.paths, meta.expires_at)
+                )
+        why = {
+            "weak": "publicly known keys refused",
+            "master": "the master key (it stays the unrestricted master)",
+            "duplicate": "keys already loaded from another entry (the first is used)",
+        }
+        warnings.extend(f"{who}: {batch.source}: {n} {why[k]}" for k, n in skipped.items() if n)
+    return records, warnings
+
+
 def resolve_readings(
     readings: Sequence[Reading],
     *,
     allow_weak: bool = False,
     on_conflict: Literal["warn", "error"] = "warn",
     extras: Sequence[ExtraKeyReadings] = (),
-    config: Config | None = None,
+    batches: Sequence[DigestBatch] = (),
     weak: Literal["warn", "refuse"] = "warn",
 ) -> Resolution:
     """Apply the rule (see the module docstring) to the chain's readings, in chain order.
@@ -242,8 +336,19 @@ def resolve_readings(
         master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
     records, extra_warnings = _extra_records(extras, master, allow_weak, refuse)
     warnings.extend(extra_warnings)
-    ring = KeyRing(records, master=master, unready_reason=reason)
+    seen = {r.digest for r in records}
+    more, batch_warnings = _batch_records(batches, master, allow_weak, seen)
+    warnings.extend(batch_warnings)
+    ring = KeyRing([*records, *more], master=master, unready_reason=reason)
     chosen = readings[index] if index is not None else None
     return Resolution(
-        readings, winner, tuple(warnings), ring, conflicts, tuple(extras), config, chosen
+        readings,
+        winner,
+        tuple(warnings),
+        ring,
+        conflicts,
+        tuple(extras),
+        chosen,
+        tuple(batches),
+        allow_weak,
     )

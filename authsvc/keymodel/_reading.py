@@ -18,9 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from authsvc.keys._secret import Secret
+from authsvc.keymodel._secret import Secret
 
 __all__ = [
+    "LITELLM_REFUSED",
     "MIN_KEY_LENGTH",
     "OWS",
     "WEAK_KEYS",

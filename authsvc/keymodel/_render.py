@@ -3,17 +3,55 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from authsvc.keys._reading import Reading, Role, State
+from authsvc.keymodel._reading import Reading, Role, State
 
-if TYPE_CHECKING:
-    from authsvc.keys._resolve import Resolution
-
-__all__ = ["render_table", "report"]
+__all__ = ["Shown", "render_table", "report"]
 
 
-def report(res: Resolution) -> dict[str, object]:
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Extra(_Named, Protocol):
+    @property
+    def readings(self) -> tuple[Reading, ...]: ...
+
+
+class _Batch(_Named, Protocol):
+    @property
+    def source(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    def __len__(self) -> int: ...
+
+
+class Shown(Protocol):
+    """What rendering needs from a resolution (structural: this module imports no resolver)."""
+
+    @property
+    def readings(self) -> tuple[Reading, ...]: ...
+    @property
+    def winner(self) -> Reading | None: ...
+    @property
+    def chosen(self) -> Reading | None: ...
+    @property
+    def conflicts(self) -> tuple[Reading, ...]: ...
+    @property
+    def extras(self) -> Sequence[_Extra]: ...
+    @property
+    def batches(self) -> Sequence[_Batch]: ...
+    @property
+    def warnings(self) -> tuple[str, ...]: ...
+    @property
+    def resolved(self) -> bool: ...
+    @property
+    def unready_reason(self) -> str: ...
+
+
+def report(res: Shown) -> dict[str, object]:
     """The ``explain --json`` shape: everything the table shows, never a key.
 
     ``{"resolved", "winner": {"source", "fingerprint", "caution"} | None, "app_open",
@@ -60,6 +98,17 @@ def report(res: Resolution) -> dict[str, object]:
             }
             for e in res.extras
             for r in e.readings
+        ]
+        + [
+            {
+                "name": b.name,
+                "source": b.source,
+                "state": "set",
+                "fingerprint": None,
+                "detail": f"{len(b)} keys; {b.detail}",
+                "caution": "",
+            }
+            for b in res.batches
         ],
         "warnings": list(res.warnings),
     }
@@ -81,7 +130,7 @@ OUTCOMES: dict[str, str] = {
 """Outcome codes (``explain --json``) and their words in the table."""
 
 
-def _outcome(res: Resolution, r: Reading, after_winner: bool) -> str:
+def _outcome(res: Shown, r: Reading, after_winner: bool) -> str:
     if r is res.winner:
         return "used_weak" if r.caution else "used"
     if r is res.chosen:
@@ -103,7 +152,7 @@ def _outcome(res: Resolution, r: Reading, after_winner: bool) -> str:
     return "not_used"
 
 
-def _status(res: Resolution, r: Reading, after_winner: bool) -> str:
+def _status(res: Shown, r: Reading, after_winner: bool) -> str:
     return OUTCOMES[_outcome(res, r, after_winner)]
 
 
@@ -116,7 +165,7 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[st
     return lines
 
 
-def render_table(res: Resolution) -> str:
+def render_table(res: Shown) -> str:
     """A table of the chain, in order: source, state, fingerprint, outcome, detail."""
     out: list[str] = []
     if res.winner is not None:
@@ -142,7 +191,7 @@ def render_table(res: Resolution) -> str:
             "  " + line
             for line in _table(("#", "SOURCE", "STATE", "FINGERPRINT", "OUTCOME", "DETAIL"), rows)
         )
-    if res.extras:
+    if res.extras or res.batches:
         out.append("extra keys:")
         extra_rows = [
             (
@@ -155,6 +204,9 @@ def render_table(res: Resolution) -> str:
             for e in res.extras
             for r in e.readings
         ]
+        extra_rows.extend(
+            (b.name, b.source, "set", f"{len(b)} keys", b.detail) for b in res.batches
+        )
         out.extend(
             "  " + line
             for line in _table(("NAME", "SOURCE", "STATE", "FINGERPRINT", "DETAIL"), extra_rows)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from authsvc.keys._reading import State
+from authsvc.keymodel import State
 
 __all__ = ["MAX_FILE_BYTES", "read_text"]
 

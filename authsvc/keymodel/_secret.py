@@ -13,7 +13,7 @@ from typing import NoReturn
 
 __all__ = ["Secret"]
 
-_FINGERPRINT_LENGTH = 12  # same as authsvc.keys._ring.FINGERPRINT_LENGTH
+_FINGERPRINT_LENGTH = 12  # same as authsvc.keymodel._ring.FINGERPRINT_LENGTH
 
 
 class Secret:

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from authsvc.config._yaml import safe_problem
-from authsvc.keys._fileio import read_text
-from authsvc.keys._reading import State
+from authsvc._yaml import safe_problem
+from authsvc.keymodel import State
+from authsvc.sources._fileio import read_text
 
 __all__ = ["LiteLLMApp", "LoadFailure", "find_dotenv", "load_litellm_app", "read_dotenv"]
 

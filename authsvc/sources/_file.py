@@ -1,0 +1,80 @@
+"""``file: PATH`` — a file (label ``file:PATH``).
+
+In the master-key chain the whole file is the key, stripped of surrounding ASCII space, tab and line ends (Secrets
+usually end with a newline). As a ``keys:`` entry the file holds one key per line (blank lines
+and ``#`` comments ignored), each reported as ``file:PATH#lineN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+
+import yaml
+
+from authsvc.keymodel import OWS, KeyMeta, Reading, State
+from authsvc.sources._fileio import read_text
+from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
+from authsvc.sources._stat import file_signature
+
+__all__ = ["KIND", "FileSource"]
+
+
+@dataclass(frozen=True, slots=True)
+class FileSource:
+    """``file: PATH`` — an absolute path (relative ones were resolved against the config dir)."""
+
+    path: str
+    where: str = ""
+    key: KeyMeta | None = None  # set when the source is a ``keys:`` entry (one key per line)
+
+    @property
+    def label(self) -> str:
+        return f"file:{self.path}"
+
+    def read(self, environ: Mapping[str, str], *, max_length: int) -> SourceOutput:
+        if self.key is None:
+            return output([self._whole(max_length)], None)
+        return output(self._lines(max_length), self.key)
+
+    def _whole(self, max_length: int) -> Reading:
+        state, detail, text = read_text(self.path)
+        if text is None:
+            return Reading.without_value(self.label, state, detail)
+        return Reading.of_value(
+            self.label, text.strip(OWS + "\r\n"), max_length=max_length, what="the file"
+        )
+
+    def _lines(self, max_length: int) -> list[Reading]:
+        state, detail, text = read_text(self.path)
+        if text is None:
+            return [Reading.without_value(self.label, state, detail)]
+        lines = (line.removesuffix("\r").strip(OWS) for line in text.split("\n"))
+        readings = [
+            Reading.of_value(
+                f"{self.label}#line{number}", line, max_length=max_length, what="the key"
+            )
+            for number, line in enumerate(lines, start=1)
+            if line and not line.startswith("#")
+        ]
+        if not readings:
+            return [Reading.without_value(self.label, State.EMPTY, "the file holds no keys")]
+        return readings
+
+    def watch(self) -> Watch:
+        return Watch(files=(self.path,))
+
+    def change_token(self) -> Hashable | None:
+        return file_signature((self.path,))
+
+
+def _parse(ctx: ParseContext, node: yaml.Node, path: str) -> str:
+    return ctx.file(node, path)
+
+
+KIND = SourceKind(
+    "file",
+    _parse,
+    chain=lambda path, where: FileSource(path, where),
+    key=lambda path, meta: FileSource(path, meta.where, meta),
+)
