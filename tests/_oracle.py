@@ -148,7 +148,14 @@ def _token(value: str, bearer: Bearer) -> str | None:
 
 
 def _matches(value: str, key: str, bearer: Bearer) -> bool:
-    return _token(value, bearer) == key
+    """The whole value, or (a header sent twice, joined with ",") the part before a comma."""
+    if _token(value, bearer) == key:
+        return True
+    return (
+        bearer is not Bearer.PROTOCOL
+        and "," in value
+        and _token(value.split(",")[0], bearer) == key
+    )
 
 
 def usable(key: str, policy: Policy) -> bool:

@@ -18,8 +18,9 @@ The parsing follows LiteLLM 1.110.2 (``proxy/auth/user_api_key_auth.py``: ``get_
 - ``?key=`` only on routes whose decoded path contains ``generateContent`` or
   ``streamGenerateContent`` (LiteLLM's ``is_generate_content_route``); the last ``key`` parameter counts, ``+`` is a space (Starlette).
 - A header sent several times: its **first** value (Starlette's ``headers.get``). The gRPC
-  adapter passes first values when Envoy sends raw headers; a map-form value (repeats already
-  joined with ``,``) is taken whole.
+  adapter passes first values when Envoy sends raw headers; a value holding a ``,`` (repeats
+  joined by Envoy — always so for ``Authorization`` — or the map form) is tried whole, then up
+  to the first ``,`` (``Credential.first``).
 - Websocket upgrades (``Upgrade: websocket``, realtime): ``Authorization`` (only ``Bearer ``),
   then ``API-Key``, then ``Sec-WebSocket-Protocol: openai-insecure-api-key.K``.
 
@@ -139,6 +140,10 @@ def parse_location(spec: str) -> CredentialLocation:
 class Credential:
     key: str
     location: str  # e.g. "header:authorization"
+    first: str | None = None
+    """When the header value holds a ``,``: the key of the part before it — the first value of
+    a header sent twice, which a proxy (Envoy, for ``Authorization``) joins with ``,``. The
+    whole value is tried first (a key may contain a comma), then this."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,11 +208,24 @@ def _check_token(token: str, location: str, max_length: int) -> Credential | Cre
 
 
 def _from_value(raw: str, loc: CredentialLocation, max_length: int) -> Credential | CredentialError:
-    token = _token(strip_ows(raw), loc.bearer)
+    value = strip_ows(raw)
+    token = _token(value, loc.bearer)
+    first = None
+    if "," in value and loc.bearer is not Bearer.PROTOCOL:
+        head = _token(strip_ows(value.split(",", 1)[0]), loc.bearer)
+        if head and isinstance(_check_token(head, loc.label, max_length), Credential):
+            first = head
     if token is None:
+        if first is not None:  # "Bearer A,WRONG" joined by a proxy: the first value decides
+            return Credential(first, loc.label)
         what = "exactly 'Bearer '" if loc.bearer is Bearer.STRICT else "Bearer, Basic or AWS SigV4"
         return CredentialError(loc.label, f"the value needs a scheme prefix ({what})")
-    return _check_token(token, loc.label, max_length)
+    found = _check_token(token, loc.label, max_length)
+    if first is not None and first != token:
+        if isinstance(found, CredentialError):
+            return Credential(first, loc.label)
+        return Credential(found.key, found.location, first)
+    return found
 
 
 def is_generate_content(path: str) -> bool:

@@ -124,6 +124,8 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
 
     # 4. identity
     record = ring.lookup(digest(found.key))
+    if record is None and found.first is not None:  # a header sent twice, joined with ","
+        record = ring.lookup(digest(found.first))
     if record is None:
         return _deny(
             Reason.UNKNOWN_KEY, f"invalid api key sent in {found.location}", found.location

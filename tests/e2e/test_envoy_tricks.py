@@ -91,7 +91,7 @@ CASES: list[tuple[str, bytes, str]] = [
         _get("/v1/models", "Authorization: Bearer sk-other", "Authorization: Bearer {KEY}"),
         NONE,
     ),
-    ("comma-joined keys", _get("/v1/models", "x-api-key: {KEY},sk-other"), NONE),
+    ("comma-joined keys, wrong first", _get("/v1/models", "x-api-key: sk-other,{KEY}"), NONE),
     (
         "higher-priority header wrong",
         _get("/v1/models", "x-litellm-api-key: sk-wrong", "Authorization: Bearer {KEY}"),

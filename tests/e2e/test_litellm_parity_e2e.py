@@ -77,6 +77,12 @@ def test_repeated_header_first_value_decides(shared: Stack) -> None:
     assert right.status == 200 and right.echo["authorized"] is True
     wrong = shared.raw(_raw("/v1/models", "x-api-key: sk-other", f"x-api-key: {shared.key}"))
     assert wrong.status == 401 and not wrong.reached_upstream
+    # Envoy joins a repeated Authorization into one value ("Bearer K,Bearer X"): the first
+    # value still decides at authsvc (the app behind Envoy then sees Envoy's joined value)
+    twice = shared.raw(
+        _raw("/v1/models", f"Authorization: Bearer {shared.key}", "Authorization: Bearer sk-x")
+    )
+    assert twice.reached_upstream and twice.deny_reason is None
 
 
 def test_query_key_only_on_generate_content(shared: Stack) -> None:

@@ -79,7 +79,9 @@ def test_query_key() -> None:
         ("GET", "/v1/models", {"authorization": "AWS4-HMAC-SHA256 x"}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"authorization": MASTER}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"authorization": "Bearer"}, Reason.MALFORMED_CREDENTIAL),
-        ("GET", "/v1/models", {"x-api-key": f"{MASTER},other"}, Reason.UNKNOWN_KEY),
+        ("GET", "/v1/models", {"x-api-key": f"{MASTER},other"}, Reason.KEY_VALID),  # twice
+        ("GET", "/v1/models", {"x-api-key": f"other,{MASTER}"}, Reason.UNKNOWN_KEY),
+        ("GET", "/v1/models", {"authorization": f"Bearer {MASTER},Bearer x"}, Reason.KEY_VALID),
         ("GET", "/v1/models", {"x-api-key": f"{MASTER}\xa0"}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"x-api-key": "a" * 70000}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"x-api-key": "abc\x01def"}, Reason.MALFORMED_CREDENTIAL),

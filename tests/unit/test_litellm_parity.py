@@ -357,3 +357,16 @@ def test_a_change_in_an_included_file_is_reloaded(tmp_path: Path) -> None:
     assert reloader.reload()
     assert store.current.lookup(digest(OTHER)) is not None
     assert store.current.lookup(digest(KEY)) is None
+
+
+def test_a_header_sent_twice_and_joined_with_a_comma_uses_the_first_value() -> None:
+    policy = Policy.build()
+    joined = {"authorization": f"Bearer {KEY},Bearer {OTHER}"}  # Envoy joins Authorization
+    assert decide(RequestView("GET", "/v1/models", joined), policy, RING, 0).allowed
+    wrong_first = {"authorization": f"Bearer {OTHER},Bearer {KEY}"}
+    d = decide(RequestView("GET", "/v1/models", wrong_first), policy, RING, 0)
+    assert d.reason is Reason.UNKNOWN_KEY
+    comma_key = "sk-with,comma-0123456789abcdef"  # a key may hold a comma: tried whole first
+    ring = KeyRing([], master=KeyRecord("master", "t", fingerprint(comma_key), digest(comma_key)))
+    whole = {"x-api-key": comma_key}
+    assert decide(RequestView("GET", "/v1/models", whole), policy, ring, 0).allowed
