@@ -67,6 +67,9 @@ class Decision:
     key_fingerprint: str | None = None
     credential_location: str | None = None
     would_deny: Reason | None = None  # dry-run only: the denial that was not enforced
+    first_value_of: str | None = None
+    """A header sent twice and joined with ``,`` whose FIRST value held the key: the allow
+    answer passes only that value upstream, as LiteLLM itself would read it."""
 
     @property
     def allowed(self) -> bool:
@@ -124,8 +127,10 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
 
     # 4. identity
     record = ring.lookup(digest(found.key))
+    via_first = None
     if record is None and found.first is not None:  # a header sent twice, joined with ","
         record = ring.lookup(digest(found.first))
+        via_first = found.location.removeprefix("header:")
     if record is None:
         return _deny(
             Reason.UNKNOWN_KEY, f"invalid api key sent in {found.location}", found.location
@@ -152,5 +157,10 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
             )
 
     return Decision(
-        Reason.KEY_VALID, "key accepted", record.name, record.fingerprint, found.location
+        Reason.KEY_VALID,
+        "key accepted",
+        record.name,
+        record.fingerprint,
+        found.location,
+        first_value_of=via_first,
     )

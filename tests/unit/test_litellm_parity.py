@@ -370,3 +370,15 @@ def test_a_header_sent_twice_and_joined_with_a_comma_uses_the_first_value() -> N
     ring = KeyRing([], master=KeyRecord("master", "t", fingerprint(comma_key), digest(comma_key)))
     whole = {"x-api-key": comma_key}
     assert decide(RequestView("GET", "/v1/models", whole), policy, ring, 0).allowed
+
+
+def test_the_first_value_alone_goes_upstream() -> None:
+    from authsvc.authz import Allow, render
+
+    joined = {"authorization": f"Bearer {KEY},Bearer {OTHER}"}
+    d = decide(RequestView("GET", "/v1/models", joined), Policy.build(), RING, 0)
+    assert d.allowed and d.first_value_of == "authorization" and KEY not in repr(d)
+    out = render(d, joined)
+    assert isinstance(out, Allow) and ("authorization", f"Bearer {KEY}") in out.set_headers
+    plain = decide(RequestView("GET", "/v1/models", {"x-api-key": KEY}), Policy.build(), RING, 0)
+    assert plain.first_value_of is None
