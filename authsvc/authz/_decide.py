@@ -130,7 +130,11 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
     via_first = None
     if record is None and found.first is not None:  # a header sent twice, joined with ","
         record = ring.lookup(digest(found.first))
-        via_first = found.location.removeprefix("header:")
+        # Envoy joins a repeated Authorization (one of its inline headers) into one line
+        # upstream too: the allow answer passes the first value alone. Other headers reach the
+        # app as separate lines, whose first one the app reads anyway.
+        if found.location == "header:authorization":
+            via_first = "authorization"
     if record is None:
         return _deny(
             Reason.UNKNOWN_KEY, f"invalid api key sent in {found.location}", found.location

@@ -170,6 +170,16 @@ def _redacted(value: str) -> str:
     return f"<redacted fp={fingerprint(value)}>"
 
 
+def _looks_secret(name: str, value: str) -> bool:
+    """A header the demo does not know may still carry a key (e.g. LiteLLM's configurable
+    ``litellm_key_header_name``): any *key*/*auth*/*token* header or scheme-shaped value."""
+    if name.startswith("x-authsvc-"):  # authsvc's own headers: a key NAME, never a key
+        return False
+    return any(word in name for word in ("key", "auth", "token")) or value.startswith(
+        ("Bearer ", "bearer ", "Basic ", "AWS4-")
+    )
+
+
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Header name (lower-cased) → every value received, in order; credential values are
     replaced by their fingerprint."""
@@ -177,7 +187,8 @@ def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, value in headers:
         low = name.lower()
-        out.setdefault(low, []).append(_redacted(value) if low in secret else value)
+        hidden = low in secret or _looks_secret(low, value)
+        out.setdefault(low, []).append(_redacted(value) if hidden else value)
     return out
 
 

@@ -154,3 +154,12 @@ def test_key_query_only_on_generate_content_and_websocket_rule() -> None:
     assert not check_key(ws.get, "", KEY, "/v1/realtime", websocket=False).ok
     basic = {"authorization": f"Basic {KEY}"}
     assert not check_key(basic.get, "", KEY, "/v1/realtime", websocket=True).ok
+
+
+def test_unknown_key_headers_are_redacted_too() -> None:
+    from authsvc.stack._litellm import redact_headers
+
+    out = redact_headers(
+        [("X-Team-Key", f"Bearer {KEY}"), ("x-custom", f"Basic {KEY}"), ("x-authsvc-key-name", "m")]
+    )
+    assert KEY not in str(out) and out["x-authsvc-key-name"] == ["m"]
