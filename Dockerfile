@@ -17,7 +17,12 @@ FROM python:3.11-slim
 ENV PATH=/opt/authsvc/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
-RUN groupadd --system --gid 10001 authsvc \
+# iptables (nft backend) for the opt-in authsvc-redirect init container (inject
+# --inbound-redirect), which runs this image as root with NET_ADMIN; the server never uses it.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 authsvc \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin authsvc
 COPY --from=build /opt/authsvc /opt/authsvc

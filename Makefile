@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/null | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test unit lint run proto bench clean help prometheus
+.PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools
 
 all: test
 
@@ -22,8 +22,15 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 ## test: lint, type-check and run the whole suite (unit, e2e through a real Envoy, k8s offline)
-test: $(STAMP) lint prometheus
+test: $(STAMP) lint prometheus test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## test-tools: iptables for the inbound-redirect test (apt, as root, only if missing; else that test skips)
+test-tools:
+	@command -v iptables >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 \
+	  || apt-get install -y -q --no-install-recommends iptables >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends iptables >/dev/null 2>&1; } \
+	  || echo "make: iptables could not be installed; the inbound-redirect test will be skipped"
 
 ## unit: only the fast pure-function tests
 unit: $(STAMP)
@@ -47,6 +54,10 @@ proto: $(STAMP)
 ## bench: side-by-side throughput/latency against Envoy's native api_key_auth filter
 bench: $(STAMP)
 	$(BIN)/python -m authsvc.bench
+
+## bench-floods: issue 20's attacks on authsvc behind a real Envoy, with a checker (numbers, not a test)
+bench-floods: $(STAMP)
+	$(BIN)/python -m authsvc.bench._floods
 
 ## prometheus: install Debian's prometheus package (prometheus, promtool) when promtool is missing
 prometheus:

@@ -6,7 +6,7 @@ Subclasses living next to their raisers: ``server.ListenError`` and ``kube`` ``I
 
 from __future__ import annotations
 
-__all__ = ["AuthsvcError", "ConfigError", "KeySourceError", "ServerDied"]
+__all__ = ["AuthsvcError", "ConfigError", "KeySourceError", "PeerProtocolError", "ServerDied"]
 
 
 class AuthsvcError(Exception):
@@ -24,3 +24,9 @@ class KeySourceError(AuthsvcError):
 class ServerDied(AuthsvcError):
     """The gRPC server stopped by itself while ``serve`` was serving (``serve`` exits 1, so
     the supervisor or kubelet starts a new one instead of a process that listens on nothing)."""
+
+
+class PeerProtocolError(AuthsvcError):
+    """A client broke the HTTP/2 or gRPC wire protocol (the ``authsvc.h2wire.WireError`` it
+    raised is the ``__cause__``: that package imports nothing from authsvc, so the front
+    converts its errors at the seam). The connection is closed; nothing else is affected."""

@@ -93,6 +93,7 @@ def _drive(keys: list[str], out: Path) -> None:
     store = KeyStore(ring)
     resolution = Resolution(True, Winner("env:AUTHSVC_MASTER_KEY", fingerprint(master)), ring, ())
     obs = Observer(keys=store, sample_rate=1.0)
+    obs.decision_log.throttle.burst = 1 << 30  # write every denial: each one is scanned
     policy = Policy.build()
     buffers = [io.StringIO(), io.StringIO()]
     handlers = [logging.StreamHandler(buffers[0]), logging.StreamHandler(buffers[1])]

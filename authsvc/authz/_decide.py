@@ -14,13 +14,14 @@ Any phase that denies ends the pipeline. No I/O, no gRPC, no clock but ``now``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from authsvc.authz._credentials import CredentialError, extract_credential, is_websocket
 from authsvc.authz._paths import normalize_path, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._view import RequestView
-from authsvc.keymodel import KeyRing, digest
+from authsvc.keymodel import KeyRecord, KeyRing, digest
 
 __all__ = ["STATUS", "Decision", "Reason", "decide"]
 
@@ -34,6 +35,8 @@ class Reason(StrEnum):
     MALFORMED_CREDENTIAL = "malformed_credential"
     UNKNOWN_KEY = "unknown_key"
     EXPIRED_KEY = "expired_key"
+    BLOCKED_KEY = "blocked_key"  # a LiteLLM virtual key with blocked = true
+    TEAM_BLOCKED = "team_blocked"  # a LiteLLM virtual key of a blocked team
     PATH_NOT_ALLOWED = "path_not_allowed"
     NO_MASTER_KEY = "no_master_key"
     MALFORMED_REQUEST = "malformed_request"
@@ -48,6 +51,8 @@ STATUS: dict[Reason, int] = {
     Reason.MALFORMED_CREDENTIAL: 401,
     Reason.UNKNOWN_KEY: 401,
     Reason.EXPIRED_KEY: 401,
+    Reason.BLOCKED_KEY: 401,
+    Reason.TEAM_BLOCKED: 401,
     Reason.PATH_NOT_ALLOWED: 403,
     Reason.NO_MASTER_KEY: 503,
     Reason.MALFORMED_REQUEST: 400,
@@ -135,11 +140,15 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         # app as separate lines, whose first one the app reads anyway.
         if found.location == "header:authorization":
             via_first = "authorization"
-    if record is None:
+    if record is not None and record.litellm is not None:
+        refused = _litellm_refusal(record, now, found.location)
+        if refused is not None:
+            return refused
+    elif record is None:
         return _deny(
             Reason.UNKNOWN_KEY, f"invalid api key sent in {found.location}", found.location
         )
-    if record.expires_at is not None and now >= record.expires_at:
+    elif record.expires_at is not None and now >= record.expires_at:
         return Decision(
             Reason.EXPIRED_KEY,
             f"api key {record.name!r} has expired",
@@ -149,6 +158,7 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         )
 
     # 5. scope
+    assert record is not None
     if record.paths is not None:
         normalized = normalize_path(path)
         if normalized is None or normalized != path or not record.paths.allows(normalized):
@@ -168,3 +178,40 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         found.location,
         first_value_of=via_first,
     )
+
+
+LITELLM_BLOCKED = (
+    "Authentication Error, Key is blocked. Update via `/key/unblock` if you're an admin."
+)
+
+
+def _litellm_refusal(record: KeyRecord, now: float, location: str) -> Decision | None:
+    """LiteLLM's own rules for a virtual key read from its database (see
+    ``keymodel.Standing``): rotated away after ``revoke_at`` (unknown), blocked key, blocked
+    team, expired — checked in LiteLLM's order, with LiteLLM's messages."""
+    standing = record.litellm
+    assert standing is not None
+    if standing.revoke_at is not None and now >= standing.revoke_at:
+        # LiteLLM's lookup asks for revoke_at > now: at revoke_at the old key is not found.
+        return _deny(Reason.UNKNOWN_KEY, f"invalid api key sent in {location}", location)
+
+    def refuse(reason: Reason, message: str) -> Decision:
+        return Decision(reason, message, record.name, record.fingerprint, location)
+
+    if standing.blocked:
+        return refuse(Reason.BLOCKED_KEY, LITELLM_BLOCKED)
+    if record.expires_at is not None and record.expires_at < now:  # strict, as LiteLLM
+        expiry = datetime.fromtimestamp(record.expires_at, UTC)
+        current = datetime.fromtimestamp(now, UTC)
+        return refuse(
+            Reason.EXPIRED_KEY,
+            "Authentication Error - Expired Key. "
+            f"Key Expiry time {expiry} and current time {current}",
+        )
+    if standing.team_blocked:
+        return refuse(
+            Reason.TEAM_BLOCKED,
+            f"Authentication Error, Team={standing.team_id} is blocked. "
+            "Update via `/team/unblock` if you're an admin.",
+        )
+    return None

@@ -17,8 +17,7 @@ from collections.abc import Awaitable
 from grpc_health.v1 import health_pb2
 
 from authsvc.authz import Decision, Reason, render
-from authsvc.server import parse_listen, response_from
-from authsvc.server._front import Front  # the wire package will export it (see pyproject.toml)
+from authsvc.server import Front, parse_listen, response_from
 
 __all__ = ["FixedChecker", "main"]
 

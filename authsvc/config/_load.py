@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from authsvc._errors import ConfigError
-from authsvc.config._chain import ENV_CONFIG, default_sources
+from authsvc._fileio import FileProblem, Problem, read_regular
+from authsvc.config._chain import ENV_CONFIG, default_keys, default_sources
 from authsvc.config._model import Config, MasterKeyConfig
 from authsvc.config._parse import parse_config
 
@@ -34,17 +35,15 @@ def load_config(
         origin = f" (from ${ENV_CONFIG})"
     if path is None:
         return Config(
-            path=None, master_key=MasterKeyConfig(default_sources(environ, master_key_file))
+            path=None,
+            master_key=MasterKeyConfig(default_sources(environ, master_key_file)),
+            keys=default_keys(environ),
         )
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_CONFIG_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path}{origin} does not exist") from None
-    except OSError as exc:
-        raise ConfigError(f"config file {path}{origin} is unreadable: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES} bytes")
+    data = read_regular(path, MAX_CONFIG_BYTES)  # never blocks: a FIFO is refused, not opened
+    if isinstance(data, FileProblem):
+        if data.problem is Problem.TOO_LARGE:
+            raise ConfigError(f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES} bytes")
+        raise ConfigError(f"config file {path}{origin} {data.detail}")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

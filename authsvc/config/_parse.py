@@ -14,20 +14,16 @@ from typing import Literal, NoReturn
 
 import yaml
 
-from authsvc._yaml import Reader, compose
+from authsvc._yaml import Reader, compose, quoted
 from authsvc.authz import (
-    DEFAULT_LOCATIONS,
     DEFAULT_PROTECTED_HEALTH_PATH,
     DEFAULT_PUBLIC_PATHS,
-    DEFAULT_WS_LOCATIONS,
-    MAX_CREDENTIAL_LENGTH,
     CredentialLocation,
-    Policy,
     is_canonical,
     parse_location,
 )
 from authsvc.config._chain import default_sources, with_override
-from authsvc.config._litellm_mode import litellm_locations, litellm_mode, litellm_with_dotenv
+from authsvc.config._litellm_mode import litellm_mode, litellm_with_dotenv
 from authsvc.config._model import (
     Config,
     ExtraKeySpec,
@@ -36,6 +32,7 @@ from authsvc.config._model import (
     ReloadConfig,
     SourceSpec,
 )
+from authsvc.config._policy_parse import build_policy
 from authsvc.keymodel import KeyMeta, PathRule
 from authsvc.sources import REGISTRY, KeySource, SourceRegistry
 
@@ -83,6 +80,7 @@ SCHEMA = schema()
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+_OWN_PATHS = frozenset((*DEFAULT_PUBLIC_PATHS, DEFAULT_PROTECTED_HEALTH_PATH))  # may be quoted
 
 
 def parse_config(
@@ -121,7 +119,7 @@ class _Parser:
         node = get("public_paths")
         public = (
             tuple(
-                self._str(n, f"public_paths[{i}]")
+                self._path(n, f"public_paths[{i}]")
                 for i, n in enumerate(r.sequence(node, "public_paths"))
             )
             if node is not None
@@ -130,11 +128,7 @@ class _Parser:
         node = get("protected_health_path")
         health_path = DEFAULT_PROTECTED_HEALTH_PATH
         if node is not None:
-            health_path = self._str(node, "protected_health_path")
-            if not is_canonical(health_path) or "?" in health_path:
-                r.fail(
-                    node, "protected_health_path", f"{health_path!r} is not a path in normal form"
-                )
+            health_path = self._path(node, "protected_health_path")
         node = get("credentials")
         locations = self._credentials(node) if node is not None else None
         node = get("max_credential_length")
@@ -152,7 +146,9 @@ class _Parser:
         node = get("dry_run")
         dry_run = r.boolean(node, "dry_run") if node is not None else False
         master, ui = litellm_mode(r, master, top, self.environ)
-        policy = self._policy(top, public, health_path, locations, max_len, forward, master, ui)
+        policy = build_policy(
+            r, self.environ, top, public, health_path, locations, max_len, forward, master, ui
+        )
         return Config(
             path=self.abspath,
             master_key=master,
@@ -177,10 +173,28 @@ class _Parser:
             self.r.fail(node, path, "must not be empty")
         return value
 
+    def _path(self, node: yaml.Node, path: str) -> str:
+        """A request path in normal form. Never quoted in errors: a key pasted here must not
+        come back (the message names the entry and its line)."""
+        value = self._str(node, path)
+        if not is_canonical(value) or "?" in value:
+            self.r.fail(
+                node,
+                path,
+                f"{quoted(value)} is not a path in normal form "
+                "(absolute, no query, no '.', '..', '//' or %-escapes)",
+            )
+        return value
+
     def _env_name(self, node: yaml.Node, path: str, value: str | None = None) -> str:
         name = self._str(node, path) if value is None else value
         if not _ENV_NAME.match(name):
-            self.r.fail(node, path, f"{name!r} is not a valid environment variable name")
+            self.r.fail(
+                node,
+                path,
+                f"{quoted(name)} is not a valid environment variable name "
+                "(letters, digits and '_', not starting with a digit)",
+            )
         return name
 
     def _file(self, node: yaml.Node, path: str) -> str:
@@ -243,7 +257,9 @@ class _Parser:
             value = r.string(v_node, "master_key.on_conflict")
             if value not in ("warn", "error"):
                 r.fail(
-                    v_node, "master_key.on_conflict", f"expected 'warn' or 'error', got {value!r}"
+                    v_node,
+                    "master_key.on_conflict",
+                    f"expected 'warn' or 'error', got {quoted(value)}",
                 )
             on_conflict = "error" if value == "error" else "warn"
         allow_weak = False
@@ -279,7 +295,7 @@ class _Parser:
                 self.r.fail(
                     item,
                     spec.where,
-                    f"name {spec.name!r} is already used by keys[{seen[spec.name]}]",
+                    f"name {quoted(spec.name)} is already used by keys[{seen[spec.name]}]",
                 )
             seen[spec.name] = i
             specs.append(spec)
@@ -296,7 +312,7 @@ class _Parser:
             r.fail(
                 name_node,
                 f"{path}.name",
-                f"{name!r} is not a valid key name (letters, digits, '.', '_', '-'; "
+                f"{quoted(name)} is not a valid key name (letters, digits, '.', '_', '-'; "
                 "at most 64; 'master' is reserved)",
             )
         names = self.registry.names("key")
@@ -321,12 +337,18 @@ class _Parser:
                     r.fail(
                         p_node,
                         f"{path}.paths[{i}]",
-                        f"pattern {pattern!r} must start with '/' or be '*'",
+                        f"pattern {quoted(pattern)} must start with '/' or be '*'",
+                    )
+                if "*" in pattern[:-1]:
+                    r.fail(
+                        p_node,
+                        f"{path}.paths[{i}]",
+                        f"pattern {quoted(pattern)}: '*' is only allowed as a last segment",
                     )
             try:
                 paths = PathRule.from_patterns(patterns)
-            except ValueError as exc:
-                r.fail(p_node, f"{path}.paths", str(exc))
+            except ValueError:  # its message quotes the pattern: say which entry instead
+                r.fail(p_node, f"{path}.paths", "a pattern is not valid")
         expires_at = None
         if "expires" in entries:
             e_node = entries["expires"][1]
@@ -341,10 +363,13 @@ class _Parser:
             when = datetime.fromisoformat(raw)
         except ValueError:
             self.r.fail(
-                node, path, f"{raw!r} is not an ISO-8601 timestamp (e.g. 2026-01-31T00:00:00Z)"
+                node,
+                path,
+                f"{quoted(raw)} is not an ISO-8601 timestamp (e.g. 2026-01-31T00:00:00Z)",
             )
-        if when.tzinfo is None:
-            self.r.fail(node, path, f"{raw!r} has no timezone (add Z or +01:00)")
+        if when.tzinfo is None:  # a long one is shown re-rendered from its value, not as typed
+            text = quoted(raw) if quoted(raw) != "[not shown]" else repr(when.isoformat())
+            self.r.fail(node, path, f"{text} has no timezone (add Z or +01:00)")
         return when.timestamp()
 
     def _credentials(self, node: yaml.Node) -> tuple[CredentialLocation, ...]:
@@ -358,8 +383,13 @@ class _Parser:
             spec = self.r.string(item, f"credentials[{i}]")
             try:
                 locations.append(parse_location(spec))
-            except ValueError as exc:
-                self.r.fail(item, f"credentials[{i}]", str(exc))
+            except ValueError:  # its message quotes the entry, which may be a pasted key
+                self.r.fail(
+                    item,
+                    f"credentials[{i}]",
+                    f"{quoted(spec)} is not a credential location: "
+                    "expected 'header:NAME' or 'query:NAME'",
+                )
         return tuple(locations)
 
     def _health(self, node: yaml.Node) -> HealthCheckConfig:
@@ -384,49 +414,3 @@ class _Parser:
             return ReloadConfig()
         v_node = entries["poll_interval"][1]
         return ReloadConfig(self.r.seconds(v_node, "reload.poll_interval", low=0.1, high=3600))
-
-    def _policy(
-        self,
-        top: dict[str, tuple[yaml.Node, yaml.Node]],
-        public: tuple[str, ...],
-        health_path: str,
-        locations: tuple[CredentialLocation, ...] | None,
-        max_len: int | None,
-        forward: bool,
-        master: MasterKeyConfig | None = None,
-        ui: Literal["open", "closed"] = "open",
-    ) -> Policy:
-        """``Policy.build``, its ``ValueError`` pinned to the entry that caused it."""
-        if "public_paths" in top:
-            for i, (item, path) in enumerate(
-                zip(top["public_paths"][1].value, public, strict=True)
-            ):
-                try:
-                    Policy.build([path], protected_health_path=health_path)
-                except ValueError as exc:
-                    self.r.fail(item, f"public_paths[{i}]", str(exc))
-        culprits = {
-            "protected health path": "protected_health_path",
-            "credential location": "credentials",
-            "max credential length": "max_credential_length",
-        }
-        ws = DEFAULT_WS_LOCATIONS if locations is None else locations
-        app_routes = None
-        if master is not None:
-            lite = litellm_locations(master, ui, self.environ)
-            if lite is not None:
-                app_routes, locations, ws = lite
-        try:
-            return Policy.build(
-                public,
-                locations=DEFAULT_LOCATIONS if locations is None else locations,
-                max_credential_length=MAX_CREDENTIAL_LENGTH if max_len is None else max_len,
-                protected_health_path=health_path,
-                forward_credentials=forward,
-                ws_locations=ws,
-                app_routes=app_routes,
-            )
-        except ValueError as exc:
-            message = str(exc)
-            name = next((n for k, n in culprits.items() if k in message), "public_paths")
-            self.r.fail(top[name][1] if name in top else None, name, message)

@@ -11,6 +11,17 @@ Wiring (done by ``authsvc serve``)::
 Nothing here imports the decision code: the status port cannot run an auth check.
 """
 
+from authsvc.health._bypass import (
+    ENV_APP_PORT,
+    ENV_POD_IPS,
+    BypassDetector,
+    BypassTarget,
+    Reach,
+    detector_from_args,
+    probe_port,
+    target_from_env,
+)
+from authsvc.health._bypass import add_arguments as add_bypass_arguments
 from authsvc.health._deep import (
     AUTHSVC_REASON_HEADER,
     DeepHealth,
@@ -35,7 +46,11 @@ from authsvc.health._status import Metrics, Readiness, StatusServer, all_ready, 
 
 __all__ = [
     "AUTHSVC_REASON_HEADER",
+    "ENV_APP_PORT",
+    "ENV_POD_IPS",
     "PROBES_ENV",
+    "BypassDetector",
+    "BypassTarget",
     "DeepHealth",
     "DeepResult",
     "KeyProvider",
@@ -43,16 +58,21 @@ __all__ = [
     "ProbeForwarder",
     "ProbeOutcome",
     "ProbeTarget",
+    "Reach",
     "Readiness",
     "StatusServer",
     "SupportsReveal",
     "Verdict",
+    "add_bypass_arguments",
     "all_ready",
     "classify",
     "deep_readiness",
+    "detector_from_args",
     "key_header",
     "key_header_name",
     "parse_listen",
     "parse_probes",
+    "probe_port",
     "probes_from_env",
+    "target_from_env",
 ]

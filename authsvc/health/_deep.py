@@ -202,11 +202,19 @@ def deep_readiness(
     if verdict is None:
         waiting = "waiting for the first deep health verdict"
         if current_fingerprint is not None:
-            waiting += f" on the master key (fp {current_fingerprint})"
-        return False, waiting if last is None else f"{waiting} ({last.message})"
+            waiting += " on the current master key"
+        return False, waiting if last is None else f"{waiting} ({_unkeyed(last)})"
     if verdict.verdict is Verdict.AGREE:
         return True, ""
-    return False, verdict.message
+    return False, _unkeyed(verdict)
+
+
+def _unkeyed(result: DeepResult) -> str:
+    """The result's message without its key fingerprint: readiness is served on the
+    unauthenticated status port, which carries no key-derived bits (the log line has it)."""
+    if result.fingerprint is None:
+        return result.message
+    return result.message.replace(f" (fp {result.fingerprint})", "")
 
 
 def _log_level(result: DeepResult) -> int:

@@ -1,6 +1,8 @@
 """The status port: ``/livez``, ``/readyz``, ``/metrics`` and ``/app-health/...``, not behind Envoy.
 
-A ``ThreadingHTTPServer`` in a daemon thread, so it never competes with the gRPC event loop.
+An asyncio server in its own daemon thread (``_status_io``), so it never competes with the gRPC
+event loop, with a cap on connections, deadlines for slow clients and a bounded thread pool
+for the app-probe pass-through.
 It knows nothing about keys or the decision code: readiness and metrics come in as callables,
 probes as parsed targets. Only ``GET`` and ``HEAD`` are served; anything else is 405, an
 unknown path 404. Requests are logged at debug level only (kubelet calls this every few seconds).
@@ -11,9 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import MappingProxyType
 from typing import Any
 
@@ -21,6 +22,7 @@ from authsvc._address import parse_address
 from authsvc._defaults import STATUS_LISTEN
 from authsvc._errors import ConfigError
 from authsvc.health._probes import PROBE_PREFIX, ProbeForwarder, ProbeTarget
+from authsvc.health._status_io import AsyncHttpServer, Limits, answer
 
 __all__ = ["Metrics", "Readiness", "StatusServer", "all_ready", "parse_listen"]
 
@@ -28,6 +30,7 @@ Readiness = Callable[[], tuple[bool, str]]
 """Returns ``(ready, reason)``; ``reason`` says why not (ignored when ready)."""
 Metrics = Callable[[], tuple[bytes, str]]
 """Returns ``(exposition, content_type)``, e.g. prometheus_client's ``generate_latest``."""
+"""Extra ``/readyz`` lines (e.g. the bypass detector's finding), whether ready or not."""
 
 log = logging.getLogger("authsvc.health.status")
 
@@ -92,16 +95,6 @@ def _safe_readiness(readiness: Readiness) -> tuple[bool, str]:
     return bool(ready), str(reason)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    status: StatusServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hangs up mid-answer (kubelet timing out) is normal: no stderr traceback.
-        log.debug("status request from %s failed", client_address, exc_info=True)
-
-
 def _safe_notes(notes: Callable[[], Sequence[str]] | None) -> list[str]:
     try:
         return [str(n) for n in notes()] if notes is not None else []
@@ -111,10 +104,11 @@ def _safe_notes(notes: Callable[[], Sequence[str]] | None) -> list[str]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    """Runs over in-memory streams (``_status_io.answer``): one request, then done."""
+
+    server: Any  # has ``status``: the StatusServer
     server_version = "authsvc-status"
     sys_version = ""
-    timeout = 10  # seconds a client may take to send its request (no slowloris threads)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
@@ -182,16 +176,15 @@ class StatusServer:
         self._notes = notes  # extra /readyz lines that do not change readiness (dry-run is on)
         self._forwarder = ProbeForwarder(probes or {})
         self._metrics = metrics or _default_metrics(readiness, self._forwarder)
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: AsyncHttpServer | None = None
+        self.limits = Limits()
 
     @property
     def address(self) -> tuple[str, int]:
         """The bound ``(host, port)`` (the real port when started with port 0)."""
         if self._server is None:
             return self._host, self._port
-        host, port = self._server.server_address[:2]
-        return str(host), int(port)
+        return self._server.address
 
     @property
     def url(self) -> str:
@@ -205,37 +198,36 @@ class StatusServer:
     def start(self) -> None:
         if self._server is not None:
             return
-        server_class = type(
-            "_BoundServer",
-            (_Server,),
-            {"address_family": socket.AF_INET6 if ":" in self._host else socket.AF_INET},
-        )
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            server = server_class((self._host, self._port), _Handler)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._port))
+            sock.listen(1024)
         except OSError as exc:
+            sock.close()
             raise ConfigError(
                 f"cannot listen on status address {self._host}:{self._port}: {exc.strerror or exc}"
             ) from exc
-        server.status = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.2},
-            name="authsvc-status",
-            daemon=True,
-        )
-        self._thread.start()
+        sock.setblocking(False)
+
+        def make_answer(head: bytes, peer: Any) -> bytes:
+            return answer(_Handler, head, peer, self)
+
+        def offload(head: bytes) -> bool:  # only the pass-through does I/O
+            target = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            return target.startswith(PROBE_PREFIX.encode())
+
+        self._server = AsyncHttpServer(sock, make_answer, offload, self.limits)
+        self._server.start()
         log.info("status port listening on %s (livez, readyz, metrics)", self.url)
 
     def stop(self, timeout: float = 5.0) -> None:
-        server, thread = self._server, self._thread
+        server = self._server
         if server is None:
             return
-        server.shutdown()
-        server.server_close()
-        if thread is not None:
-            thread.join(timeout)
-        self._server = self._thread = None
+        server.stop(timeout)
+        self._server = None
 
     def __enter__(self) -> StatusServer:
         self.start()

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 
 from authsvc._demo_hint import demo_key_hint
 from authsvc._errors import AuthsvcError
+from authsvc.health._bypass import ENV_APP_PORT, ENV_POD_IPS, probe_port, target_from_env
 from authsvc.health._deep import SupportsReveal, key_header, key_header_name
 from authsvc.health._http import http_get, parse_url
 from authsvc.health._verify_plan import (
     Credential,
     KeyInfo,
     Outcome,
+    bypass_outcome,
     evaluate,
     not_run,
     plan,
@@ -122,6 +124,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--master-key-file",
         help="as for `authsvc serve`: a file tried first in the master-key chain",
     )
+    parser.add_argument(
+        "--pod-ips",
+        metavar="IP[,IP]",
+        help=f"also check that the app port does not answer on these addresses (default "
+        f"${ENV_POD_IPS}; in an injected pod: kubectl exec ... -c authsvc -- authsvc verify)",
+    )
+    parser.add_argument(
+        "--app-port", type=int, metavar="N", help=f"the app's port (default ${ENV_APP_PORT})"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON list of checks")
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request (default 5)"
@@ -133,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         inputs = inputs_from_config(args.config, os.environ, master_key_file=args.master_key_file)
         url = args.url or inputs.default_url
         outcomes = run_checks(inputs, url, timeout=args.timeout)
+        target = target_from_env(os.environ, pod_ips=args.pod_ips, app_port=args.app_port)
+        if target is not None:
+            for ip, endpoint in zip(target.pod_ips, target.endpoints(), strict=True):
+                reach = probe_port(ip, target.app_port, timeout=min(args.timeout, 5.0))
+                outcomes.append(bypass_outcome(endpoint, reach.value))
     except (AuthsvcError, ValueError) as exc:
         print(f"authsvc verify: {exc}", file=sys.stderr)
         return 2

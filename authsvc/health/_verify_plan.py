@@ -25,6 +25,7 @@ __all__ = [
     "Expect",
     "KeyInfo",
     "Outcome",
+    "bypass_outcome",
     "evaluate",
     "plan",
     "render_json",
@@ -47,6 +48,7 @@ class Credential(StrEnum):
 class Expect(StrEnum):
     SUCCESS = "2xx"
     AUTHSVC_401 = "401 from authsvc"
+    CLOSED = "closed"  # the app port on the pod IP (the bypass check): no answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,23 @@ def evaluate(
         return Outcome(check, got, hint is None, hint)
     assert key is not None, "the master-key check only runs with a resolved key"
     return Outcome(check, got, False, _evaluate_master(answer, key))
+
+
+def bypass_outcome(endpoint: str, reach: str) -> Outcome:
+    """The bypass check of one pod IP: the app port must not answer there (``reach`` is the
+    detector's ``open``/``closed``/``no_answer``)."""
+    check = Check(
+        f"app port on pod IP {endpoint} (around Envoy)", "", Credential.NONE, Expect.CLOSED
+    )
+    if reach == "open":
+        return Outcome(
+            check,
+            "answered",
+            False,
+            f"the app answers on {endpoint}: anyone reaching the pod IP skips Envoy and authsvc; "
+            "make it listen on 127.0.0.1 only, or inject with --network-policy / --inbound-redirect",
+        )
+    return Outcome(check, reach.replace("_", " "), True)
 
 
 def not_run(check: Check, why: str, hint: str) -> Outcome:

@@ -39,6 +39,7 @@ from authsvc.keymodel._rule import (
     resolve_readings,
 )
 from authsvc.keymodel._secret import Secret
+from authsvc.keymodel._standing import Standing
 
 __all__ = [
     "DIGEST_SIZE",
@@ -61,6 +62,7 @@ __all__ = [
     "Role",
     "Secret",
     "Shown",
+    "Standing",
     "State",
     "assess",
     "caution_of",

@@ -165,6 +165,26 @@ def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[st
     return lines
 
 
+MAX_BATCH_ROWS = 5
+"""A source of more batches than this (one per virtual key, say) is shown as one row."""
+
+
+def _batch_rows(batches: Sequence[_Batch]) -> list[tuple[str, str, str, str, str]]:
+    by_source: dict[str, list[_Batch]] = {}
+    for b in batches:
+        by_source.setdefault(b.source, []).append(b)
+    rows: list[tuple[str, str, str, str, str]] = []
+    for source, group in by_source.items():
+        if len(group) <= MAX_BATCH_ROWS:
+            rows.extend((b.name, b.source, "set", f"{len(b)} keys", b.detail) for b in group)
+            continue
+        total = sum(len(b) for b in group)
+        detail = next((b.detail for b in group if b.detail), "")
+        named = sum(1 for b in group if len(b))  # a summary batch holds no key
+        rows.append((f"({named} names)", source, "set", f"{total} keys", detail))
+    return rows
+
+
 def render_table(res: Shown) -> str:
     """A table of the chain, in order: source, state, fingerprint, outcome, detail."""
     out: list[str] = []
@@ -204,9 +224,7 @@ def render_table(res: Shown) -> str:
             for e in res.extras
             for r in e.readings
         ]
-        extra_rows.extend(
-            (b.name, b.source, "set", f"{len(b)} keys", b.detail) for b in res.batches
-        )
+        extra_rows.extend(_batch_rows(res.batches))
         out.extend(
             "  " + line
             for line in _table(("NAME", "SOURCE", "STATE", "FINGERPRINT", "DETAIL"), extra_rows)

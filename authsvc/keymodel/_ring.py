@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from authsvc.keymodel._standing import Standing
+
 __all__ = [
     "FINGERPRINT_LENGTH",
     "KeyRecord",
@@ -76,6 +78,7 @@ class KeyRecord:
     digest: bytes
     paths: PathRule | None = None
     expires_at: float | None = None  # Unix time; None = never
+    litellm: Standing | None = None  # a LiteLLM virtual key: decide applies LiteLLM's rules
 
 
 class KeyRing:

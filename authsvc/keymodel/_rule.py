@@ -26,6 +26,7 @@ from authsvc.keymodel._reading import WEAK_DIGESTS, Reading, Role, State
 from authsvc.keymodel._render import render_table, report
 from authsvc.keymodel._ring import FINGERPRINT_LENGTH, KeyRecord, KeyRing, PathRule
 from authsvc.keymodel._secret import Secret
+from authsvc.keymodel._standing import Standing
 
 __all__ = [
     "DIGEST_SIZE",
@@ -53,6 +54,7 @@ class KeyMeta:
     where: str  # "keys[0]"
     paths: PathRule | None = None
     expires_at: float | None = None  # Unix time; None = never
+    litellm: Standing | None = None  # a LiteLLM virtual key's standing (issue #15)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,7 +276,15 @@ def _batch_records(
                 seen.add(digest)
                 fp = digest.hex()[:FINGERPRINT_LENGTH]
                 records.append(
-                    KeyRecord(meta.name, batch.source, fp, digest, meta.paths, meta.expires_at)
+                    KeyRecord(
+                        meta.name,
+                        batch.source,
+                        fp,
+                        digest,
+                        meta.paths,
+                        meta.expires_at,
+                        meta.litellm,
+                    )
                 )
         why = {
             "weak": "publicly known keys refused",

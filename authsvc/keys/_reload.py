@@ -25,6 +25,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
 
@@ -41,6 +43,10 @@ log = logging.getLogger("authsvc.keys.reload")
 T = TypeVar("T")
 
 _BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
+STUCK_AFTER = 10.0
+"""A reload attempt running longer than this is reported as stuck (log, metric, /readyz detail).
+Reads never block on a file's type (``authsvc._fileio``); this is the backstop for anything
+else (a hung network file system)."""
 
 
 def _candidates(res: keymodel.Resolution) -> list[Reading]:
@@ -88,6 +94,7 @@ class Reloader:
         on_error: Callable[[str], None] | None = None,
         poll_interval: float | None = None,
         watch: bool = True,
+        stuck_after: float = STUCK_AFTER,
     ) -> None:
         self._config_path = config_path
         self._environ = environ
@@ -107,6 +114,8 @@ class Reloader:
         self._config_files: tuple[str, ...] = (os.path.abspath(named),) if named else ()
         self._sources: tuple[KeySource, ...] = ()  # of the last config loaded
         self._poll = poll_interval or 2.0
+        self._stuck_after = stuck_after
+        self._running_since: float | None = None  # monotonic start of the running attempt
         if initial is not None:
             self._accept(initial, notify=False)
 
@@ -114,6 +123,23 @@ class Reloader:
     def current(self) -> Resolution | None:
         """The last good resolution (the one the store serves), if any."""
         return self._current
+
+    def running_for(self) -> float:
+        """Seconds the running reload attempt has taken so far (0 when none is running)."""
+        started = self._running_since
+        return 0.0 if started is None else max(0.0, time.monotonic() - started)
+
+    def readiness(self) -> tuple[bool, str]:
+        """For ``/readyz``: not ready while a reload attempt is stuck (rotations are not
+        followed: a revoked key would stay accepted); a reload that *failed* keeps the last
+        good keys and stays ready (it is logged and counted). Cheap: reads state only."""
+        running = self.running_for()
+        if running >= self._stuck_after:
+            return False, (
+                f"key reload stuck for {running:.0f} s (a key source read does not return); "
+                "the last good keys are still served, key rotations are not followed"
+            )
+        return True, ""
 
     def reload(self) -> bool:
         """One synchronous attempt, whether or not a file changed. True when the store was
@@ -237,9 +263,50 @@ class Reloader:
                         break
                 first = False
                 self._kick.clear()
-                self._apply(await asyncio.to_thread(self._attempt))
+                self._apply(await self._attempt_in_thread(stop))
         finally:
             await _stop(watcher)
+
+    async def _attempt_in_thread(self, stop: asyncio.Event) -> Resolution | str | None:
+        """``_attempt`` in a daemon thread that is never joined: an attempt that does not
+        return is reported as stuck after ``stuck_after`` seconds and cannot hold up ``stop``
+        (SIGTERM): the loop's default executor, which ``asyncio.run`` joins, is not used."""
+        loop = asyncio.get_running_loop()
+        result: asyncio.Future[Resolution | str | None] = loop.create_future()
+
+        def deliver(outcome: Resolution | str | None) -> None:
+            if not result.done():
+                result.set_result(outcome)
+
+        def work() -> None:
+            try:
+                outcome = self._attempt()
+            except BaseException as exc:  # never leave the waiter without an answer
+                outcome = (
+                    f"reload failed unexpectedly ({type(exc).__name__}); keeping the last good keys"
+                )
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+                loop.call_soon_threadsafe(deliver, outcome)
+
+        self._running_since = time.monotonic()
+        threading.Thread(target=work, name="authsvc-reload", daemon=True).start()
+        stopping: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
+        waiters: set[asyncio.Future[object]] = {result, stopping}  # type: ignore[arg-type]
+        try:
+            done, _ = await asyncio.wait(
+                waiters, timeout=self._stuck_after, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not done:
+                self._error(
+                    f"key reload stuck: no result after {self._stuck_after:g} s (a source "
+                    "read does not return); keeping the last good keys"
+                )
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            return result.result() if result.done() else None
+        finally:
+            stopping.cancel()
+            if result.done():
+                self._running_since = None
 
     async def _sleep(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.ensure_future(self._kick.wait()), asyncio.ensure_future(stop.wait())}

@@ -21,13 +21,17 @@ from typing import Any
 
 from authsvc.kube._documents import describe
 from authsvc.kube._errors import InjectError
-from authsvc.kube._inject import inject_template, skip_reason
+from authsvc.kube._inject import inject_pod, skip_reason
 from authsvc.kube._jsonpatch import json_patch
 from authsvc.kube._options import InjectOptions
+from authsvc.kube._services import unseen_service_warning
+from authsvc.kube._serving import not_serving_reason
 
 __all__ = ["API_VERSION", "Admission", "review"]
 
 API_VERSION = "admission.k8s.io/v1"
+MAX_WARNINGS = 8
+MAX_WARNING = 1024
 
 
 @dataclass(frozen=True)
@@ -48,8 +52,12 @@ def _answer(
     allowed: bool = True,
     patch: list[dict[str, Any]] | None = None,
     message: str | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if warnings:
+        # kubectl prints these to whoever created the pod (or its Deployment's events).
+        response["warnings"] = [w[:MAX_WARNING] for w in warnings[:MAX_WARNINGS]]
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(
@@ -99,17 +107,31 @@ def review(body: bytes, options: InjectOptions) -> Admission:
     meta = pod.get("metadata") if isinstance(pod.get("metadata"), Mapping) else {}
     namespace = request.get("namespace") or (meta or {}).get("namespace")
     label = describe({"kind": "Pod", "metadata": {**(meta or {}), "namespace": namespace}})
-    reason = skip_reason(pod.get("metadata"))
+    owners = [
+        str(o.get("kind"))
+        for o in (meta or {}).get("ownerReferences") or []
+        if isinstance(o, Mapping)
+    ]
+    reason = skip_reason(pod.get("metadata")) or not_serving_reason(
+        "Pod", pod.get("metadata"), pod.get("metadata"), options, owners
+    )
     if reason is not None:
         return Admission(_answer(uid), f"uid={uid} {label}: {reason}; allowed unchanged")
     try:
-        injected = inject_template(pod, options=options)
+        result = inject_pod(pod, options=options, namespace=namespace)
     except InjectError as exc:
         message = f"authsvc injection failed: {exc.at(label)}"
         return Admission(
             _answer(uid, allowed=False, message=message), f"uid={uid} {message}", "warning"
         )
-    ops = json_patch(pod, injected)
+    ops = json_patch(pod, result.template)
+    warnings = [
+        *result.notes,
+        *result.warnings,
+        unseen_service_warning(label, namespace, result.app_port or options.app_port),
+    ]
     return Admission(
-        _answer(uid, patch=ops), f"uid={uid} {label}: injected ({len(ops)} patch operations)"
+        _answer(uid, patch=ops, warnings=warnings),
+        f"uid={uid} {label}: injected ({len(ops)} patch operations)"
+        + "".join(f"; {w}" for w in result.warnings),
     )

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from authsvc._version import __version__
+from authsvc.kube._app import bind_loopback, is_litellm, litellm_port
 from authsvc.kube._errors import InjectError
+from authsvc.kube._keysources import StreamObjects, key_sources
 from authsvc.kube._options import (
     ANNOTATION_APP_PORT,
     ANNOTATION_INJECT,
@@ -26,6 +29,7 @@ from authsvc.kube._options import (
     ENVOY_CONTAINER,
     OPT_OUT_VALUES,
     PROXY_PORT_NAME,
+    REDIRECT_CONTAINER,
     SIDECAR_CONTAINER,
     STATUS_INJECTED,
     STATUS_PORT_NAME,
@@ -38,13 +42,26 @@ from authsvc.kube._sidecars import (
     authsvc_container,
     bootstrap_container,
     envoy_container,
+    redirect_container,
     volumes,
 )
 
-__all__ = ["inject_template", "skip_reason"]
+__all__ = ["PodResult", "inject_pod", "inject_template", "skip_reason"]
 
 Obj = dict[str, Any]
-_OURS = (SIDECAR_CONTAINER, BOOTSTRAP_CONTAINER, ENVOY_CONTAINER)
+_OURS = (SIDECAR_CONTAINER, BOOTSTRAP_CONTAINER, ENVOY_CONTAINER, REDIRECT_CONTAINER)
+
+
+@dataclass
+class PodResult:
+    """An injected pod template, and what the operator must know about it."""
+
+    template: Obj
+    injected: bool = False
+    app_port: int | None = None
+    app_port_names: dict[str, int] = field(default_factory=dict)  # the app's named ports
+    notes: list[str] = field(default_factory=list)  # what was changed in the app container
+    warnings: list[str] = field(default_factory=list)  # what the operator must still do
 
 
 def _field(path: str, name: str) -> str:
@@ -124,10 +141,15 @@ def _check_conflicts(
             )
 
 
-def _app_port(annotations: Mapping[str, Any], options: InjectOptions, meta_path: str) -> int:
+def _app_port(
+    annotations: Mapping[str, Any],
+    options: InjectOptions,
+    meta_path: str,
+    detected: int | None = None,
+) -> int:
     value = annotations.get(ANNOTATION_APP_PORT)
     if value is None:
-        return options.app_port
+        return detected if detected is not None else options.app_port
     try:
         return check_app_port(value, "value")
     except Exception as exc:  # ConfigError: re-raised with the field
@@ -142,11 +164,34 @@ def inject_template(template: Mapping[str, Any], *, options: InjectOptions, path
     ``path`` is where the template sits in its document (``spec.template`` for a Deployment,
     ``""`` for a Pod); error fields start with it. Raises InjectError naming the field.
     """
+    return inject_pod(template, options=options, path=path).template
+
+
+def _app_index(containers: list[Obj], app_port: int) -> int:
+    """The container serving the app port: the one declaring it, a LiteLLM one, else the first."""
+    for i, c in enumerate(containers):
+        for port in c.get("ports") or []:
+            if isinstance(port, Mapping) and port.get("containerPort") == app_port:
+                return i
+    return next((i for i, c in enumerate(containers) if is_litellm(c)), 0)
+
+
+def inject_pod(
+    template: Mapping[str, Any],
+    *,
+    options: InjectOptions,
+    path: str = "",
+    namespace: str | None = None,
+    stream: StreamObjects | None = None,
+) -> PodResult:
+    """``inject_template`` with its findings: the app port, the changes made to the app
+    container (LiteLLM bound to 127.0.0.1) and the warnings (an app authsvc cannot close).
+    ``stream``: the input's ConfigMaps/Secrets (inject), or nothing (the webhook)."""
     if not isinstance(template, Mapping):
         raise InjectError(path or "(document)", "a pod template must be a mapping")
     meta_path, spec_path = _field(path, "metadata"), _field(path, "spec")
     if skip_reason(template.get("metadata")) is not None:
-        return copy.deepcopy(dict(template))
+        return PodResult(copy.deepcopy(dict(template)))
     metadata = _mapping(template, "metadata", meta_path, required=False)
     annotations = _mapping(
         metadata, "annotations", _field(meta_path, "annotations"), required=False
@@ -165,16 +210,59 @@ def inject_template(template: Mapping[str, Any], *, options: InjectOptions, path
         raise InjectError(_field(spec_path, "containers"), "a pod needs at least one container")
     init = _named_list(spec, "initContainers", _field(spec_path, "initContainers"))
     vols = _named_list(spec, "volumes", _field(spec_path, "volumes"))
-    app_port = _app_port(annotations, options, meta_path)
-    ours = volumes(options)
+    litellm = [i for i, c in enumerate(containers) if is_litellm(c)]
+    detected = litellm_port(containers[litellm[0]]) if litellm else None
+    app_port = _app_port(annotations, options, meta_path, detected)
+    app_index = _app_index(containers, app_port)
+    app = containers[app_index]
+    sources = key_sources(
+        app,
+        vols,
+        namespace=namespace,
+        stream=stream or StreamObjects(),
+        litellm=app_index in litellm,
+        own_config=options.config_map is not None,
+        extra_names=options.key_env,
+    )
+    # The app's own sources are the chain when authsvc has no config of its own (LiteLLM mode,
+    # or its env): the separate Secret would only shadow them.
+    use_secret = options.config_map is not None or not sources.found
+    ours = volumes(options, use_secret=use_secret)
     _check_conflicts(containers, init, vols, ours, spec_path)
+
+    result = PodResult({}, injected=True, app_port=app_port)
+    result.warnings += sources.warnings
+    for port in app.get("ports") or []:
+        named = isinstance(port, Mapping) and isinstance(port.get("name"), str)
+        if named and isinstance(port.get("containerPort"), int):
+            result.app_port_names[port["name"]] = port["containerPort"]
+    for i in litellm:
+        containers[i], change = bind_loopback(containers[i])
+        if change is not None:
+            result.notes.append(f"container {containers[i]['name']}: {change}")
+    if app_index not in litellm and not (options.network_policy or options.inbound_redirect):
+        result.warnings.append(
+            f"container {app['name']!r} is not LiteLLM: authsvc cannot change where it "
+            f"listens. Make it listen on 127.0.0.1:{app_port} only, or inject with "
+            "--inbound-redirect (or --network-policy); otherwise anyone reaching the pod IP "
+            "skips Envoy (authsvc's bypass detector reports it at run time)"
+        )
 
     rewritten, targets, originals = rewrite_probes(containers, _field(spec_path, "containers"))
     sidecars = [
-        authsvc_container(options, to_json(targets) if targets else None),
+        authsvc_container(
+            options,
+            to_json(targets) if targets else None,
+            app_port=app_port,
+            key_env=sources.env,
+            key_mounts=sources.mounts,
+            use_secret=use_secret,
+        ),
         bootstrap_container(options, app_port),
         envoy_container(options),
     ]
+    if options.inbound_redirect:
+        sidecars.insert(0, redirect_container(options, app_port))
     new_spec = copy.deepcopy(spec)
     new_spec["containers"] = rewritten
     new_spec["initContainers"] = sidecars + copy.deepcopy(init)
@@ -190,4 +278,5 @@ def inject_template(template: Mapping[str, Any], *, options: InjectOptions, path
     out = copy.deepcopy(dict(template))
     out["metadata"] = new_meta
     out["spec"] = new_spec
-    return out
+    result.template = out
+    return result

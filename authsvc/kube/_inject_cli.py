@@ -83,6 +83,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"authsvc inject: injected {label}", file=sys.stderr)
         for line in outcome.skipped:
             print(f"authsvc inject: skipped {line}", file=sys.stderr)
+        for line in outcome.changed:
+            print(f"authsvc inject: changed {line}", file=sys.stderr)
+        for line in outcome.warnings:
+            print(f"authsvc inject: WARNING: {line}", file=sys.stderr)
         if not outcome.injected and not outcome.skipped:
             print(f"authsvc inject: {source}: no pod templates found", file=sys.stderr)
     return 0

@@ -24,10 +24,13 @@ from authsvc.kube._options import (
     BOOTSTRAP_FILE,
     CONFIG_DIR,
     CONFIG_FILE,
+    ENV_APP_PORT,
     ENV_APP_PROBES,
+    ENV_POD_IPS,
     ENVOY_CONTAINER,
     KEY_DIR,
     PROXY_PORT_NAME,
+    REDIRECT_CONTAINER,
     SIDECAR_CONTAINER,
     SOCKET_DIR,
     STATUS_PORT_NAME,
@@ -42,6 +45,7 @@ __all__ = [
     "authsvc_container",
     "bootstrap_container",
     "envoy_container",
+    "redirect_container",
     "security_context",
     "sidecar_probes",
     "volumes",
@@ -110,8 +114,21 @@ def sidecar_probes(container: str) -> Obj:
     raise ValueError(container)
 
 
-def authsvc_container(opts: InjectOptions, app_probes: str | None) -> Obj:
-    """The ext_authz server: gRPC on the shared socket, status port on all interfaces."""
+def authsvc_container(
+    opts: InjectOptions,
+    app_probes: str | None,
+    *,
+    app_port: int | None = None,
+    key_env: list[Obj] | None = None,
+    key_mounts: list[Obj] | None = None,
+    use_secret: bool = True,
+) -> Obj:
+    """The ext_authz server: gRPC on the shared socket, status port on all interfaces.
+
+    ``key_env``/``key_mounts``: the app's own key sources (``_keysources``); ``use_secret``
+    False leaves the ``--secret`` file out of the chain (the app's sources are the chain).
+    ``app_port``: the bypass detector tries it on the pod IPs (downward API).
+    """
     args = [
         "serve",
         "--listen",
@@ -122,19 +139,28 @@ def authsvc_container(opts: InjectOptions, app_probes: str | None) -> Obj:
     # The env makes `kubectl exec ... -- authsvc explain` (no flags) resolve exactly as the
     # server does. Without a config the default chain applies, whose file layer is
     # $AUTHSVC_MASTER_KEY_FILE (docs/configuration.md); --master-key-file would add a second one.
+    if opts.bypass_readiness != "warn":
+        args += ["--bypass-readiness", opts.bypass_readiness]
+    env: list[Obj] = []
     if opts.config_map:
         args += ["--config", CONFIG_FILE]
         env = [{"name": "AUTHSVC_CONFIG", "value": CONFIG_FILE}]
-    else:
+    elif use_secret:
         env = [{"name": "AUTHSVC_MASTER_KEY_FILE", "value": opts.key_file}]
     if app_probes is not None:
         env.append({"name": ENV_APP_PROBES, "value": app_probes})
-    mounts: list[Obj] = [
-        {"name": VOLUME_SOCKET, "mountPath": SOCKET_DIR},
-        {"name": VOLUME_KEY, "mountPath": KEY_DIR, "readOnly": True},
-    ]
+    if app_port is not None:
+        env += [
+            {"name": ENV_POD_IPS, "valueFrom": {"fieldRef": {"fieldPath": "status.podIPs"}}},
+            {"name": ENV_APP_PORT, "value": str(app_port)},
+        ]
+    env += key_env or []
+    mounts: list[Obj] = [{"name": VOLUME_SOCKET, "mountPath": SOCKET_DIR}]
+    if use_secret:
+        mounts.append({"name": VOLUME_KEY, "mountPath": KEY_DIR, "readOnly": True})
     if opts.config_map:
         mounts.append({"name": VOLUME_CONFIG, "mountPath": CONFIG_DIR, "readOnly": True})
+    mounts += key_mounts or []
     return {
         "name": SIDECAR_CONTAINER,
         "image": opts.image,
@@ -219,18 +245,54 @@ def envoy_container(opts: InjectOptions) -> Obj:
     }
 
 
-def volumes(opts: InjectOptions) -> list[Obj]:
+def redirect_container(opts: InjectOptions, app_port: int) -> Obj:
+    """Opt-in inbound redirect (like Istio's istio-init): TCP arriving from outside the pod for
+    the app port goes to Envoy instead (nat PREROUTING; Envoy's own connection to
+    127.0.0.1:<app port> is local, OUTPUT, and is not redirected). Runs first, as root with
+    NET_ADMIN/NET_RAW only, then exits; re-running it is harmless (the chain is flushed)."""
+    rule = f"-p tcp --dport {app_port} -j REDIRECT --to-ports {_defaults.ENVOY_PORT}"
+    script = (
+        "set -e\n"
+        "for t in iptables ip6tables; do\n"
+        '  if [ "$t" = ip6tables ] && ! ip6tables -t nat -S >/dev/null 2>&1; then continue; fi\n'
+        "  $t -t nat -N AUTHSVC_INBOUND 2>/dev/null || $t -t nat -F AUTHSVC_INBOUND\n"
+        f"  $t -t nat -A AUTHSVC_INBOUND {rule}\n"
+        "  $t -t nat -C PREROUTING -p tcp -j AUTHSVC_INBOUND 2>/dev/null"
+        " || $t -t nat -A PREROUTING -p tcp -j AUTHSVC_INBOUND\n"
+        "done\n"
+    )
+    return {
+        "name": REDIRECT_CONTAINER,
+        "image": opts.image,  # the authsvc image ships iptables (nft backend) for this
+        "command": ["/bin/sh", "-c", script],
+        "resources": _resources("10m", "16Mi", "100m", "64Mi"),
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_RAW"]},
+            "readOnlyRootFilesystem": False,  # iptables takes a lock file under /run
+            "runAsNonRoot": False,
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+
+
+def volumes(opts: InjectOptions, *, use_secret: bool = True) -> list[Obj]:
     """Socket and bootstrap emptyDirs, the key Secret (a directory), the optional config."""
     vols: list[Obj] = [
         {"name": VOLUME_SOCKET, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
         {"name": VOLUME_BOOTSTRAP, "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
-        {
-            "name": VOLUME_KEY,
-            # optional: a pod whose Secret does not exist yet still starts (fail closed: 503,
-            # not ready); kubelet fills the directory when the Secret appears.
-            "secret": {"secretName": opts.secret, "defaultMode": 0o444, "optional": True},
-        },
     ]
+    if use_secret:
+        vols.append(
+            {
+                "name": VOLUME_KEY,
+                # optional: a pod whose Secret does not exist yet still starts (fail closed:
+                # 503, not ready); kubelet fills the directory when the Secret appears.
+                "secret": {"secretName": opts.secret, "defaultMode": 0o444, "optional": True},
+            }
+        )
     if opts.config_map:
         vols.append({"name": VOLUME_CONFIG, "configMap": {"name": opts.config_map}})
     return vols

@@ -25,6 +25,7 @@ from authsvc.authz import (
 )
 from authsvc.keymodel import KeyRing
 from authsvc.observability._redact import Redactor
+from authsvc.observability._throttle import DenialThrottle, Suppressed
 
 __all__ = ["DECISION_LOGGER", "DecisionLog", "Sampler"]
 
@@ -65,7 +66,7 @@ class Sampler:
 class DecisionLog:
     """Writes decision lines to the ``authsvc.decisions`` logger (or ``logger``)."""
 
-    __slots__ = ("_detail_cache", "_log", "_redact", "_ring", "_sample")
+    __slots__ = ("_detail_cache", "_log", "_redact", "_ring", "_sample", "throttle")
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class DecisionLog:
         random: Callable[[], float] = _random.random,
         ring: Callable[[], KeyRing | None] = lambda: None,
         logger: logging.Logger | None = None,
+        throttle: DenialThrottle | None = None,
     ) -> None:
         self._log = logger if logger is not None else logging.getLogger(DECISION_LOGGER)
         # Every location's name is redacted as a query parameter, headers included: an app
@@ -85,6 +87,9 @@ class DecisionLog:
         # redaction is cached per ring snapshot. Request-derived fields are never cached.
         self._detail_cache: tuple[KeyRing | None, dict[str, str]] = (None, {})
         self._sample = Sampler(sample_rate, random)
+        # Denials are attacker-driven: the first few per (reason, route) and interval are
+        # written, the rest summed up in one line (see _throttle).
+        self.throttle = throttle if throttle is not None else DenialThrottle(self._suppressed)
 
     def record(self, view: RequestView, decision: Decision, seconds: float) -> None:
         """Log one decision at the level its reason calls for (hot path: see module doc)."""
@@ -92,6 +97,8 @@ class DecisionLog:
         if level == logging.DEBUG and decision.reason is not Reason.PUBLIC_PATH and self._sample():
             level = logging.INFO  # a sampled allowed request; probes are never sampled
         if self._log.isEnabledFor(level):
+            if not decision.allowed and not self.throttle.admit(decision.reason.value, view.target):
+                return
             self._log.log(level, "decision", extra=self.fields(view, decision, seconds))
 
     def record_failure(
@@ -108,6 +115,8 @@ class DecisionLog:
         level = _LEVEL[reason]
         if not self._log.isEnabledFor(level):
             return
+        if not self.throttle.admit(reason.value, view.target if view else ""):
+            return
         text = self._redact.text
         fields: dict[str, object] = {
             "decision": "deny",
@@ -121,6 +130,24 @@ class DecisionLog:
             "detail": text(error, 256),
         }
         self._log.log(level, "decision", extra=fields)
+
+    def _suppressed(self, entries: list[Suppressed]) -> None:
+        """One line per (reason, route) whose denials were not all written (throttle)."""
+        for entry in entries:
+            reason = Reason(entry.reason)
+            self._log.log(
+                _LEVEL[reason],
+                f"{entry.count} more denial(s) like this were not logged",
+                extra={
+                    "event": "decisions_suppressed",
+                    "decision": "deny",
+                    "status": STATUS[reason],
+                    "reason": reason.value,
+                    "route": self._redact.target(entry.route, 256),
+                    "suppressed": entry.count,
+                    "interval_s": entry.seconds,
+                },
+            )
 
     def fields(self, view: RequestView, decision: Decision, seconds: float) -> dict[str, object]:
         """The structured fields of one decision line, redacted and escaped."""

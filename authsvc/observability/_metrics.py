@@ -8,11 +8,14 @@ No label ever carries a key, a request path or anything the client chose.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import platform
 import re
+import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from prometheus_client import (
@@ -50,7 +53,6 @@ LATENCY_BUCKETS = (
     0.2,  # Envoy's default ext_authz timeout: anything above is an error at the proxy
 )
 RELOAD_RESULTS: tuple[ReloadResult, ...] = ("success", "failure", "unchanged")
-_FINGERPRINT = re.compile(r"[0-9a-f]{6,64}")
 _VERDICT = re.compile(r"[a-z][a-z_]{0,31}")  # a label from a small enum, never free text
 
 
@@ -63,12 +65,14 @@ class _KeyState:
     keys_loaded: int = 0
     resolved: bool = False
     source: str | None = None
-    fingerprint: str | None = None
+    key_id: str | None = None  # salted per process: no bits of the key's public hash
+    key_changes: int = 0
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
     weak: bool = False  # the active master key breaks authsvc's stricter rules
     app_open: bool = False  # the app itself accepts requests without a key
     since: float = 0.0  # Unix time the active resolution was published (0: not yet)
+    app_port_exposed: bool | None = None  # None until the bypass detector's first round
 
 
 class _KeyStateCollector:
@@ -76,6 +80,7 @@ class _KeyStateCollector:
 
     def __init__(self) -> None:
         self.state = _KeyState()
+        self.reload_running: Callable[[], float] | None = None  # the reloader's running_for
 
     def collect(self) -> Iterable[Metric]:
         s = self.state
@@ -89,13 +94,19 @@ class _KeyStateCollector:
         )
         info = GaugeMetricFamily(
             "authsvc_master_key_info",
-            "Always 1; labels say which source the active master key came from and its "
-            "fingerprint (first 12 hex of SHA-256). Absent while no master key resolved.",
-            labels=["source", "fingerprint"],
+            "Always 1; labels say which source the active master key came from and key_id, "
+            "an identifier that changes with the key (an HMAC under a random per-process salt: "
+            "no bits of the key's hash). Absent while no master key resolved.",
+            labels=["source", "key_id"],
         )
         if s.resolved and s.source is not None:
-            info.add_metric([s.source, s.fingerprint or ""], 1)
+            info.add_metric([s.source, s.key_id or ""], 1)
         yield info
+        yield CounterMetricFamily(
+            "authsvc_master_key_changes",
+            "Times the active master key changed to a different key since the process started.",
+            s.key_changes,
+        )
         yield GaugeMetricFamily(
             "authsvc_key_resolution_warnings",
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
@@ -125,12 +136,27 @@ class _KeyStateCollector:
             "Log records dropped because the background log writer's queue was full.",
             BackgroundHandler.total_dropped,
         )
+        running = self.reload_running
+        if running is not None:
+            yield GaugeMetricFamily(
+                "authsvc_key_reload_running_seconds",
+                "How long the running key reload attempt has taken so far (0 when none runs). "
+                "Above 10 the reload is stuck and the last good keys stay active.",
+                running(),
+            )
         if s.deep_health_ok is not None:
             yield GaugeMetricFamily(
                 "authsvc_deep_health_ok",
                 "1 when the last deep health check (protected health path through Envoy with "
                 "the master key) passed. Absent until the first check.",
                 1 if s.deep_health_ok else 0,
+            )
+        if s.app_port_exposed is not None:
+            yield GaugeMetricFamily(
+                "authsvc_app_port_exposed",
+                "1 when the app answers on the pod IP (around Envoy and authsvc), found by the "
+                "bypass detector; 0 when it does not. Absent while the detector is off.",
+                1 if s.app_port_exposed else 0,
             )
 
 
@@ -192,6 +218,8 @@ class Metrics:
             {"version": __version__, "python": platform.python_version()}
         )
         self._state = _KeyStateCollector()
+        self._salt = secrets.token_bytes(32)  # never leaves the process
+        self._last_key: bytes | None = None
         self._state_lock = threading.Lock()  # cold-path writers only; scrapes read lock-free
         r.register(self._state)
         if process_metrics:
@@ -236,12 +264,17 @@ class Metrics:
         """Publish the key state of a (new) resolution: count, resolved, source, fingerprint."""
         ring = resolution.ring
         winner = resolution.winner if resolution.resolved else None
-        source = fingerprint = None
+        source = key_id = None
+        changed = False
         if winner is not None:
             # Defence in depth: a source label that *is* a key (or looks like one) is redacted.
             source = Redactor(ring=lambda: ring).text(str(winner.source), limit=200)
+            master = ring.master
             fp = winner.fingerprint or ""
-            fingerprint = fp if _FINGERPRINT.fullmatch(fp) else "invalid"
+            identity = master.digest if master is not None else fp.encode()
+            key_id = hmac.new(self._salt, identity, hashlib.sha256).hexdigest()[:12]
+            changed = self._last_key is not None and identity != self._last_key
+            self._last_key = identity
         report = resolution.report()
         winner_info = report.get("winner")
         weak = isinstance(winner_info, dict) and bool(winner_info.get("caution"))
@@ -252,12 +285,17 @@ class Metrics:
                 keys_loaded=len(ring),
                 resolved=bool(resolution.resolved) and ring.ready,
                 source=source,
-                fingerprint=fingerprint,
+                key_id=key_id,
+                key_changes=self._state.state.key_changes + int(changed),
                 warnings=len(resolution.warnings),
                 weak=weak and bool(resolution.resolved),
                 app_open=app_open,
                 since=time.time(),
             )
+
+    def watch_reload(self, running_for: Callable[[], float]) -> None:
+        """Publish ``authsvc_key_reload_running_seconds`` from the reloader's ``running_for``."""
+        self._state.reload_running = running_for
 
     def on_reload(self, result: ReloadResult) -> None:
         child = self._reloads.get(result)
@@ -271,6 +309,11 @@ class Metrics:
         self._deep.labels(label or ("ok" if ok else "fail")).inc()
         with self._state_lock:
             self._state.state = replace(self._state.state, deep_health_ok=bool(ok))
+
+    def on_bypass(self, exposed: bool) -> None:
+        """The bypass detector's latest finding: does the app answer on the pod IP?"""
+        with self._state_lock:
+            self._state.state = replace(self._state.state, app_port_exposed=bool(exposed))
 
     def render(self, accept: str = "") -> tuple[bytes, str]:
         """Every metric as ``(body, content_type)``.

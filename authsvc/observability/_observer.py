@@ -238,6 +238,13 @@ class Observer:
         except Exception as exc:
             self._swallow(exc)
 
+    def on_bypass(self, exposed: bool) -> None:
+        """The bypass detector found the app port open (or closed again) on the pod IP."""
+        try:
+            self.prometheus.on_bypass(exposed)
+        except Exception as exc:
+            self._swallow(exc)
+
     def metrics(self, accept: str = "") -> tuple[bytes, str]:
         """``/metrics``: ``(body, content_type)``; pass the request's ``Accept`` if you have it."""
         return self.prometheus.render(accept)

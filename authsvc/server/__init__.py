@@ -2,6 +2,7 @@
 sockets, with a clean SIGTERM shutdown. The wiring (``authsvc serve``) lives in ``_cli``."""
 
 from authsvc.server._adapter import response_from
+from authsvc.server._front import Front
 from authsvc.server._grpc import AUTHZ_SERVICE, AuthzServer, DecisionObserver
 from authsvc.server._listen import ListenError, parse_listen
 from authsvc.server._signals import serve_until_signal
@@ -10,6 +11,7 @@ __all__ = [
     "AUTHZ_SERVICE",
     "AuthzServer",
     "DecisionObserver",
+    "Front",
     "ListenError",
     "parse_listen",
     "response_from",

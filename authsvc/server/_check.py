@@ -5,6 +5,12 @@ answer is cached: ``render`` + ``response_from`` + serialisation depend only on 
 for a deny, and only on the key name and the client's ``x-authsvc-*`` header names for an
 allow, so each distinct answer is built once and then reused (bounded; cleared when full).
 Nothing is logged for a check; the observer (metrics, decision log) is called after every one.
+
+LiteLLM virtual keys (``virtual_keys:``): a key the ring does not know may have been created
+in LiteLLM's database since the last refresh. For an ``sk-`` key with a database configured,
+the checker asks the source's ``Lookup`` (single flight, miss cache, rate cap): a recent
+answer is used at once; otherwise the answer is DEFERRED — ``check`` returns an awaitable
+answer (``finish`` awaits it), and ``decide`` runs again, pure, on a one-record ring.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Hashable, Mapping
+from typing import TypeAlias
 
 from google.protobuf.message import DecodeError
 
@@ -24,13 +31,17 @@ from authsvc.authz import (
     Reason,
     RequestView,
     decide,
+    extract_credential,
     render,
     shadow,
 )
-from authsvc.keys import KeyStore
+from authsvc.keymodel import FINGERPRINT_LENGTH
+from authsvc.keymodel import digest as key_digest
+from authsvc.keys import KeyMeta, KeyRecord, KeyRing, KeyStore
 from authsvc.server._adapter import response_from, view_from_request
+from authsvc.sources import MISS, Lookup, current_lookup
 
-__all__ = ["CACHE_SIZE", "Checker", "DecisionObserver", "settle", "where"]
+__all__ = ["CACHE_SIZE", "Answer", "Checker", "DecisionObserver", "finish", "settle", "where"]
 
 _log = logging.getLogger("authsvc.server")
 
@@ -40,6 +51,9 @@ DecisionObserver = Callable[[RequestView, Decision, float], Awaitable[None] | No
 It runs before the response is sent, so keep it quick. An exception in it is logged (type
 only) and never changes the answer.
 """
+
+Answer: TypeAlias = bytes | Awaitable[bytes]
+"""The serialized ``CheckResponse``, or (virtual-key lookup) an awaitable of it."""
 
 CACHE_SIZE = 4096
 _EMPTY_VIEW = RequestView(method="", target="")
@@ -105,9 +119,9 @@ class Checker:
     def _fixed(self, decision: Decision) -> tuple[Decision, bytes]:
         return decision, response_from(render(decision, {})).SerializeToString()
 
-    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]:
-        """The serialized ``CheckResponse``, and the observer's awaitable if it returned one
-        (await it with ``settle`` before sending the answer). Never raises."""
+    def check(self, request: bytes) -> tuple[Answer, Awaitable[None] | None]:
+        """The serialized ``CheckResponse`` (or an awaitable of it: a virtual-key lookup), and
+        the observer's awaitable if it returned one. ``finish`` awaits both. Never raises."""
         observer = self.observer
         started = _perf_counter() if observer is not None else 0.0
         view = _EMPTY_VIEW
@@ -118,7 +132,15 @@ class Checker:
                 decision, answer = self._malformed
             else:
                 view = view_from_request(req)
-                decision = decide(view, self._policy, self.store.current, _time())
+                ring = self.store.current
+                decision = decide(view, self._policy, ring, _time())
+                if decision.reason is Reason.UNKNOWN_KEY:
+                    lookup = current_lookup()
+                    if lookup is not None:
+                        found = self._lookup(lookup, view, ring, decision, started)
+                        if not isinstance(found, Decision):
+                            return found, None
+                        decision = found
                 if self.dry_run:
                     decision = shadow(decision)
                 answer = self._answer(decision, view.headers)
@@ -132,6 +154,55 @@ class Checker:
         except Exception as exc:
             _log.warning("decision observer failed: %s", where(exc))
             return answer, None
+
+    def _lookup(
+        self, lookup: Lookup, view: RequestView, ring: KeyRing, unknown: Decision, started: float
+    ) -> Decision | Awaitable[bytes]:
+        """An unknown key, a database to ask: a cached answer at once, else a deferred one."""
+        policy = self._policy
+        found = extract_credential(
+            view.target, view.headers, policy.locations, policy.max_credential_length
+        )
+        key = getattr(found, "key", None)
+        if not isinstance(key, str) or not key.startswith("sk-"):
+            return unknown  # LiteLLM looks up only sk- keys
+        digest = key_digest(key)
+        cached = lookup.cached(digest)
+        if cached == MISS:
+            return unknown
+        if isinstance(cached, KeyMeta):
+            return _redecide(view, policy, ring, cached, digest, lookup)
+        return self._deferred(lookup, view, ring, unknown, digest, started)
+
+    async def _deferred(
+        self,
+        lookup: Lookup,
+        view: RequestView,
+        ring: KeyRing,
+        unknown: Decision,
+        digest: bytes,
+        started: float,
+    ) -> bytes:
+        decision = unknown
+        try:
+            meta = await lookup.find(digest)
+            if meta is not None:
+                decision = _redecide(view, self._policy, ring, meta, digest, lookup)
+            if self.dry_run:
+                decision = shadow(decision)
+            answer = self._answer(decision, view.headers)
+        except Exception as exc:
+            _log.error("Check failed, answering 500 deny: %s", where(exc))
+            decision, answer = self._internal
+        observer = self.observer
+        if observer is not None:
+            try:
+                pending = observer(view, decision, _perf_counter() - started)
+                if pending is not None:
+                    await settle(pending)
+            except Exception as exc:
+                _log.warning("decision observer failed: %s", where(exc))
+        return answer
 
     def _answer(self, decision: Decision, headers: Mapping[str, str]) -> bytes:
         key: Hashable
@@ -153,6 +224,31 @@ class Checker:
                 answers.clear()
             answers[key] = answer
         return answer
+
+
+def _redecide(
+    view: RequestView, policy: Policy, ring: KeyRing, meta: KeyMeta, digest: bytes, lookup: Lookup
+) -> Decision:
+    """``decide`` again, pure, on a ring holding the master and the one record found."""
+    record = KeyRecord(
+        meta.name,
+        lookup.store_label,
+        digest.hex()[:FINGERPRINT_LENGTH],
+        digest,
+        meta.paths,
+        meta.expires_at,
+        meta.litellm,
+    )
+    return decide(view, policy, KeyRing([record], master=ring.master), _time())
+
+
+async def finish(answer: Answer, pending: Awaitable[None] | None) -> bytes:
+    """What ``Checker.check`` returned, awaited: the answer bytes to send."""
+    if pending is not None:
+        await settle(pending)
+    if isinstance(answer, bytes):
+        return answer
+    return await answer
 
 
 async def settle(pending: Awaitable[None]) -> None:

@@ -27,19 +27,24 @@ from authsvc._errors import ConfigError, KeySourceError, ServerDied
 from authsvc._worker_addresses import MAX_WORKERS, port_clash, worker_listen
 from authsvc.config import Config, load_config
 from authsvc.health import (
+    BypassDetector,
     DeepHealth,
     ProbeTarget,
     StatusServer,
+    add_bypass_arguments,
     all_ready,
+    detector_from_args,
     key_header_name,
     probes_from_env,
 )
 from authsvc.keys import KeyStore, Reloader, Resolution, Secret, resolve
 from authsvc.observability import Observer, configure_logging
-from authsvc.server._grpc import AuthzServer
-from authsvc.server._listen import parse_listen
+from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
+from authsvc.server._listen import parse_listen, parse_socket_mode
 from authsvc.server._signals import serve_until_signal
+from authsvc.server._virtual_status import VirtualKeyCollector
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
+from authsvc.sources import set_lookup_share
 
 __all__ = ["configure", "run", "worker_argv"]
 
@@ -133,16 +138,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "unix:/p/authz.sock -> unix:/p/authz-0.sock, authz-1.sock, ...; HOST:PORT -> PORT, "
         "PORT+1, ... (list them all with 'authsvc envoy-config --workers N'; default 1)",
     )
+    parser.add_argument(
+        "--socket-mode",
+        default=f"{UNIX_SOCKET_MODE:04o}",
+        metavar="MODE",
+        help=f"permissions of --listen unix: sockets, octal (default {UNIX_SOCKET_MODE:04o}: "
+        "owner and group; whoever connects must be the owner or in the socket's group)",
+    )
+    add_bypass_arguments(parser)
     # Set by the supervisor on the command line of each worker; not for humans.
     parser.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--report-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--supervisor-pid", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-count", type=int, help=argparse.SUPPRESS)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         if args.supervisor_pid is not None:
             die_with_parent(args.supervisor_pid)
+        if args.worker_count:  # the virtual-key lookup budget is shared by the workers
+            set_lookup_share(args.worker_count)
         configure_logging(args.log_level, json=args.log_format == "json")
         if not 0.0 <= args.decision_log_sample_rate <= 1.0:
             raise ConfigError("--decision-log-sample-rate must be between 0 and 1")
@@ -152,12 +168,15 @@ def run(args: argparse.Namespace) -> int:
         _check_status_port(args, listen)
         config = load_config(args.config, environ=os.environ, master_key_file=args.master_key_file)
         probes = probes_from_env(os.environ)  # validated before anything binds
+        args.socket_mode_value = parse_socket_mode(args.socket_mode)
+        # The supervisor's own process checks for all workers.
+        bypass = None if args.worker_index is not None else detector_from_args(args, os.environ)
         resolution = resolve(config, os.environ)
         if args.strict:
             resolution.require()
         if args.workers > 1:
-            return asyncio.run(_supervise(args, listen, _dry_run(args, config)))
-        return asyncio.run(_serve(args, config, resolution, probes))
+            return asyncio.run(_supervise(args, listen, _dry_run(args, config), bypass))
+        return asyncio.run(_serve(args, config, resolution, probes, bypass))
     except KeySourceError as exc:
         print(f"authsvc serve --strict: {exc}", file=sys.stderr)
         return 3
@@ -176,11 +195,13 @@ async def _serve(
     config: Config,
     resolution: Resolution,
     probes: Mapping[str, ProbeTarget],
+    bypass: BypassDetector | None = None,
 ) -> int:
     store = KeyStore(resolution.ring)
     observer = Observer(
         locations=config.policy.locations, sample_rate=args.decision_log_sample_rate, keys=store
     )
+    observer.prometheus.registry.register(VirtualKeyCollector())  # empty without virtual_keys
     server = AuthzServer(
         store,
         config.policy,
@@ -189,10 +210,11 @@ async def _serve(
     )
     server.fast_path = not args.no_fast_path
     server.dry_run = _dry_run(args, config)
+    server.socket_mode = args.socket_mode_value
     await server.start()  # bind errors surface first (the server logs where it listens)
     observer.on_startup(resolution)  # the key table is logged once the addresses are bound
     try:
-        return await _run_started(args, config, resolution, probes, store, observer, server)
+        return await _run_started(args, config, resolution, probes, store, observer, server, bypass)
     except BaseException:
         await server.stop(0)
         raise
@@ -206,8 +228,10 @@ async def _run_started(
     store: KeyStore,
     observer: Observer,
     server: AuthzServer,
+    bypass: BypassDetector | None = None,
 ) -> int:
-    """Everything after the gRPC server is bound: status port, reloader, deep health."""
+    """Everything after the gRPC server is bound: status port, reloader, deep health, the
+    bypass detector."""
 
     latest = [resolution]  # the resolution the store serves; on_change replaces it
     deep = _deep_health(args, config, lambda: latest[0], observer)
@@ -236,6 +260,7 @@ async def _run_started(
         on_change=on_change,
         on_error=observer.on_error,
     )
+    observer.prometheus.watch_reload(reloader.running_for)
 
     def keys_ready() -> tuple[bool, str]:
         ring = store.current
@@ -243,17 +268,21 @@ async def _run_started(
 
     status = None
     if args.status_listen != "off":
-        checks = [keys_ready] + ([deep.readiness] if deep is not None else [])
+        checks = [keys_ready, reloader.readiness] + ([deep.readiness] if deep is not None else [])
+        checks += [bypass.readiness] if bypass is not None else []
         status = StatusServer(
             args.status_listen,
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
-            notes=lambda: [DRY_RUN_NOTE] if server.dry_run else [],
+            notes=lambda: ([DRY_RUN_NOTE] if server.dry_run else []) + _bypass_notes(bypass),
         )
         status.start()
     if deep is not None:
         deep.start()
+    if bypass is not None:
+        bypass.set_on_change(observer.on_bypass)
+        bypass.start()
     on_serving = None  # a worker tells its supervisor once it serves with SIGTERM handled
     if args.report_fd is not None:
         on_serving = functools.partial(report_ready, args.report_fd, _status_address(status))
@@ -269,6 +298,8 @@ async def _run_started(
         stop.set()
         if deep is not None:
             deep.stop()
+        if bypass is not None:
+            bypass.stop()
         if status is not None:
             status.stop()
     return 0
@@ -361,16 +392,26 @@ def worker_argv(
         argv.append("--no-fast-path")
     if args.dry_run:
         argv.append("--dry-run")
+    argv += ["--socket-mode", args.socket_mode]
     argv += ["--grace", repr(args.grace), "--log-level", args.log_level]
     argv += ["--log-format", args.log_format]
     argv += ["--decision-log-sample-rate", repr(args.decision_log_sample_rate)]
     argv += ["--worker-index", str(index), "--report-fd", str(report_fd)]
     argv += ["--supervisor-pid", str(os.getpid())]
+    argv += ["--worker-count", str(args.workers)]
     return argv
 
 
+def _bypass_notes(bypass: BypassDetector | None) -> list[str]:
+    """The bypass detector's /readyz lines (none without a detector)."""
+    return bypass.detail() if bypass is not None else []
+
+
 async def _supervise(
-    args: argparse.Namespace, listen: tuple[tuple[str, ...], ...], dry_run: bool
+    args: argparse.Namespace,
+    listen: tuple[tuple[str, ...], ...],
+    dry_run: bool,
+    bypass: BypassDetector | None = None,
 ) -> int:
     from authsvc.server._worker_status import WorkerStatus
 
@@ -381,17 +422,24 @@ async def _supervise(
     )
     status = None
     if args.status_listen != "off":
-        aggregate = WorkerStatus(supervisor.workers)
+        aggregate = WorkerStatus(
+            supervisor.workers, bypass.metric_families if bypass is not None else None
+        )
+        checks = [aggregate.readiness] + ([bypass.readiness] if bypass is not None else [])
         status = StatusServer(
             args.status_listen,
-            readiness=aggregate.readiness,
+            readiness=all_ready(*checks),
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
-            notes=lambda: [DRY_RUN_NOTE] if dry_run else [],  # as configured at start
+            notes=lambda: ([DRY_RUN_NOTE] if dry_run else []) + _bypass_notes(bypass),
         )
         status.start()  # before the workers: a busy status port fails fast
+    if bypass is not None:  # the supervisor checks for all workers (log and /readyz detail)
+        bypass.start()
     try:
         return await supervisor.run()
     finally:
+        if bypass is not None:
+            bypass.stop()
         if status is not None:
             status.stop()

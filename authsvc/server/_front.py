@@ -10,12 +10,11 @@ server (Check, Health, reflection) listens on a private address behind it:
   before their first request — and frames are buffered until the first request's header
   block is complete;
 - if that first request is ``Authorization/Check`` (what Envoy sends) or ``Health/Check`` (a
-  probe), the connection is answered here for its whole life (*fast* mode, ``_h2``): Check
-  through the shared ``Checker``, ``Health/Check`` and ``Health/List`` natively, any other
-  method ``UNIMPLEMENTED``;
-- anything else (grpcurl and reflection, Health/Watch, garbage, or a client that sends no
-  request within ``SNIFF_SECONDS``) is *spliced*: every byte is relayed to the private gRPC
-  server, which sees the connection from its first byte — except the client's ACK of our
+  probe), the connection is answered here for its whole life (*fast* mode,
+  ``authsvc.h2wire.H2Connection``): Check through the shared ``Checker``, ``Health/Check`` and
+  ``Health/List`` natively, any other method ``UNIMPLEMENTED``;
+- anything else (grpcurl and reflection, Health/Watch, garbage) is *spliced*: every byte is
+  relayed to the private gRPC server, which sees the connection from its first byte — except the client's ACK of our
   empty SETTINGS, which is removed (that server never sent them; its own SETTINGS follow),
   and a request grpc.aio cannot survive (a ``:path`` that is not UTF-8: ``SpliceGuard``),
   which closes the connection instead.
@@ -28,53 +27,28 @@ namespace — where the public address is reachable anyway.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
-
-from grpc_health.v1 import health_pb2
+from typing import Any
 
 from authsvc._address import Address
-from authsvc.server._check import settle, where
-from authsvc.server._h2 import PREFACE, SETTINGS, H2Connection, frame
-from authsvc.server._hpack import Headers
+from authsvc.h2wire import FloodLimits, Headers, MemoryBudget
+from authsvc.server._admission import Admission, BurstLog, FrontLimits
+from authsvc.server._front_conn import CHECK_PATH, FAST_PATHS, HEALTH_PATH, Answers, Conn
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
     prepare_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import (
-    CHECK_PATH,
-    HEALTH_PATH,
-    AckFilter,
-    SpliceGuard,
-    SpliceRefused,
-    sniff,
-)
 
-__all__ = ["Answers", "Front"]
+__all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "Answers", "Front", "FrontLimits"]
 
 _log = logging.getLogger("authsvc.server")
 
-SNIFF_SECONDS = 0.1
-SNIFF_LIMIT = 1 << 16
-
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
-
-
-HEALTH_LIST_PATH = "/grpc.health.v1.Health/List"
-
-
-class Answers(Protocol):
-    """What answers a Check (``_check.Checker``): answer bytes, maybe an observer awaitable."""
-
-    def check(self, request: bytes) -> tuple[bytes, Awaitable[None] | None]: ...
-
-
 Internal = Callable[[], Awaitable[str]]
 """Starts the private gRPC server if needed; returns the path to connect to."""
 
@@ -88,15 +62,25 @@ class Front:
         checker: Answers,
         health: Health,
         internal: Internal,
+        limits: FrontLimits | None = None,
+        flood_limits: FloodLimits | None = None,
     ) -> None:
         self._addresses = addresses
         self.checker = checker
         self.health = health
         self.internal = internal
+        self.limits = limits or FrontLimits()
+        self.flood_limits = flood_limits or FloodLimits()
+        self.admission = Admission(self.limits)
+        self.budget = MemoryBudget(self.limits.memory_budget)
+        self.refusals = BurstLog(_log, "connection refused")
+        self.violations = BurstLog(_log, "client broke the HTTP/2 rules")
+        self._accept_errors = BurstLog(_log, "cannot accept connections")
+        self._sweeper: asyncio.TimerHandle | None = None
         self._sockets: list[socket.socket] = []
         self._servers: list[asyncio.Server] = []
         self.unix_sockets: dict[str, tuple[int, int] | None] = {}
-        self.connections: set[_Conn] = set()
+        self.connections: set[Conn] = set()
         self.info: dict[Headers, tuple[str, bool]] = {}  # header block → (path, is gRPC POST)
 
     def bind(self) -> list[str]:
@@ -163,10 +147,40 @@ class Front:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._watch_accept_errors(loop)
         for sock in self._sockets:
             self._servers.append(
-                await loop.create_server(lambda: _Conn(self), sock=sock, backlog=1024)
+                await loop.create_server(lambda: Conn(self), sock=sock, backlog=1024)
             )
+        self._sweeper = loop.call_later(self.limits.sweep_interval, self._sweep)
+
+    def _sweep(self) -> None:
+        """Once per ``sweep_interval``: handshake and idle timeouts, request deadlines."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        idle = self.limits.idle_timeout
+        if self.admission.under_pressure:
+            idle = min(idle, self.limits.pressure_idle_timeout)
+        for conn in list(self.connections):
+            conn.sweep(now, idle)
+        self._sweeper = loop.call_later(self.limits.sweep_interval, self._sweep)
+
+    def _watch_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio reports every failed accept() (EMFILE, ENFILE, ENOBUFS...) with a traceback;
+        one line per burst is enough (the listener retries by itself)."""
+        previous = loop.get_exception_handler()
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+            message = str(context.get("message", ""))
+            if message.startswith("socket.accept() out of system resource"):
+                exc = context.get("exception")
+                self._accept_errors.event(f"{exc or message}; retrying")
+            elif previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
 
     def stop_accepting(self) -> None:
         """Close the listeners and tell every fast connection to open no new streams."""
@@ -187,6 +201,9 @@ class Front:
                 conn.close()
 
     def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self.connections):
             conn.close()
         for server in self._servers:
@@ -207,220 +224,3 @@ class Front:
                 self.info.clear()
             self.info[headers] = info
         return info
-
-
-class _Conn(asyncio.Protocol):
-    """One client connection: sniff, then fast or spliced."""
-
-    def __init__(self, front: Front) -> None:
-        self.front = front
-        self.mode = "sniff"
-        self.transport: asyncio.Transport | None = None
-        self._pending: list[bytes] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._h2: H2Connection | None = None
-        self._upstream: asyncio.Transport | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._goaway = False
-        self._greeted = False
-        self._acks = AckFilter()
-        self._guard = SpliceGuard()
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._tasks)
-
-    # -- asyncio.Protocol ---------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.front.connections.add(self)
-        self._timer = asyncio.get_running_loop().call_later(SNIFF_SECONDS, self._splice)
-
-    def data_received(self, data: bytes) -> None:
-        if self.mode == "fast":
-            assert self._h2 is not None
-            self._h2.receive(data)
-            if self._h2.closed:
-                self.close()
-            return
-        if self.mode == "splice" and self._upstream is not None:
-            self._relay(data)
-            return
-        self._pending.append(data)
-        if self.mode == "sniff":
-            buffered = b"".join(self._pending)
-            self._pending = [buffered]
-            if not self._greeted and buffered.startswith(PREFACE):
-                self._greeted = True
-                assert self.transport is not None
-                self.transport.write(frame(SETTINGS, 0, 0))  # empty: every setting default
-            verdict = sniff(buffered)
-            if verdict == "fast":
-                self._fast()
-            elif verdict == "splice" or len(buffered) > SNIFF_LIMIT:
-                self._splice()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.front.connections.discard(self)
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._upstream is not None:
-            self._upstream.close()
-        for task in self._tasks:
-            task.cancel()
-
-    def pause_writing(self) -> None:  # the client does not read: stop reading what feeds it
-        if self._upstream is not None:
-            self._upstream.pause_reading()
-        elif self.transport is not None:
-            self.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self._upstream is not None:
-            self._upstream.resume_reading()
-        elif self.transport is not None:
-            self.transport.resume_reading()
-
-    # -- modes ------------------------------------------------------------------------------
-
-    def _fast(self) -> None:
-        assert self.transport is not None
-        if self._timer is not None:
-            self._timer.cancel()
-        self.mode = "fast"
-        self._h2 = H2Connection(self._request, self.transport.write)
-        data = b"".join(self._pending)
-        self._pending = []
-        if self._goaway:
-            self._h2.goaway()
-        self._h2.receive(data)
-        if self._h2.closed:
-            self.close()
-
-    def _splice(self) -> None:
-        if self.mode != "sniff" or self.transport is None or self.transport.is_closing():
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self.mode = "splice"
-        task = asyncio.ensure_future(self._connect())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            path = await self.front.internal()
-            transport, _ = await loop.create_unix_connection(lambda: _Upstream(self), path)
-        except Exception as exc:  # stopping, or the private server is gone: drop this client
-            _log.warning("cannot reach the internal gRPC server: %s", where(exc))
-            self.close()
-            return
-        if self.transport is None or self.transport.is_closing():
-            transport.close()
-            return
-        self._upstream = transport
-        pending = b"".join(self._pending)
-        self._pending = []
-        if not self._greeted:
-            self._acks.done = True  # we sent nothing: there is no ACK to remove
-        self._relay(pending)
-
-    def _relay(self, data: bytes) -> None:
-        assert self._upstream is not None
-        try:
-            self._upstream.write(self._guard.feed(self._acks.feed(data)))
-        except SpliceRefused as exc:
-            _log.info("spliced connection closed: %s", exc)
-            self.close()
-
-    def goaway(self) -> None:
-        self._goaway = True
-        if self._h2 is not None:
-            self._h2.goaway()
-
-    def close(self) -> None:
-        if self._h2 is not None:
-            self._h2.flush()
-        if self.transport is not None:
-            self.transport.close()
-
-    # -- fast mode: one request ---------------------------------------------------------------
-
-    def _request(self, sid: int, headers: Headers, message: bytes | None) -> None:
-        h2 = self._h2
-        assert h2 is not None
-        path, grpc_post = self.front.request_info(headers)
-        if not grpc_post:
-            h2.respond_status(sid, 12, f"unsupported request to {path}")
-        elif message is None:
-            h2.respond_status(sid, 13, "a unary call needs exactly one uncompressed message")
-        elif path == CHECK_PATH:
-            answer, pending = self.front.checker.check(message)
-            if pending is None:
-                h2.respond(sid, answer)
-            else:
-                task = asyncio.ensure_future(self._answer_later(sid, answer, pending))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-        elif path == HEALTH_PATH:
-            self._health(sid, message)
-        elif path == HEALTH_LIST_PATH:  # reflection advertises it: answer it here too
-            statuses = {
-                service: health_pb2.HealthCheckResponse(status=status)
-                for service in ("", CHECK_PATH.split("/")[1])
-                if (status := self.front.health(service)) is not None
-            }
-            h2.respond(sid, health_pb2.HealthListResponse(statuses=statuses).SerializeToString())
-        else:
-            h2.respond_status(sid, 12, f"Method not found: {path}")
-
-    async def _answer_later(self, sid: int, answer: bytes, pending: object) -> None:
-        await settle(pending)  # type: ignore[arg-type]
-        if self._h2 is not None and not self._h2.closed:
-            self._h2.respond(sid, answer)
-
-    def _health(self, sid: int, message: bytes) -> None:
-        h2 = self._h2
-        assert h2 is not None
-        try:
-            service = health_pb2.HealthCheckRequest.FromString(message).service
-            status = self.front.health(service)
-        except Exception as exc:
-            _log.warning("health check failed: %s", where(exc))
-            h2.respond_status(sid, 13, "health check failed")
-            return
-        if status is None:
-            h2.respond_status(sid, 5, "unknown service")
-        else:
-            h2.respond(sid, health_pb2.HealthCheckResponse(status=status).SerializeToString())
-
-
-class _Upstream(asyncio.Protocol):
-    """The private gRPC server's side of a spliced connection."""
-
-    def __init__(self, client: _Conn) -> None:
-        self._client = client
-        self._transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        if self._client.transport is not None:
-            self._client.transport.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        with contextlib.suppress(Exception):
-            self._client.close()
-
-    def pause_writing(self) -> None:  # the gRPC server does not read: stop the client
-        if self._client.transport is not None:
-            self._client.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self._client.transport is not None:
-            self._client.transport.resume_reading()

@@ -32,17 +32,17 @@ from authsvc._errors import ServerDied
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2
 from authsvc.authz import Policy
 from authsvc.keys import KeyStore
-from authsvc.server._check import Checker, DecisionObserver, settle
-from authsvc.server._front import Front
+from authsvc.server._check import Checker, DecisionObserver, finish
+from authsvc.server._front import Front, FrontLimits
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
+    internal_address,
     parse_listen,
     prepare_unix_socket,
     remove_unix_socket,
     socket_identity,
 )
-from authsvc.server._sniff import internal_address
 
 if TYPE_CHECKING:  # grpcio is imported when a gRPC server is first needed
     import grpc
@@ -56,9 +56,10 @@ HEALTH_SERVICE: str = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
-UNIX_SOCKET_MODE = 0o666
-"""Envoy usually runs as another user in another container; access is governed by the
-directory the socket lives in (a pod-private emptyDir)."""
+UNIX_SOCKET_MODE = 0o660
+"""Owner and group only (``serve --socket-mode`` changes it). In a pod Envoy and authsvc share
+uid and gid 10001 (and the pod's fsGroup, if any, as a supplementary group); outside a pod,
+put the users allowed to connect in the socket's group, never open it to every local user."""
 
 _GRPC_OPTIONS: tuple[tuple[str, Any], ...] = (
     # gRPC enables SO_REUSEPORT by default: a second server on a busy port would then "bind"
@@ -94,6 +95,7 @@ class AuthzServer:
     """
 
     fast_path: bool = True
+    front_limits: FrontLimits | None = None  # the front's caps and timeouts (None: defaults)
 
     def __init__(
         self,
@@ -110,6 +112,7 @@ class AuthzServer:
         self._store = store
         self._checker = Checker(store, policy, tuple(h.lower() for h in strip_headers), on_decision)
         self._server: grpc.aio.Server | None = None
+        self.socket_mode = UNIX_SOCKET_MODE  # chmod of every Unix socket once bound
         self._health: Any = None  # grpc_health's aio HealthServicer, with the gRPC server
         self._front: Front | None = None
         self._internal_path: str | None = None
@@ -164,7 +167,13 @@ class AuthzServer:
         self._status = _SERVING if self._store.current.ready else _NOT_SERVING
         try:
             if self.fast_path:
-                front = Front(self._addresses, self._checker, self._health_of, self._internal)
+                front = Front(
+                    self._addresses,
+                    self._checker,
+                    self._health_of,
+                    self._internal,
+                    self.front_limits,
+                )
                 self._front = front
                 self._bound.extend(front.bind())
                 self._sockets.update(front.unix_sockets)
@@ -180,7 +189,7 @@ class AuthzServer:
             raise
         for path in self._sockets:
             try:
-                os.chmod(path, UNIX_SOCKET_MODE)
+                os.chmod(path, self.socket_mode)
             except OSError as exc:
                 _log.warning("cannot chmod %s: %s", path, exc.strerror)
         self._running = True
@@ -345,6 +354,6 @@ class AuthzServer:
 
     async def _check(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         answer, pending = self._checker.check(request)
-        if pending is not None:
-            await settle(pending)
-        return answer
+        if pending is None and isinstance(answer, bytes):
+            return answer
+        return await finish(answer, pending)

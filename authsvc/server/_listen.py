@@ -19,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import socket
 import stat
+import sys
+import tempfile
 from pathlib import Path
 
 from authsvc._address import Address, parse_address
@@ -29,7 +32,9 @@ from authsvc._errors import ConfigError
 __all__ = [
     "ListenError",
     "describe_bind_failure",
+    "internal_address",
     "parse_listen",
+    "parse_socket_mode",
     "prepare_unix_socket",
     "remove_unix_socket",
     "socket_identity",
@@ -46,6 +51,17 @@ def parse_listen(spec: str) -> Address:
         return parse_address(spec, "--listen", any_port=True)
     except ConfigError as exc:
         raise ListenError(str(exc)) from None
+
+
+def parse_socket_mode(text: str) -> int:
+    """``--socket-mode``: octal permission bits (``0660``, ``660``, ``0o600``), at most 0777."""
+    digits = text.strip().lower().removeprefix("0o")
+    if not digits or len(digits) > 4 or any(c not in "01234567" for c in digits):
+        raise ListenError(f"--socket-mode: {text!r} is not an octal mode like 0660")
+    mode = int(digits, 8)
+    if mode > 0o777:
+        raise ListenError(f"--socket-mode: {text!r} sets bits above 0777")
+    return mode
 
 
 def _someone_listens(path: str) -> bool:
@@ -136,3 +152,14 @@ def describe_bind_failure(addr: Address) -> str:
         finally:
             probe.close()
     return "the gRPC runtime refused the address"
+
+
+def internal_address() -> tuple[str, str, str | None]:
+    """(gRPC target, asyncio connect path, directory to remove) for the private gRPC server
+    behind the fast front."""
+    name = f"authsvc-{os.getpid()}-{secrets.token_hex(8)}"
+    if sys.platform.startswith("linux"):
+        return f"unix-abstract:{name}", "\0" + name, None
+    directory = tempfile.mkdtemp(prefix="authsvc-")
+    path = os.path.join(directory, "grpc.sock")
+    return f"unix:{path}", path, directory

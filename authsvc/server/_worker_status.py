@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import http.client
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -47,8 +47,11 @@ def _get(status: str, path: str, accept: str = "") -> tuple[int, bytes]:
 class WorkerStatus:
     """``readiness()`` and ``metrics()`` callables for ``StatusServer`` over live workers."""
 
-    def __init__(self, workers: Sequence[Worker]) -> None:
+    def __init__(
+        self, workers: Sequence[Worker], extra: Callable[[], list[Metric]] | None = None
+    ) -> None:
         self._workers = workers
+        self._extra = extra  # the supervisor's own metrics (the bypass detector's gauge)
 
     def readiness(self) -> tuple[bool, str]:
         reasons = []
@@ -96,7 +99,7 @@ class WorkerStatus:
         )
         for worker in self._workers:
             restarts.add_metric([str(worker.index)], worker.restarts)
-        return [configured, serving, restarts]
+        return [configured, serving, restarts, *(self._extra() if self._extra else [])]
 
 
 def _merge(families: dict[str, Metric], text: str, worker: str) -> None:

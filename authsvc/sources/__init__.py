@@ -11,6 +11,9 @@ from authsvc.sources._env import EnvSource
 from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
 from authsvc.sources._litellm import LITELLM_ENV, litellm_key_header, read_litellm
+from authsvc.sources._litellm_db import VirtualKeySource
+from authsvc.sources._litellm_db_lookup import MISS, Lookup, current_lookup, set_lookup_share
+from authsvc.sources._litellm_db_store import StoreStatus, stores
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
     KeySource,
@@ -30,6 +33,7 @@ __all__ = [
     "ENV_PREFIX",
     "LITELLM_ENV",
     "MAX_FILE_BYTES",
+    "MISS",
     "REGISTRY",
     "SETTLED",
     "DotenvSource",
@@ -38,17 +42,23 @@ __all__ = [
     "FileSource",
     "KeySource",
     "LiteLLMSource",
+    "Lookup",
     "ParseContext",
     "Section",
     "Sha256Source",
     "SourceKind",
     "SourceOutput",
     "SourceRegistry",
+    "StoreStatus",
     "ValueSource",
+    "VirtualKeySource",
     "Watch",
+    "current_lookup",
     "file_signature",
     "litellm_key_header",
     "output",
     "read_litellm",
     "read_text",
+    "set_lookup_share",
+    "stores",
 ]

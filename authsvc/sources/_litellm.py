@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from authsvc._yaml import env_name_shown
 from authsvc.keymodel import LITELLM_REFUSED, Reading, Role, State
 from authsvc.sources._fileio import read_text
 from authsvc.sources._litellm_app import (
@@ -75,6 +76,7 @@ def _entry(
     if value.startswith(_PREFIX):
         name = value.replace(_PREFIX, "")
         resolved = environ.get(name)
+        name = env_name_shown(name)  # a key pasted after os.environ/ must not be echoed
         if resolved is None:
             why = f"{what} is os.environ/{name} and {name} is not set"
             return Reading.without_value(label, State.UNSET, why, role=role, note=note)
@@ -105,7 +107,7 @@ def _fallback(
     if general_nonempty:
         label = _env_label(app, exported=True)
         if in_section and export_value(section[LITELLM_ENV]) is None:  # type: ignore[index]
-            why = f"environment_variables.{LITELLM_ENV} is a list or mapping, not a string"
+            why = f"environment_variables.{LITELLM_ENV} is a list or a mapping, not a string"
             return [Reading.without_value(label, State.INVALID, why, role=role, note=note)]
         value = app.exported.get(LITELLM_ENV)
     else:
@@ -128,7 +130,7 @@ def _fallback(
             f"the {LITELLM_ENV} exported by environment_variables is never used"
         )
         if exported is None:
-            why = f"environment_variables.{LITELLM_ENV} is a list or mapping, not a string"
+            why = f"environment_variables.{LITELLM_ENV} is a list or a mapping, not a string"
             out.append(
                 Reading.without_value(elabel, State.INVALID, why, role=Role.IGNORED, note=enote)
             )
@@ -217,7 +219,7 @@ def read_litellm(
         pointer = raw.get("master_key") if isinstance(raw, dict) else None
         value = general["master_key"]
         if isinstance(pointer, str) and pointer.startswith(_PREFIX):
-            name = pointer.replace(_PREFIX, "")
+            name = env_name_shown(pointer.replace(_PREFIX, ""))
             if value is None:
                 why = f"general_settings.master_key is os.environ/{name} and {name} is not set"
                 readings.append(Reading.without_value(label, State.UNSET, why))

@@ -27,9 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import yaml
-
-from authsvc._yaml import safe_problem
+from authsvc._yaml import YamlError, load_bounded
 from authsvc.keymodel import State
 from authsvc.sources._fileio import read_text
 
@@ -162,15 +160,12 @@ def _yaml(path: str, what: str) -> tuple[object, LoadFailure | None]:
     state, detail, text = read_text(path, what)
     if text is None:
         return None, LoadFailure(state, detail, ())
-    try:
-        return yaml.safe_load(text), None
-    except yaml.MarkedYAMLError as exc:  # no snippet, no quoted name: either could be a key
-        line = exc.problem_mark.line + 1 if exc.problem_mark is not None else "?"
-        why = f"{what} is not valid YAML (line {line}: {safe_problem(exc)})"
-        return None, LoadFailure(State.INVALID, why, ())
-    except yaml.YAMLError as exc:
+    try:  # bounded: an alias bomb or a 1,000-level nesting is refused before it is built
+        return load_bounded(text, path), None
+    except YamlError as exc:  # no snippet, no quoted name: either could be a key
+        where = f"line {exc.line}: " if exc.line is not None else ""
         return None, LoadFailure(
-            State.INVALID, f"{what} is not valid YAML ({type(exc).__name__})", ()
+            State.INVALID, f"{what} is not valid YAML ({where}{exc.problem})", ()
         )
 
 

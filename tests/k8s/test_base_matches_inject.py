@@ -83,6 +83,8 @@ def _compare(name: str, template: Obj) -> None:
     mine, hand = ours[SIDECAR_CONTAINER], copy.deepcopy(theirs[SIDECAR_CONTAINER])
     hand["env"] = [e for e in hand["env"] if e["name"] in _env(mine)]
     hand["volumeMounts"] = [m for m in hand["volumeMounts"] if m["name"].startswith("authsvc-")]
+    # inject mounts the app's LiteLLM config volume too (the example mounts it by hand).
+    mine["volumeMounts"] = [m for m in mine["volumeMounts"] if m["name"].startswith("authsvc-")]
     assert sorted(hand["env"], key=str) == sorted(mine["env"], key=str), f"{name}: authsvc env"
     hand["env"] = mine["env"]
     assert hand == mine, f"{name}: authsvc container differs"

@@ -44,7 +44,7 @@ def _container(template: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_every_workload_kind_gets_the_sidecars_and_other_documents_stay_equal() -> None:
     before = load_documents(APP, "workloads.yaml")
-    after, stderr = _inject(APP)
+    after, stderr = _inject(APP, "--include-jobs")
     assert len(after) == len(before)
     templates = _by_name(after)
     kinds = {label.split("/")[0] for label in templates}
@@ -141,7 +141,7 @@ def test_http_probes_are_rewritten_and_the_originals_recorded() -> None:
     assert app["startupProbe"] == {"tcpSocket": {"port": 4000}}  # not HTTP: left alone
     sidecar = _container(web, "sidecar")
     assert sidecar["livenessProbe"] == {"exec": {"command": ["true"]}}
-    env = {e["name"]: e["value"] for e in _container(web, "authsvc")["env"]}
+    env = {e["name"]: e["value"] for e in _container(web, "authsvc")["env"] if "value" in e}
     assert json.loads(env["AUTHSVC_APP_PROBES"]) == {
         "/app-health/web/livez": {
             "port": 4000,
@@ -192,7 +192,7 @@ def test_config_map_and_secret_options_reach_both_authsvc_containers() -> None:
     plain, _ = _inject(APP)
     sidecar = _container(_by_name(plain)["Deployment/web"], "authsvc")
     assert "--config" not in sidecar["args"] and "--master-key-file" not in sidecar["args"]
-    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    env = {e["name"]: e["value"] for e in sidecar["env"] if "value" in e}
     assert env["AUTHSVC_MASTER_KEY_FILE"] == "/var/run/secrets/authsvc/master-key"
 
 
@@ -360,7 +360,7 @@ def test_workload_errors_carry_the_template_path() -> None:
         "httpGet": {"port": "nope"}
     }
     with pytest.raises(InjectError) as info:
-        inject_documents(docs, InjectOptions())
+        inject_documents(docs, InjectOptions(include_jobs=True))
     assert str(info.value).startswith(
         "document 7 (CronJob shop/report): spec.jobTemplate.spec.template.spec.containers[0].livenessProbe.httpGet.port: "
     )
@@ -409,6 +409,6 @@ def test_probe_timeouts_above_what_authsvc_waits_are_capped() -> None:
         }
     }
     out = inject_template(template, options=InjectOptions())
-    env = {e["name"]: e["value"] for e in _container(out, "authsvc")["env"]}
+    env = {e["name"]: e["value"] for e in _container(out, "authsvc")["env"] if "value" in e}
     assert json.loads(env["AUTHSVC_APP_PROBES"])["/app-health/a/livez"]["timeout_seconds"] == 60
     assert _container(out, "a")["livenessProbe"]["timeoutSeconds"] == 120  # kubelet's own

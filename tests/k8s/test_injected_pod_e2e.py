@@ -145,7 +145,9 @@ def test_an_injected_pod_authorizes_through_envoy_and_answers_its_probes(
         return [pod_to_local.get(v, v) for v in values]
 
     sidecar = init[SIDECAR_CONTAINER]
-    env = {e["name"]: pod_to_local.get(e["value"], e["value"]) for e in sidecar["env"]}
+    env = {
+        e["name"]: pod_to_local.get(e["value"], e["value"]) for e in sidecar["env"] if "value" in e
+    }
     health_url = ["--health-url", f"http://127.0.0.1:{proxy}"]  # the pod's 127.0.0.1:10000
 
     boot = subprocess.run(

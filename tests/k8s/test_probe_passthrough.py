@@ -170,7 +170,10 @@ def _serve(pod: dict[str, Any], tmp_path: Path) -> Iterator[tuple[int, Path]]:
         InjectOptions().key_file: str(key_file),
     }
     args = [mapping.get(a, a) for a in sidecar["args"]]
-    env = {**os.environ, **{e["name"]: mapping.get(e["value"], e["value"]) for e in sidecar["env"]}}
+    env = {
+        **os.environ,
+        **{e["name"]: mapping.get(e["value"], e["value"]) for e in sidecar["env"] if "value" in e},
+    }
     log = log_file("authsvc-serve-passthrough")
     with log.open("w") as sink:
         proc = subprocess.Popen(
@@ -219,7 +222,7 @@ def test_rewritten_probes_return_the_apps_answer_through_the_status_port(app: in
     from authsvc.health import StatusServer, probes_from_env
 
     pod = _injected_pod(app)
-    env = {e["name"]: e["value"] for e in _sidecar(pod)["env"]}
+    env = {e["name"]: e["value"] for e in _sidecar(pod)["env"] if "value" in e}
     status_port = _free_port()
     status = StatusServer(
         f"127.0.0.1:{status_port}",

@@ -356,3 +356,84 @@ def test_reviews_on_a_kept_alive_connection_are_all_answered(webhook: Webhook) -
                 rest += tls.recv(65536)
             assert len(rest) == length  # nothing of the next answer yet: one answer per request
             assert json.loads(rest)["response"]["uid"] == "fast"
+
+
+LITELLM = Path(__file__).parent / "testdata" / "litellm"
+
+
+def _litellm_pod(name: str, **metadata: Any) -> dict[str, Any]:
+    """The Deployment's pod in LiteLLM's own manifest shape, as the API server sends it."""
+    docs = load_documents((LITELLM / f"{name}.yaml").read_text(), name)
+    (template,) = [t for label, t in pod_templates(docs) if label.startswith("Deployment/")]
+    meta = {**copy.deepcopy(template["metadata"]), "generateName": f"{name}-5c8d-", **metadata}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta,
+        "spec": copy.deepcopy(template["spec"]),
+    }
+
+
+@pytest.mark.parametrize("name", ["kub", "eks", "helm"])
+def test_litellm_pods_patch_equals_inject_and_the_warnings_name_the_service_edit(
+    webhook: Webhook, name: str
+) -> None:
+    pod = _litellm_pod(name)
+    response = _check_envelope(webhook.post(_review(pod, uid=f"ll-{name}")), f"ll-{name}")
+    assert response["allowed"] is True
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+    done = authsvc("inject", "-f", "-", *OPTIONS, stdin=yaml.safe_dump(pod))
+    assert done.returncode == 0, done.stderr
+    (expected,) = load_documents(done.stdout, "inject")
+    assert patched == expected  # one code path: LiteLLM on 127.0.0.1, key sources, detector
+    app = patched["spec"]["containers"][0]
+    assert "0.0.0.0" not in json.dumps(app)
+    validate(patched, f"webhook-patched {name} pod")
+    warnings = response["warnings"]
+    assert any(
+        "targetPort: authsvc-proxy" in w and "kubectl -n shop patch service" in w for w in warnings
+    )
+    assert any("127.0.0.1" in w for w in warnings)  # what was changed in the app container
+
+
+def test_job_and_helm_hook_pods_are_allowed_unchanged(webhook: Webhook) -> None:
+    job_pod = _litellm_pod(
+        "helm",
+        ownerReferences=[
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "litellm-migrations", "uid": "j-1",
+             "controller": True}
+        ],
+    )  # fmt: skip
+    hook_pod = _litellm_pod("helm", annotations={"helm.sh/hook": "test"})
+    for uid, pod in (("job", job_pod), ("hook", hook_pod)):
+        assert _check_envelope(webhook.post(_review(pod, uid=uid)), uid) == {
+            "uid": uid,
+            "allowed": True,
+        }
+    log = webhook.log.read_text()
+    assert "uid=job Pod shop/helm-5c8d-: created by a Job: runs to completion" in log
+    assert "uid=hook Pod shop/helm-5c8d-: a Helm hook (helm.sh/hook: test) serves nothing" in log
+    opted_in = _litellm_pod(
+        "helm", annotations={"helm.sh/hook": "test", "authsvc.io/inject": "enabled"}
+    )
+    response = _check_envelope(webhook.post(_review(opted_in, uid="in")), "in")
+    assert response["patchType"] == "JSONPatch"
+
+
+@pytest.mark.parametrize("name", ["kub", "eks", "helm"])
+@pytest.mark.parametrize("flags", [[], ["--inbound-redirect", "--include-jobs"]])
+def test_review_without_a_config_map_equals_inject_too(name: str, flags: list[str]) -> None:
+    """The default options (LiteLLM mode from the app's own sources, no --config-map): the
+    review function the server calls, on the same pod as ``authsvc inject``."""
+    from authsvc.kube import InjectOptions
+    from authsvc.kube._admission import review
+
+    options = InjectOptions(inbound_redirect=bool(flags), include_jobs=bool(flags))
+    pod = _litellm_pod(name)
+    response = json.loads(review(_review(pod, uid="x"), options).body())["response"]
+    patched = jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
+    done = authsvc("inject", "-f", "-", *flags, stdin=yaml.safe_dump(pod))
+    assert done.returncode == 0, done.stderr
+    assert [patched] == load_documents(done.stdout, "inject")
+    env = {e["name"] for e in patched["spec"]["initContainers"][1 if flags else 0]["env"]}
+    assert "AUTHSVC_LITELLM_CONFIG" in env and "AUTHSVC_MASTER_KEY_FILE" not in env

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from tests._mutate import mutate
+from tests.h2wire.test_fuzz_hpack import Encoder, fields, hostile_blocks
 from tests.server._h2wire import CHECK, PREFACE, check_block, grpc_body, raw_frame
 from tests.server.conftest import request
-from tests.unit.test_fuzz_hpack import Encoder, fields, hostile_blocks
 
 __all__ = [
     "DATA",

@@ -1,6 +1,6 @@
 """A raw HTTP/2 client for fuzzing the front: bytes out, frames back, judged here.
 
-Independent of ``authsvc.server._h2``: frames are packed and walked with this module's own
+Independent of ``authsvc.h2wire``'s framing: frames are packed and walked with this module's own
 code (any length, any stream id, reserved bit included). The only authsvc code used is the
 HPACK ``Decoder`` to read the server's header blocks (it is pinned to RFC 7541's examples).
 """
@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext
-from authsvc.server._hpack import Decoder, literal
+from authsvc.h2wire import Decoder, literal
 
 __all__ = [
     "CHECK",

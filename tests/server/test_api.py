@@ -8,15 +8,19 @@ import authsvc.server
 
 
 def test_server_package_exports() -> None:
-    assert sorted(authsvc.server.__all__) == [
-        "AUTHZ_SERVICE",
-        "AuthzServer",
-        "DecisionObserver",
-        "ListenError",
-        "parse_listen",  # for bench, which may not reach into server's _private modules
-        "response_from",  # ditto (the floor benchmark answers with the real adapter)
-        "serve_until_signal",
-    ]
+    assert (
+        sorted(authsvc.server.__all__)
+        == [
+            "AUTHZ_SERVICE",
+            "AuthzServer",
+            "DecisionObserver",
+            "Front",  # for bench (the ext_authz floor runs the real front with a checker that decides nothing)
+            "ListenError",
+            "parse_listen",  # for bench, which may not reach into server's _private modules
+            "response_from",  # ditto (the floor benchmark answers with the real adapter)
+            "serve_until_signal",
+        ]
+    )
     assert authsvc.server.AUTHZ_SERVICE == "envoy.service.auth.v3.Authorization"
     assert issubclass(authsvc.server.ListenError, authsvc.ConfigError)
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authsvc.authz import Policy
+from authsvc.h2wire import PREFACE, Decoder, frame, literal
 from authsvc.keys import KeyRing, KeyStore
 from authsvc.server import AUTHZ_SERVICE, AuthzServer
-from authsvc.server._h2 import DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE, SETTINGS, frame
-from authsvc.server._hpack import Decoder, literal
+from tests.h2wire._names import DATA, END_HEADERS, END_STREAM, HEADERS, SETTINGS
 from tests.server.conftest import CHECK, LoopThread, master_ring, request
 from tests.unit.test_fuzz_grpc import _ring, malformed, structured
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -79,12 +80,41 @@ def test_non_socket_path_is_refused_and_left_alone(
         assert path.read_text() == "precious"
 
 
-def test_socket_is_connectable_by_other_users(
+PLAIN_PYTHON = "/usr/bin/python3"  # any user may run it (unlike a venv under /root or /work)
+
+
+def _connects_as(path: Path, uid: int, gid: int) -> str:
+    """Try to connect to ``path`` from a process running as ``uid``/``gid`` (no other groups)."""
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_UNIX)\n"
+        "try:\n s.connect(sys.argv[1]); print('connected')\n"
+        "except PermissionError: print('denied')\n"
+    )
+    done = subprocess.run(
+        [PLAIN_PYTHON, "-c", code, str(path)],
+        user=uid, group=gid, extra_groups=[], capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    return done.stdout.strip() or done.stderr
+
+
+def test_socket_is_owner_and_group_only(
     start_server: Callable[..., Running], short_tmp: Path
 ) -> None:
-    running = start_server([f"unix:{short_tmp / 'authz.sock'}"])
-    assert (short_tmp / "authz.sock").stat().st_mode & 0o777 == 0o666
+    """0660 (``serve --socket-mode``): Envoy connects as the same uid or group (in a pod both
+    sidecars run as 10001:10001); any other local user cannot even try a key."""
+    path = short_tmp / "authz.sock"
+    running = start_server([f"unix:{path}"])
+    assert path.stat().st_mode & 0o777 == 0o660
     assert running.unix
+    if os.geteuid() != 0 or not os.access(PLAIN_PYTHON, os.X_OK):
+        pytest.skip("checking other users needs root and /usr/bin/python3 (run as them)")
+    short_tmp.chmod(0o755)
+    group = path.stat().st_gid
+    assert _connects_as(path, 65534, 65533) == "denied"  # another user, another group
+    os.chown(path, 0, 10001)  # the socket's group, as in a pod (the sidecars' gid / fsGroup)
+    assert _connects_as(path, 65534, 10001) == "connected"
+    os.chown(path, 0, group)
 
 
 def test_one_bad_address_binds_nothing(

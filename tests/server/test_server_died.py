@@ -17,9 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from authsvc.server._h2 import PREFACE, SETTINGS, frame
+from authsvc.h2wire import PREFACE, frame
 from authsvc.stack._children import grpc_answers, wait_until
 from tests._keys import MASTER
+from tests.h2wire._names import SETTINGS
 from tests.server._h2wire import END_HEADERS, END_STREAM, check_block, grpc_body
 
 HEADERS, DATA = 1, 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import threading
 from pathlib import Path
 
@@ -22,7 +24,7 @@ ALLOWED_LABELS = {
     "reason",
     "result",
     "source",
-    "fingerprint",
+    "key_id",
     "le",
     "version",
     "python",
@@ -97,34 +99,56 @@ def test_key_state_before_any_resolution_is_fail_closed() -> None:
     assert not [k for k in samples(m) if k[0] == "authsvc_master_key_info"]
 
 
-def test_resolution_publishes_count_source_and_fingerprint_then_swaps_them() -> None:
+def key_ids(m: Metrics) -> list[tuple[str, str]]:
+    return [
+        (dict(k[1])["source"], dict(k[1])["key_id"])
+        for k in samples(m)
+        if k[0] == "authsvc_master_key_info"
+    ]
+
+
+def test_resolution_publishes_count_source_and_key_id_then_swaps_them() -> None:
     m = Metrics(process_metrics=False)
     m.on_resolution(resolution(MASTER, ALT, source="env:LITELLM_MASTER_KEY", warnings=["w"]))
     assert value(m, "authsvc_keys_loaded") == 2
     assert value(m, "authsvc_master_key_resolved") == 1
     assert value(m, "authsvc_key_resolution_warnings") == 1
-    info = [k for k in samples(m) if k[0] == "authsvc_master_key_info"]
-    assert info == [
-        (
-            "authsvc_master_key_info",
-            (("fingerprint", fingerprint(MASTER)), ("source", "env:LITELLM_MASTER_KEY")),
-        )
-    ]
+    ((source, first),) = key_ids(m)
+    assert source == "env:LITELLM_MASTER_KEY" and re.fullmatch(r"[0-9a-f]{12}", first)
+    assert value(m, "authsvc_master_key_changes_total") == 0
+    m.on_resolution(resolution(MASTER, source="env:LITELLM_MASTER_KEY"))  # same key again
+    assert key_ids(m) == [("env:LITELLM_MASTER_KEY", first)]
+    assert value(m, "authsvc_master_key_changes_total") == 0
     m.on_resolution(resolution(ALT, source="file:/run/secrets/master"))
-    info = [k for k in samples(m) if k[0] == "authsvc_master_key_info"]
-    assert info == [
-        (
-            "authsvc_master_key_info",
-            (("fingerprint", fingerprint(ALT)), ("source", "file:/run/secrets/master")),
-        )
-    ], "the old source/fingerprint series must disappear"
+    ((source, second),) = key_ids(m)  # the old series disappears
+    assert source == "file:/run/secrets/master" and second != first
+    assert value(m, "authsvc_master_key_changes_total") == 1
     m.on_resolution(resolution(None))
     assert value(m, "authsvc_master_key_resolved") == 0
     assert value(m, "authsvc_keys_loaded") == 0
-    assert not [k for k in samples(m) if k[0] == "authsvc_master_key_info"]
+    assert key_ids(m) == []
+    m.on_resolution(resolution(MASTER))  # back to the first key: a change, same id as before
+    assert key_ids(m) == [("env:AUTHSVC_MASTER_KEY", first)]
+    assert value(m, "authsvc_master_key_changes_total") == 2
 
 
-def test_a_source_label_that_is_a_key_is_redacted_and_a_bad_fingerprint_is_not_trusted() -> None:
+def test_metrics_carry_no_bits_of_the_keys_public_hash() -> None:
+    """Issue 20 item 11: /metrics (an unauthenticated port) published the first 48 bits of
+    the master key's unsalted SHA-256, an offline guessing aid for human-chosen keys. The
+    key_id is an HMAC under a per-process random salt: two processes with the same key show
+    different ids, and no prefix of any unsalted hash of the key appears."""
+    one, two = Metrics(process_metrics=False), Metrics(process_metrics=False)
+    for m in (one, two):
+        m.on_resolution(resolution(MASTER))
+    body = one.render()[0].decode()
+    digest_hex = hashlib.sha256(MASTER.encode()).hexdigest()
+    for i in range(len(digest_hex) - 5):
+        assert digest_hex[i : i + 6] not in body  # no 24-bit run of the public hash
+    assert fingerprint(MASTER) not in body and MASTER not in body
+    assert key_ids(one)[0][1] != key_ids(two)[0][1]
+
+
+def test_a_source_label_that_is_a_key_is_redacted() -> None:
     m = Metrics(process_metrics=False)
     good = resolution(MASTER)
     # A (buggy) resolution naming the key itself as its source, and not a hex fingerprint.
@@ -132,7 +156,7 @@ def test_a_source_label_that_is_a_key_is_redacted_and_a_bad_fingerprint_is_not_t
     m.on_resolution(bad)
     body = m.render()[0].decode()
     assert MASTER not in body
-    assert 'fingerprint="invalid"' in body and 'source="[REDACTED]"' in body
+    assert 'source="[REDACTED]"' in body and "fingerprint" not in body
 
 
 def test_reloads_and_deep_health() -> None:

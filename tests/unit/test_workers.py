@@ -119,7 +119,7 @@ def test_worker_argv_carries_every_serve_option() -> None:
         ]
     )  # fmt: skip
     replaced = {"listen", "status_listen", "workers", "no_deep_health"}
-    replaced |= {"worker_index", "report_fd", "supervisor_pid"}
+    replaced |= {"worker_index", "report_fd", "supervisor_pid", "worker_count"}
     assert set(vars(given)) - replaced, "no options left to compare"
     for index in (0, 1):
         argv = serve_cli.worker_argv(given, index, ("unix:/s/a-1.sock",), 7)
@@ -132,6 +132,7 @@ def test_worker_argv_carries_every_serve_option() -> None:
         assert worker.workers == 1
         assert (worker.worker_index, worker.report_fd) == (index, 7)
         assert worker.supervisor_pid == os.getpid()
+        assert worker.worker_count == 2  # the virtual-key lookup budget is shared
         assert worker.no_deep_health is (index > 0), "deep health runs in worker 0 only"
 
 

@@ -1,4 +1,4 @@
-"""The fast path's HTTP/2 server connection, its sniffer and its ACK filter, driven with bytes
+"""The HTTP/2 server connection (``authsvc.h2wire.H2Connection``), its sniffer and its ACK filter, driven with bytes
 (no sockets): frames in, frames out, parsed back here."""
 
 from __future__ import annotations
@@ -7,35 +7,37 @@ import itertools
 import struct
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from authsvc.server._h2 import (
+from authsvc.h2wire import PREFACE, AckFilter, Decoder, H2Connection, frame, literal, sniff
+from tests.h2wire._names import (
     ACK,
+    CHECK_PATH,
     CONTINUATION,
     DATA,
     END_HEADERS,
     END_STREAM,
+    ENHANCE_YOUR_CALM,
+    FAST_PATHS,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
     GOAWAY,
     HEADERS,
     PADDED,
     PING,
-    PREFACE,
     PRIORITY_FLAG,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
     RST_STREAM,
     SETTINGS,
     WINDOW_UPDATE,
-    H2Connection,
-    frame,
 )
-from authsvc.server._hpack import Decoder, literal
-from authsvc.server._sniff import CHECK_PATH, AckFilter, sniff
 
 HEALTH = "/grpc.health.v1.Health/Check"
-PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM = 1, 3, 6, 7
-ENHANCE_YOUR_CALM = 11
 
 
 def request_block(path: str = CHECK_PATH) -> bytes:
@@ -69,9 +71,10 @@ class Peer:
     requests: list[tuple[int, dict[str, str], bytes | None]] = field(default_factory=list)
     conn: H2Connection = field(init=False)
     decoder: Decoder = field(default_factory=Decoder)
+    options: dict[str, Any] = field(default_factory=dict)  # H2Connection's keyword arguments
 
     def __post_init__(self) -> None:
-        self.conn = H2Connection(self.on_request, self.out.extend)
+        self.conn = H2Connection(self.on_request, self.out.extend, **self.options)
 
     def on_request(
         self, sid: int, headers: tuple[tuple[str, str], ...], body: bytes | None
@@ -376,7 +379,7 @@ CHECK_CALL = frame(SETTINGS, 0, 0) + frame(HEADERS, END_HEADERS, 1, request_bloc
     ],
 )
 def test_sniff(data: bytes, verdict: str | None) -> None:
-    assert sniff(data) == verdict
+    assert sniff(data, FAST_PATHS) == verdict
 
 
 ACKED = PREFACE + frame(SETTINGS, 0, 0, b"") + frame(SETTINGS, ACK, 0) + frame(PING, 0, 0, b"p" * 8)

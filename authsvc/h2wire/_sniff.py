@@ -1,95 +1,59 @@
-"""How the fast front tells connections apart, and what it must hide when it steps aside.
+"""How a server tells HTTP/2 connections apart by their first request, and what it must hide
+when it relays a connection to another HTTP/2 server after having answered its preface.
 
-``sniff`` classifies a connection by its first request (a Check from Envoy is answered by the
-front; anything else is relayed to the private gRPC server); ``AckFilter`` removes, from the
-relayed client bytes, the client's ACK of the empty SETTINGS frame the front sent while it
-was still listening; ``SpliceGuard`` holds back every relayed request the private server must
-not see. ``internal_address`` names the private server's socket. All pure.
+``sniff`` classifies a connection by the ``:path`` of its first request; ``AckFilter``
+removes, from the relayed client bytes, the client's ACK of the empty SETTINGS frame sent
+while still listening; ``SpliceGuard`` holds back every relayed header block until it is
+complete and decoded, and refuses ones the next server must not see. All pure: bytes in,
+bytes (or a verdict) out.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-import struct
-import sys
-import tempfile
+from collections.abc import Collection
 
-from authsvc.server._h2 import (
-    ACK,
-    CONTINUATION,
-    END_HEADERS,
-    HEADERS,
-    MAX_HEADER_BLOCK,
-    PADDED,
-    PREFACE,
-    PRIORITY_FLAG,
-    SETTINGS,
-)
-from authsvc.server._hpack import Decoder, HpackError
+from authsvc.h2wire._enums import Flag, FrameType
+from authsvc.h2wire._errors import FrameError, HpackError, SpliceRefused
+from authsvc.h2wire._frames import PREFACE, frame_head, header_fragment, iter_frames
+from authsvc.h2wire._hpack import Decoder
+from authsvc.h2wire._limits import FloodLimits
 
-__all__ = [
-    "CHECK_PATH",
-    "FAST_PATHS",
-    "HEALTH_PATH",
-    "AckFilter",
-    "SpliceGuard",
-    "SpliceRefused",
-    "internal_address",
-    "sniff",
-]
+__all__ = ["AckFilter", "SpliceGuard", "SpliceRefused", "sniff"]
 
-CHECK_PATH = "/envoy.service.auth.v3.Authorization/Check"
-HEALTH_PATH = "/grpc.health.v1.Health/Check"
-FAST_PATHS = frozenset({CHECK_PATH, HEALTH_PATH})
-"""First requests that make a connection fast: Envoy's checks, and probes' health checks."""
-_HEAD = struct.Struct(">IBI")
+_HEADERS, _CONT = int(FrameType.HEADERS), int(FrameType.CONTINUATION)
+_SETTINGS, _ACK, _END_HEADERS = int(FrameType.SETTINGS), int(Flag.ACK), int(Flag.END_HEADERS)
+MAX_HEADER_BLOCK = FloodLimits().max_header_block
+_SNIFF_HUFFMAN = FloodLimits().max_huffman_bytes
+_GUARD_HUFFMAN, _GUARD_HUFFMAN_PER_BLOCK = 64 << 10, 1 << 10
 
 
-def internal_address() -> tuple[str, str, str | None]:
-    """(gRPC target, asyncio connect path, directory to remove) for the private server."""
-    name = f"authsvc-{os.getpid()}-{secrets.token_hex(8)}"
-    if sys.platform.startswith("linux"):
-        return f"unix-abstract:{name}", "\0" + name, None
-    directory = tempfile.mkdtemp(prefix="authsvc-")
-    path = os.path.join(directory, "grpc.sock")
-    return f"unix:{path}", path, directory
-
-
-def sniff(data: bytes) -> str | None:
-    """``"fast"`` if the first request on a connection is a Check or a Health/Check,
+def sniff(data: bytes, fast_paths: Collection[str]) -> str | None:
+    """``"fast"`` if the first request on a connection has a ``:path`` in ``fast_paths``,
     ``"splice"`` for anything else (including garbage), ``None`` while more bytes are needed
     to tell."""
     if len(data) < len(PREFACE):
         return None if PREFACE.startswith(data) else "splice"
     if not data.startswith(PREFACE):
         return "splice"
-    pos, parts, end = len(PREFACE), list[bytes](), len(data)
-    while end - pos >= 9:
-        head, flags, _ = _HEAD.unpack_from(data, pos)
-        length, kind = head >> 8, head & 0xFF
-        if end - pos - 9 < length:
-            return None
-        payload = data[pos + 9 : pos + 9 + length]
-        pos += 9 + length
-        if kind == HEADERS:
-            if flags & PADDED:
-                if not payload or payload[0] >= len(payload):
-                    return "splice"
-                payload = payload[1 : len(payload) - payload[0]]
-            parts.append(payload[5:] if flags & PRIORITY_FLAG else payload)
-        elif kind == CONTINUATION and parts:
-            parts.append(payload)
+    parts: list[bytes] = []
+    for kind, flags, _, start, stop in iter_frames(data, len(PREFACE)):
+        if kind == _HEADERS or (kind == _CONT and parts):
+            try:
+                parts.append(header_fragment(kind, flags, data[start:stop]))
+            except FrameError:
+                return "splice"
         elif parts:
             return "splice"  # a HEADERS not followed by its CONTINUATION
         else:
             continue
-        if flags & END_HEADERS:
+        if flags & _END_HEADERS:
+            decoder = Decoder()
+            decoder.huffman_left = _SNIFF_HUFFMAN
             try:
-                headers = Decoder().decode(b"".join(parts))
+                headers = decoder.decode(b"".join(parts))
             except HpackError:
                 return "splice"
-            return "fast" if dict(headers).get(":path") in FAST_PATHS else "splice"
+            return "fast" if dict(headers).get(":path") in fast_paths else "splice"
     return None
 
 
@@ -116,31 +80,23 @@ class AckFilter:
                 return b""
             self._preface, pos = True, len(PREFACE)
             out.append(buf[:pos])
-        while len(buf) - pos >= 9:
-            head, flags, _ = _HEAD.unpack_from(buf, pos)
-            size = 9 + (head >> 8)
-            if len(buf) - pos < size:
-                break
-            if head & 0xFF == SETTINGS and flags & ACK:
+        for kind, flags, _, _, stop in iter_frames(buf, pos):
+            if kind == _SETTINGS and flags & _ACK:
                 self.done = True
-                out.append(buf[pos + size :])
+                out.append(buf[stop:])
                 self._buf = b""
                 return b"".join(out)
-            out.append(buf[pos : pos + size])
-            pos += size
+            out.append(buf[pos:stop])
+            pos = stop
         self._buf = buf[pos:]
         return b"".join(out)
-
-
-class SpliceRefused(Exception):
-    """A relayed request the private gRPC server must not see: close the connection."""
 
 
 class SpliceGuard:
     """Client→server bytes of a spliced connection, with every header block held back until it
     is complete and decoded (one HPACK decoder, in step with the client's encoder).
 
-    grpc.aio's serving loop decodes a request's method as UTF-8 outside any error handling: a
+    Why (authsvc's case): grpc.aio's serving loop decodes a request's method as UTF-8 outside any error handling: a
     single ``:path`` that is not UTF-8 ends the private server (grpcio 1.85), and with it every
     spliced connection after it. So a header block with such a path — or one that cannot be
     decoded, is out of place or larger than the front's own limit — is never forwarded:
@@ -156,6 +112,7 @@ class SpliceGuard:
         self._parts: list[bytes] = []  # and its fragments
         self._size = 0  # bytes of the held frames (a running total: empty frames count too)
         self._decoder = Decoder()
+        self._decoder.huffman_left = _GUARD_HUFFMAN
 
     def feed(self, data: bytes) -> bytes:
         if self._http2 is False:
@@ -179,9 +136,8 @@ class SpliceGuard:
                 continue
             if len(buf) - pos < 9:
                 break
-            head, flags, _ = _HEAD.unpack_from(buf, pos)
-            length, kind = head >> 8, head & 0xFF
-            if kind not in (HEADERS, CONTINUATION) or not (self._held or kind == HEADERS):
+            length, kind, flags, _ = frame_head(buf, pos)
+            if kind not in (_HEADERS, _CONT) or not (self._held or kind == _HEADERS):
                 if self._held:
                     raise SpliceRefused("a header block interrupted")
                 out.append(buf[pos : pos + 9])
@@ -193,9 +149,14 @@ class SpliceGuard:
                 break
             self._held.append(buf[pos : pos + 9 + length])
             self._size += 9 + length
-            self._parts.append(_fragment(kind, flags, buf[pos + 9 : pos + 9 + length]))
+            try:
+                self._parts.append(header_fragment(kind, flags, buf[pos + 9 : pos + 9 + length]))
+            except FrameError as exc:
+                raise SpliceRefused(str(exc)) from None
             pos += 9 + length
-            if flags & END_HEADERS:
+            if flags & _END_HEADERS:
+                left = self._decoder.huffman_left + _GUARD_HUFFMAN_PER_BLOCK
+                self._decoder.huffman_left = min(left, _GUARD_HUFFMAN)
                 self._check(b"".join(self._parts))
                 out += self._held
                 self._held, self._parts, self._size = [], [], 0
@@ -213,14 +174,3 @@ class SpliceGuard:
                     value.encode("latin-1").decode("utf-8")
                 except UnicodeDecodeError:
                     raise SpliceRefused("a :path that is not UTF-8") from None
-
-
-def _fragment(kind: int, flags: int, payload: bytes) -> bytes:
-    """The header block fragment of a HEADERS (padding, priority removed) or CONTINUATION."""
-    if kind != HEADERS:
-        return payload
-    if flags & PADDED:
-        if not payload or payload[0] >= len(payload):
-            raise SpliceRefused("bad padding")
-        payload = payload[1 : len(payload) - payload[0]]
-    return payload[5:] if flags & PRIORITY_FLAG else payload

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authsvc.server._hpack import STATIC_TABLE, Decoder, HpackError, literal
-from authsvc.server._huffman import HuffmanError, _codes, huffman_decode
-from tests._huffman import huffman_encode
+from authsvc.h2wire._errors import HuffmanError
+from authsvc.h2wire._hpack import STATIC_TABLE, Decoder, HpackError, literal
+from authsvc.h2wire._huffman import _codes, huffman_decode
+from tests.h2wire._huffman import huffman_encode
 
 REQUEST = [(":method", "GET"), (":scheme", "http"), (":path", "/")]
 AUTHORITY = (":authority", "www.example.com")

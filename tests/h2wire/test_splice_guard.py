@@ -1,4 +1,4 @@
-"""The guard on spliced connections (``_sniff.SpliceGuard``), driven with bytes: what a client
+"""The guard on spliced connections (``authsvc.h2wire.SpliceGuard``), driven with bytes: what a client
 sends reaches the private gRPC server unchanged, except a request it must never see.
 
 Regression: grpc.aio's serving loop decodes a request's method as UTF-8 outside any error
@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from authsvc.server._h2 import (
+from authsvc.h2wire import PREFACE, SpliceGuard, SpliceRefused, frame, literal
+from tests.h2wire._names import (
     ACK,
     CONTINUATION,
     DATA,
@@ -26,13 +27,9 @@ from authsvc.server._h2 import (
     HEADERS,
     PADDED,
     PING,
-    PREFACE,
     PRIORITY_FLAG,
     SETTINGS,
-    frame,
 )
-from authsvc.server._hpack import literal
-from authsvc.server._sniff import SpliceGuard, SpliceRefused
 
 REFLECTION = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
 UTF8 = "/é/ü".encode().decode("latin-1")  # HPACK strings are bytes; these are UTF-8

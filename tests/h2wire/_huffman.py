@@ -1,12 +1,12 @@
 """A test-side HPACK Huffman encoder (RFC 7541 Appendix B), for building header blocks.
 
 authsvc only decodes Huffman; tests encode with the same canonical code table (the RFC's
-examples in tests/unit/test_fast_path_hpack.py pin that table), padded with ones (§5.2).
+examples in tests/h2wire/test_hpack.py pin that table), padded with ones (§5.2).
 """
 
 from __future__ import annotations
 
-from authsvc.server._huffman import _codes
+from authsvc.h2wire._huffman import _codes
 
 __all__ = ["huffman_encode"]
 

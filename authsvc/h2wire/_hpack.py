@@ -1,5 +1,4 @@
-"""HPACK header decoding (RFC 7541) for the fast Check path, and the few fixed header blocks
-it sends.
+"""HPACK header decoding (RFC 7541), and the few fixed header blocks a gRPC server sends.
 
 ``Decoder`` keeps one connection's dynamic table. Names and values are decoded as latin-1
 (one character per byte: never fails, never merges two byte strings). Limits: a header list
@@ -11,6 +10,10 @@ A proxy sends the same few headers on every check (Envoy: ``:path``, ``content-t
 ``grpc-timeout``, ...), so after the first request a block is usually all references into the
 tables. Such a block decodes to the same list as long as the dynamic table is unchanged: the
 decoder caches results per block, tagged with a generation that every table change bumps.
+Both caches (blocks, and Huffman-decoded strings) are bounded in bytes, not only in entries:
+only small blocks and strings are cached (``CACHE_BLOCK_MAX``, ``CACHE_STRING_MAX``) and each
+cache is emptied when its byte total would pass its budget (``CACHE_BYTES``), so a hostile
+peer cannot park large values in them for the connection's life.
 
 We never *encode* with the dynamic table: our responses use static-table references and
 literals "without indexing", so the peer's table size setting does not concern us.
@@ -20,11 +23,14 @@ from __future__ import annotations
 
 from collections import deque
 
-from authsvc.server._huffman import HuffmanError, huffman_decode
+from authsvc.h2wire._errors import HpackError, HuffmanError
+from authsvc.h2wire._huffman import huffman_decode
 
 __all__ = [
+    "CACHE_BYTES",
     "STATIC_TABLE",
     "Decoder",
+    "Headers",
     "HpackError",
     "literal",
 ]
@@ -96,11 +102,10 @@ STATIC_TABLE: tuple[tuple[str, str], ...] = (
 
 _STATIC = len(STATIC_TABLE)
 _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
-_CACHE_SIZE = 64
-
-
-class HpackError(ValueError):
-    """A header block cannot be decoded; the connection must end (COMPRESSION_ERROR)."""
+CACHE_BYTES = 32 << 10
+"""Byte budget of each decoder cache (blocks with their decoded lists; strings)."""
+CACHE_BLOCK_MAX = 1 << 10  # a block larger than this is not cached (a proxy's are ~50-200 B)
+CACHE_STRING_MAX = 256  # nor a Huffman string longer than this (decoded)
 
 
 Headers = tuple[tuple[str, str], ...]
@@ -132,13 +137,16 @@ class Decoder:
 
     __slots__ = (
         "_cache",
+        "_cache_bytes",
         "_dynamic",
         "_generation",
         "_max_list_size",
         "_max_size",
         "_size",
         "_strings",
+        "_strings_bytes",
         "_table_limit",
+        "huffman_left",
     )
 
     def __init__(self, table_limit: int = 4096, max_list_size: int = 65536) -> None:
@@ -148,8 +156,19 @@ class Decoder:
         self._max_size = table_limit  # the encoder may lower it (size update)
         self._max_list_size = max_list_size
         self._generation = 0
-        self._cache: dict[bytes, tuple[int, Headers]] = {}
+        self._cache: dict[bytes, tuple[int, Headers, int]] = {}
+        self._cache_bytes = 0
         self._strings: dict[bytes, str] = {}
+        self._strings_bytes = 0
+        self.huffman_left = 1 << 62
+        """Huffman-coded bytes this decoder may still decode (each costs ~1 µs of CPU per
+        symbol in pure Python): the owner grants more as requests arrive; a string beyond it
+        raises ``HpackError`` before any work is done on it."""
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes the caches hold (blocks, decoded lists, strings; RFC 7541 §4.1 sizes)."""
+        return self._cache_bytes + self._strings_bytes
 
     def decode(self, block: bytes) -> Headers:
         """The (name, value) list of one complete header block. Raises ``HpackError``."""
@@ -157,14 +176,20 @@ class Decoder:
         generation = self._generation
         if hit is not None and hit[0] == generation:
             return hit[1]
-        headers = self._decode(block)
-        if self._generation == generation:  # the block did not touch the table: reusable
-            if len(self._cache) >= _CACHE_SIZE:
+        headers, list_size = self._decode(block)
+        if self._generation == generation and len(block) <= CACHE_BLOCK_MAX:
+            cost = len(block) + list_size  # the block did not touch the table: reusable
+            if hit is not None:  # a stale entry for the same block: replaced
+                self._cache_bytes -= hit[2]
+            if self._cache_bytes + cost > CACHE_BYTES:
                 self._cache.clear()
-            self._cache[block] = (generation, headers)
+                self._cache_bytes = 0
+            if cost <= CACHE_BYTES:
+                self._cache[block] = (generation, headers, cost)
+                self._cache_bytes += cost
         return headers
 
-    def _decode(self, block: bytes) -> Headers:
+    def _decode(self, block: bytes) -> tuple[Headers, int]:
         out: list[tuple[str, str]] = []
         pos, end, list_size = 0, len(block), 0
         seen_field = False
@@ -193,7 +218,7 @@ class Decoder:
             if list_size > self._max_list_size:
                 raise HpackError("header list too large")
             out.append(field)
-        return tuple(out)
+        return tuple(out), list_size
 
     def _entry(self, index: int) -> tuple[str, str]:
         if index == 0:
@@ -227,13 +252,20 @@ class Decoder:
             return raw.decode("latin-1"), end
         text = self._strings.get(raw)
         if text is None:
+            if length > self.huffman_left:
+                raise HpackError("too much Huffman-coded header data")
+            self.huffman_left -= length
             try:
                 text = huffman_decode(raw).decode("latin-1")
             except HuffmanError as exc:
                 raise HpackError(str(exc)) from None
-            if len(self._strings) >= _CACHE_SIZE * 4:
-                self._strings.clear()
-            self._strings[raw] = text
+            if len(text) <= CACHE_STRING_MAX:
+                cost = len(raw) + len(text) + _ENTRY_OVERHEAD
+                if self._strings_bytes + cost > CACHE_BYTES:
+                    self._strings.clear()
+                    self._strings_bytes = 0
+                self._strings[raw] = text
+                self._strings_bytes += cost
         return text, end
 
     def _add(self, field: tuple[str, str]) -> None:

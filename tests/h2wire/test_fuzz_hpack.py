@@ -1,4 +1,4 @@
-"""Fuzzing the fast path's HPACK decoder (``authsvc.server._hpack``), pure and in-process.
+"""Fuzzing the fast path's HPACK decoder (``authsvc.h2wire._hpack``), pure and in-process.
 
 - Hostile header blocks (arbitrary bytes; blocks assembled from HPACK representations with
   indexes out of range, huge and overlong integers, Huffman strings valid and not, dynamic
@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from authsvc.server._hpack import STATIC_TABLE, Decoder, HpackError
-from authsvc.server._huffman import huffman_decode
-from tests._huffman import huffman_encode as huffman
+from authsvc.h2wire._hpack import STATIC_TABLE, Decoder, HpackError
+from authsvc.h2wire._huffman import huffman_decode
 from tests._mutate import mutate
+from tests.h2wire._huffman import huffman_encode as huffman
 
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TABLE_LIMIT = 4096  # the front's SETTINGS_HEADER_TABLE_SIZE (the default)

@@ -12,6 +12,8 @@ that is not a prefix of EOS (all ones) raise ``HuffmanError``.
 
 from __future__ import annotations
 
+from authsvc.h2wire._errors import HuffmanError
+
 __all__ = ["HuffmanError", "huffman_decode"]
 
 _LENGTHS = bytes.fromhex(
@@ -23,10 +25,6 @@ _LENGTHS = bytes.fromhex(
     "15151a1a1c1b1b1b14181415161515171616191918181a171a1b1a1a1b1b1b1b1b1c1b1b1b1b1b1a1e"
 )
 EOS = 256
-
-
-class HuffmanError(ValueError):
-    """A Huffman-coded string is not valid (RFC 7541 §5.2)."""
 
 
 def _codes() -> list[tuple[int, int]]:

@@ -1,0 +1,351 @@
+"""The snapshot of LiteLLM's virtual keys, kept in step with its database (sync, one thread).
+
+One ``VirtualKeyStore`` per (DSN, schema) lives for the process: the config is re-parsed at
+every reload and builds a new source object each time, so the snapshot, the connection and
+the counters live here, shared (``store_for``).
+
+Refresh, asked by the reloader in its worker thread:
+
+- ``watermark()`` — one cheap query (row count, newest ``updated_at``, blocked teams, live
+  deprecated tokens); the reloader reads only when it moved (and once every ``RECONCILE``
+  seconds: the source's change token carries the minute);
+- ``refresh()`` — the first time, every row; then only rows with ``updated_at`` at or after
+  the newest seen minus ``OVERLAP`` seconds (a transaction that commits late with an older
+  ``updated_at`` is still seen), plus the blocked teams and the live deprecated tokens
+  (small tables). A deletion shows as a row count that no longer matches the snapshot (an
+  insert hiding it moves ``updated_at``, and the snapshot then has one key too many): then
+  the token column alone is read and the deleted keys are dropped — and so every
+  ``RECONCILE`` seconds whatever the count says.
+
+The database down: the snapshot stays as it was (known keys keep working), ``stale_since``
+says since when, and the next refresh recovers. A missing column is a ``VirtualKeyDBError``
+naming it, and the snapshot is not touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from authsvc.keymodel import DigestBatch, KeyMeta
+from authsvc.sources import _litellm_db_rows as sql
+from authsvc.sources._litellm_db_rows import VirtualKeyDBError, VirtualRow
+
+__all__ = ["OVERLAP", "StoreStatus", "VirtualKeyStore", "store_for", "stores"]
+
+log = logging.getLogger("authsvc.sources.virtual_keys")
+
+OVERLAP = 10.0
+"""Seconds of ``updated_at`` re-read at every incremental refresh (late commits)."""
+
+RECONCILE = 60.0
+"""Seconds between token-set reconciliations even when the counts agree."""
+
+MAX_ROWS = 2_000_000
+"""More rows than this is refused as garbage (memory is bounded, ~200 bytes a key)."""
+
+CONNECT_TIMEOUT = 3
+STATEMENT_TIMEOUT_MS = 5000
+
+
+@dataclass(slots=True)
+class StoreStatus:
+    """What explain, metrics and readiness show (no key, no hash)."""
+
+    keys: int = 0
+    deprecated: int = 0
+    blocked_teams: int = 0
+    last_refresh: float | None = None  # Unix time of the last successful refresh
+    stale_since: float | None = None  # first failure since the last success
+    error: str | None = None
+    refreshes: int = 0
+    syncs: int = 0  # successful watermark queries and refreshes (the lookup's hit expiry)
+    full_loads: int = 0
+    queries: int = 0
+    lookups: int = 0
+    lookup_hits: int = 0
+    cap_hits: int = 0
+    lookup_errors: int = 0
+    newest_update: float | None = None  # the newest updated_at seen
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def lag(self, now: float) -> float | None:
+        """Seconds since the last successful refresh."""
+        return None if self.last_refresh is None else max(0.0, now - self.last_refresh)
+
+    def describe(self, now: float) -> str:
+        if self.last_refresh is None:
+            return f"no snapshot yet: {self.error or 'not read yet'}"
+        when = datetime.fromtimestamp(self.last_refresh).astimezone().isoformat(timespec="seconds")
+        text = f"{self.keys} keys, {self.deprecated} rotated, refreshed {when}"
+        if self.stale_since is not None:
+            since = (
+                datetime.fromtimestamp(self.stale_since).astimezone().isoformat(timespec="seconds")
+            )
+            text += f"; STALE since {since} ({self.error})"
+        return text
+
+
+class VirtualKeyStore:
+    """The shared snapshot of one LiteLLM database (see the module docstring)."""
+
+    def __init__(self, dsn: str, schema: str | None) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.status = StoreStatus()
+        self.settings: Any = None  # the source's VirtualKeySettings (lookup rate, miss TTL)
+        self._lock = threading.Lock()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._rows: dict[bytes, VirtualRow] = {}
+        self._batch: dict[bytes, DigestBatch] = {}  # per key, rebuilt when its row changes
+        self._batch_for: tuple[KeyMeta, str, frozenset[str]] | None = None
+        self._reconciled = 0.0
+        self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
+        self._blocked_teams: frozenset[str] = frozenset()
+        self._version = 0
+        self._built: tuple[int, KeyMeta | None, tuple[DigestBatch, ...]] = (-1, None, ())
+        self._columns_checked = False
+        self._loaded = False
+        self._mark: Hashable | None = None
+        self._synced = False
+
+    # -- connection ------------------------------------------------------------------------
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        options = f"-c statement_timeout={STATEMENT_TIMEOUT_MS} -c default_transaction_read_only=on"
+        if self.schema:
+            options += f" -c search_path={self.schema}"
+        return {"connect_timeout": CONNECT_TIMEOUT, "options": options, "autocommit": True}
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if conn is not None:
+                conn.close()
+            self._conn = None
+            conn = psycopg.connect(self.dsn, **self.connect_kwargs())
+            conn.read_only = True
+            self._conn = conn
+            if not self._columns_checked:
+                check_columns(conn)
+                self._columns_checked = True
+        return conn
+
+    def _query(self, query: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        self.status.queries += 1
+        with self._connection().cursor() as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def _failed(self, exc: BaseException) -> None:
+        if isinstance(exc, VirtualKeyDBError):
+            why = str(exc)
+        else:  # the driver's message may quote the DSN's user/host, never a key: type + class
+            why = f"database unavailable ({type(exc).__name__})"
+        if self.status.stale_since is None:
+            self.status.stale_since = time.time()
+            log.warning("virtual keys: %s; serving the last snapshot", why)
+        self.status.error = why
+        if self._conn is not None and not isinstance(exc, VirtualKeyDBError):
+            self._conn.close()
+            self._conn = None
+
+    # -- the reloader's two questions ------------------------------------------------------
+
+    def watermark(self) -> Hashable | None:
+        """The watermark query's answer: ``None`` when it fails."""
+        with self._lock:
+            return self._watermark()
+
+    def _watermark(self) -> Hashable | None:
+        try:
+            mark = tuple(self._query(sql.WATERMARK_SQL)[0])
+        except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self.status.syncs += 1
+        return mark
+
+    def sync(self) -> Hashable | None:
+        """The source's change token: the snapshot's version after refreshing it when the
+        watermark moved (or a reconciliation is due). Spend-only updates move the
+        watermark but not the version, so the reloader re-resolves only on a change that
+        matters. ``None`` when the database cannot be read (the read then reports it)."""
+        with self._lock:
+            mark = self._watermark()
+            if mark is None:
+                return None
+            due = time.monotonic() - self._reconciled >= RECONCILE
+            if mark != self._mark or due or not self._loaded:
+                self._refresh_locked()
+                if self.status.stale_since is not None:
+                    return None
+                self._mark = mark
+            self._synced = True
+            return self._version
+
+    def refresh(self) -> None:
+        """Bring the snapshot up to date (see the module docstring). Never raises."""
+        with self._lock:
+            self._refresh_locked()
+
+    def take_synced(self) -> bool:
+        """True once after a successful ``sync``: the read that follows need not refresh."""
+        with self._lock:
+            synced, self._synced = self._synced, False
+            return synced and self.status.stale_since is None
+
+    def _refresh_locked(self) -> None:
+        try:
+            self._refresh()
+        except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
+            self._failed(exc)
+        else:
+            if self.status.stale_since is not None:
+                log.warning("virtual keys: database reachable again; snapshot refreshed")
+            self.status.stale_since = None
+            self.status.error = None
+            self.status.last_refresh = time.time()
+            self.status.refreshes += 1
+            self.status.syncs += 1
+
+    def _refresh(self) -> None:
+        status = self.status
+        full = not self._loaded
+        if full:
+            rows = self._query(sql.KEYS_SQL)
+        else:
+            newest = status.newest_update or 0.0
+            since = datetime.fromtimestamp(max(0.0, newest - OVERLAP), UTC).replace(tzinfo=None)
+            rows = self._query(sql.KEYS_SINCE_SQL, (since,))
+        if len(rows) > MAX_ROWS:
+            raise VirtualKeyDBError(f"more than {MAX_ROWS} virtual keys: refusing to load them")
+        teams = frozenset(t for (t,) in self._query(sql.BLOCKED_TEAMS_SQL) if isinstance(t, str))
+        deprecated: dict[bytes, tuple[bytes, float]] = {}
+        for old, active, revoke in self._query(sql.DEPRECATED_SQL):
+            old_d, active_d = sql.row_digest(old), sql.row_digest(active)
+            revoke_at = sql.parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
+            if old_d is not None and active_d is not None and revoke_at is not None:
+                deprecated[old_d] = (active_d, revoke_at)
+        parsed = [r for r in map(sql.parse_row, rows) if r is not None]  # raises on garbage
+        changed = full or teams != self._blocked_teams
+        changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
+        changed = changed or deprecated != self._deprecated
+        if full:
+            self._rows, self._batch = {}, {}
+            self._reconciled = time.monotonic()
+            status.full_loads += 1
+        for row in parsed:
+            self._put(row)
+        self._loaded = True
+        self._blocked_teams, self._deprecated = teams, deprecated
+        (count,) = self._query(sql.COUNT_SQL)[0]
+        due = time.monotonic() - self._reconciled >= RECONCILE
+        if count != len(self._rows) + status.extra.get("unusable_tokens", 0) or due:
+            changed = self._reconcile() or changed
+        if changed:
+            self._version += 1
+        status.keys = len(self._rows)
+        status.deprecated = len(deprecated)
+        status.blocked_teams = len(teams)
+
+    def _put(self, row: VirtualRow) -> None:
+        if self._rows.get(row.digest) != row:
+            self._batch.pop(row.digest, None)
+        self._rows[row.digest] = row
+        newest = self.status.newest_update
+        if row.updated_at is not None and (newest is None or row.updated_at > newest):
+            self.status.newest_update = row.updated_at
+
+    def _reconcile(self) -> bool:
+        """Drop the keys deleted from the database (their tokens are gone). True if any."""
+        self._reconciled = time.monotonic()
+        tokens = self._query(sql.ALL_TOKENS_SQL)
+        present = {d for (t,) in tokens if (d := sql.row_digest(t))}
+        gone = [d for d in self._rows if d not in present]
+        for digest in gone:
+            del self._rows[digest]
+            self._batch.pop(digest, None)
+        # rows whose token is not a SHA-256 hex digest (no key can match them)
+        self.status.extra["unusable_tokens"] = len(tokens) - len(present)
+        return bool(gone)
+
+    # -- what the source yields ------------------------------------------------------------
+
+    def batches(self, entry: KeyMeta, label: str) -> tuple[DigestBatch, ...]:
+        """The snapshot as ring batches: a summary (no key, the store's figures for explain),
+        then one per key — each built once and kept until its row changes."""
+        with self._lock:
+            version, built_for, built = self._built
+            if version == self._version and built_for == entry:
+                return built
+            teams = self._blocked_teams
+            if self._batch_for != (entry, label, teams):
+                self._batch, self._batch_for = {}, (entry, label, teams)
+            cache = self._batch
+            for digest, row in self._rows.items():
+                if digest not in cache:
+                    cache[digest] = DigestBatch(row.meta(entry, teams), label, digest)
+            rotated = [
+                DigestBatch(current.meta(entry, teams, revoke_at), label, old)
+                for old, (active, revoke_at) in self._deprecated.items()
+                if (current := self._rows.get(active)) is not None and old not in self._rows
+            ]
+            summary = DigestBatch(
+                entry,
+                label,
+                b"",
+                f"LiteLLM database: {len(self._rows)} keys, {len(rotated)} rotated, "
+                f"{len(teams)} blocked teams",
+            )
+            built = (summary, *cache.values(), *rotated)
+            self._built = (self._version, entry, built)
+            return built
+
+    def blocked_teams(self) -> frozenset[str]:
+        return self._blocked_teams
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def check_columns(conn: psycopg.Connection[Any]) -> None:
+    """Refuse a database whose LiteLLM tables lack a column authsvc reads, naming it."""
+    with conn.cursor() as cur:
+        cur.execute(sql.COLUMNS_SQL, (list(sql.COLUMNS),))
+        found = [(str(t), str(c)) for t, c in cur.fetchall()]
+    missing = sql.missing_columns(found)
+    if missing:
+        raise VirtualKeyDBError(
+            "LiteLLM's database lacks column(s) "
+            + ", ".join(missing)
+            + ": is this LiteLLM's database, migrated (litellm >= 1.110)?"
+        )
+
+
+_STORES: dict[tuple[str, str | None], VirtualKeyStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def store_for(dsn: str, schema: str | None) -> VirtualKeyStore:
+    """The process's one store for this database."""
+    with _STORES_LOCK:
+        store = _STORES.get((dsn, schema))
+        if store is None:
+            store = _STORES[(dsn, schema)] = VirtualKeyStore(dsn, schema)
+        return store
+
+
+def stores() -> tuple[VirtualKeyStore, ...]:
+    """Every store of the process (the checker's lookup and the metrics ask)."""
+    return tuple(_STORES.values())

