@@ -18,13 +18,14 @@ from authsvc.authz import (
     DEFAULT_WS_LOCATIONS,
     AppRoutes,
     CredentialLocation,
+    Policy,
     custom_header_location,
     litellm_routes,
 )
 from authsvc.config._model import LiteLLMSource, MasterKeyConfig
 from authsvc.sources import ParseContext
 
-__all__ = ["litellm_locations", "litellm_mode", "litellm_with_dotenv"]
+__all__ = ["litellm_defaults", "litellm_locations", "litellm_mode", "litellm_with_dotenv"]
 
 _HEADER_NAME = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]{1,256}\Z")
 
@@ -72,6 +73,34 @@ def litellm_mode(
         for s in master.sources
     )
     return MasterKeyConfig(sources, master.on_conflict, master.allow_weak, master.weak), ui
+
+
+def _with_files(master: MasterKeyConfig, environ: Mapping[str, str]) -> MasterKeyConfig:
+    from authsvc.sources import litellm_key_header
+
+    sources = tuple(
+        LiteLLMSource(
+            s.path, s.where, s.dotenv, litellm_key_header(s.path, environ, dotenv=s.dotenv)[1]
+        )
+        if isinstance(s, LiteLLMSource)
+        else s
+        for s in master.sources
+    )
+    return MasterKeyConfig(sources, master.on_conflict, master.allow_weak, master.weak)
+
+
+def litellm_defaults(
+    master: MasterKeyConfig, environ: Mapping[str, str]
+) -> tuple[MasterKeyConfig, Policy]:
+    """Without a config file (the default chain may end in ``litellm_config:
+    $AUTHSVC_LITELLM_CONFIG``): LiteLLM mode's files, credential locations and routes."""
+    lite = litellm_locations(master, "open", environ)
+    if lite is None:
+        return master, Policy.build()
+    routes, http, ws = lite
+    return _with_files(master, environ), Policy.build(
+        locations=http, ws_locations=ws, app_routes=routes
+    )
 
 
 def litellm_locations(

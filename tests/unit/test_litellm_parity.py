@@ -382,3 +382,18 @@ def test_the_first_value_alone_goes_upstream() -> None:
     assert isinstance(out, Allow) and ("authorization", f"Bearer {KEY}") in out.set_headers
     plain = decide(RequestView("GET", "/v1/models", {"x-api-key": KEY}), Policy.build(), RING, 0)
     assert plain.first_value_of is None
+
+
+def test_litellm_mode_without_a_config_file(tmp_path: Path) -> None:
+    # the injector's default chain ends in litellm_config: $AUTHSVC_LITELLM_CONFIG
+    from authsvc.config import load_config
+
+    (tmp_path / "litellm.yaml").write_text(
+        "include: [more.yaml]\ngeneral_settings:\n  litellm_key_header_name: X-Team-Key\n"
+    )
+    (tmp_path / "more.yaml").write_text("model_list: []\n")
+    config = load_config(None, environ={"AUTHSVC_LITELLM_CONFIG": str(tmp_path / "litellm.yaml")})
+    assert config.policy.app_routes is not None and config.policy.locations[0].overrides
+    assert str(tmp_path / "more.yaml") in config.watched_files()
+    plain = load_config(None, environ={})
+    assert plain.policy.app_routes is None
