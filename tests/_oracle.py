@@ -91,15 +91,31 @@ def _in_scope(patterns: tuple[str, ...] | None, path: str) -> bool:
 
 
 def _values(view: RequestView, loc: CredentialLocation) -> list[str] | None:
-    """What the location holds, or None when it is absent (empty header = absent)."""
+    """What the location holds, or None when it is absent (empty header = absent).
+
+    LiteLLM reads a header's first value (``first_values`` when the adapter knows it, else the
+    map value whole) and ``?key=`` only on generateContent routes, the last value counting.
+    """
     if loc.kind == "header":
-        raw = view.headers.get(loc.name)
-        if raw is None or not raw.strip():
+        headers = view.first_values if view.first_values is not None else view.headers
+        raw = headers.get(loc.name)
+        if raw is None or (not raw.strip(" \t") and not loc.overrides):
             return None
-        return raw.split(",")
-    _, qmark, query = view.target.partition("?")
+        return [raw]
+    path, qmark, query = view.target.partition("?")
     if not qmark:
         return None
+    if loc.generate_content_only:
+        decoded_path = _percent_decode(path) or ""
+        if "generateContent" not in decoded_path and "streamGenerateContent" not in decoded_path:
+            return None
+        last = None
+        for part in query.split("&"):
+            name, _, value = part.partition("=")
+            if _percent_decode(name.replace("+", " ")) == loc.name:
+                decoded = _percent_decode(value.replace("+", " "))
+                last = "\ufffd" if decoded is None else decoded
+        return [last] if last else None
     found: list[str] = []
     for part in query.split("&"):
         if part == loc.name:
@@ -110,26 +126,48 @@ def _values(view: RequestView, loc: CredentialLocation) -> list[str] | None:
     return found or None
 
 
+def _token(value: str, bearer: Bearer) -> str | None:
+    """The key LiteLLM reads from a header value (its prefix rules), None when none."""
+    v = value.strip(" \t")
+    if bearer is Bearer.NEVER:
+        return v
+    if bearer is Bearer.STRICT:
+        if not v.startswith("Bearer "):
+            return None
+        return ("Bearer " + v[7:].strip(" \t")).replace("Bearer ", "")
+    if bearer is Bearer.PROTOCOL:
+        for p in v.split(","):
+            if p.strip().startswith("openai-insecure-api-key."):
+                return p.strip()[len("openai-insecure-api-key.") :]
+        return None
+    for prefix in ("Bearer ", "Basic ", "bearer "):
+        if v.startswith(prefix):
+            return v.replace(prefix, "")
+    if v.startswith("AWS4-HMAC-SHA256"):
+        m = re.search(r"Credential=Bearer\s+([^/\s,]+)", v) or re.search(
+            r"Credential=([^/\s,]+)", v
+        )
+        return m.group(1) if m else None
+    return None if bearer is Bearer.REQUIRED else v
+
+
 def _matches(value: str, key: str, bearer: Bearer) -> bool:
-    v = value.strip()
-    with_scheme = re.fullmatch(r"(?i:bearer)\s+(.*)", v, re.DOTALL)
-    if bearer is Bearer.REQUIRED:
-        return with_scheme is not None and with_scheme.group(1).strip() == key
-    if (
-        bearer is Bearer.OPTIONAL
-        and with_scheme is not None
-        and with_scheme.group(1).strip() == key
-    ):
+    """The whole value, or (a header sent twice, joined with ",") the part before a comma."""
+    if _token(value, bearer) == key:
         return True
-    return v == key
+    return (
+        bearer is not Bearer.PROTOCOL
+        and "," in value
+        and _token(value.split(",")[0], bearer) == key
+    )
 
 
 def usable(key: str, policy: Policy) -> bool:
     return (
-        len(key) <= policy.max_credential_length
+        0 < len(key) <= policy.max_credential_length
         and key.isascii()
-        and key.isprintable()
-        and " " not in key
+        and all(32 <= ord(c) < 127 for c in key)
+        and key == key.strip(" \t")
     )
 
 
@@ -140,9 +178,23 @@ def oracle(
     path = view.target.partition("?")[0]
     if path in policy.public_paths and view.method in ("GET", "HEAD"):
         return "public"
+    routes = policy.app_routes
+    if routes is not None:
+        closed = path in routes.closed or any(path.startswith(p) for p in routes.closed_prefixes)
+        if closed:
+            return None
+        if path in routes.public or (
+            any(path.startswith(p) for p in routes.public_prefixes)
+            and _upstream_paths(path)[:1] == [path]
+        ):
+            return "public"
     if not has_master:
         return None
-    for loc in policy.locations:
+    headers = view.first_values if view.first_values is not None else view.headers
+    websocket = headers.get("upgrade", "").strip(" \t").lower() == "websocket"
+    locations = policy.ws_locations if websocket else policy.locations
+    overriding = [loc for loc in locations if loc.overrides and _values(view, loc) is not None]
+    for loc in overriding[:1] or [loc for loc in locations if not loc.overrides]:
         values = _values(view, loc)
         if values is None:
             continue  # absent: the next location may decide

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from authsvc.authz._credentials import CredentialError, extract_credential
+from authsvc.authz._credentials import CredentialError, extract_credential, is_websocket
 from authsvc.authz._paths import normalize_path, split_target
 from authsvc.authz._policy import Policy
 from authsvc.authz._view import RequestView
@@ -72,6 +72,9 @@ class Decision:
     key_fingerprint: str | None = None
     credential_location: str | None = None
     would_deny: Reason | None = None  # dry-run only: the denial that was not enforced
+    first_value_of: str | None = None
+    """A header sent twice and joined with ``,`` whose FIRST value held the key: the allow
+    answer passes only that value upstream, as LiteLLM itself would read it."""
 
     @property
     def allowed(self) -> bool:
@@ -98,6 +101,15 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
     # 1. route
     if path in policy.public_paths and view.method in policy.public_methods:
         return _PUBLIC
+    if policy.app_routes is not None:
+        if policy.closed_at_edge(path):
+            return _deny(
+                Reason.PATH_NOT_ALLOWED,
+                "the LiteLLM Admin UI and sign-in routes are closed at the edge "
+                "(litellm_ui: closed in authsvc's config)",
+            )
+        if policy.app_public(path):
+            return _PUBLIC
 
     # 2. readiness
     if not ring.ready:
@@ -106,9 +118,9 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         )
 
     # 3. credential
-    found = extract_credential(
-        view.target, view.headers, policy.locations, policy.max_credential_length
-    )
+    headers = view.first_values if view.first_values is not None else view.headers
+    locations = policy.ws_locations if is_websocket(headers) else policy.locations
+    found = extract_credential(view.target, headers, locations, policy.max_credential_length)
     if found is None:
         return _deny(Reason.MISSING_CREDENTIAL, policy.missing_message)
     if isinstance(found, CredentialError):
@@ -120,6 +132,14 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
 
     # 4. identity
     record = ring.lookup(digest(found.key))
+    via_first = None
+    if record is None and found.first is not None:  # a header sent twice, joined with ","
+        record = ring.lookup(digest(found.first))
+        # Envoy joins a repeated Authorization (one of its inline headers) into one line
+        # upstream too: the allow answer passes the first value alone. Other headers reach the
+        # app as separate lines, whose first one the app reads anyway.
+        if found.location == "header:authorization":
+            via_first = "authorization"
     if record is not None and record.litellm is not None:
         refused = _litellm_refusal(record, now, found.location)
         if refused is not None:
@@ -151,7 +171,12 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
             )
 
     return Decision(
-        Reason.KEY_VALID, "key accepted", record.name, record.fingerprint, found.location
+        Reason.KEY_VALID,
+        "key accepted",
+        record.name,
+        record.fingerprint,
+        found.location,
+        first_value_of=via_first,
     )
 
 

@@ -70,6 +70,11 @@ def render(
             set_headers: tuple[tuple[str, str], ...] = ((KEY_NAME_HEADER, decision.key_name),)
         else:
             set_headers = ()
+        name = decision.first_value_of
+        if name is not None and name not in strip_headers and name in headers:
+            # the upstream gets the first value only, as LiteLLM reads a header sent twice
+            first = headers[name].split(",", 1)[0].strip(" \t")
+            set_headers = (*set_headers, (name, first))
         return Allow(set_headers, remove + strip_headers, strip_query)
     status = decision.status
     body = json.dumps(

@@ -15,6 +15,8 @@ class RequestView:
     ``target`` is the raw request target (path plus query string, undecoded) exactly as Envoy
     sent it in ``attributes.request.http.path``. ``headers`` has lower-cased names; a header
     sent several times arrives as one value joined with ``,`` (Envoy's behaviour).
+    ``first_values`` (when the adapter knows them, from Envoy's raw header list) holds each
+    header's first value: the one LiteLLM reads, so the credential rule uses it.
     """
 
     method: str
@@ -22,3 +24,4 @@ class RequestView:
     headers: Mapping[str, str] = field(default_factory=dict)
     request_id: str = ""
     source: str = ""
+    first_values: Mapping[str, str] | None = None

@@ -14,6 +14,7 @@ from authsvc.config._chain import (
 from authsvc.config._load import load_config
 from authsvc.config._model import (
     Config,
+    DotenvSource,
     EnvSource,
     ExtraKeySpec,
     FileSource,
@@ -34,6 +35,7 @@ __all__ = [
     "ENV_MASTER_KEY",
     "ENV_MASTER_KEY_FILE",
     "Config",
+    "DotenvSource",
     "EnvSource",
     "ExtraKeySpec",
     "FileSource",

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from authsvc._errors import ConfigError
 from authsvc._fileio import FileProblem, Problem, read_regular
 from authsvc.config._chain import ENV_CONFIG, default_keys, default_sources
+from authsvc.config._litellm_mode import litellm_defaults
 from authsvc.config._model import Config, MasterKeyConfig
 from authsvc.config._parse import parse_config
 
@@ -36,10 +37,15 @@ def load_config(
         path = environ.get(ENV_CONFIG) or None
         origin = f" (from ${ENV_CONFIG})"
     if path is None:
+        master, policy = litellm_defaults(
+            MasterKeyConfig(default_sources(environ, master_key_file)), environ
+        )
         return Config(
             path=None,
-            master_key=MasterKeyConfig(default_sources(environ, master_key_file)),
+            master_key=master,
             keys=default_keys(environ),
+            credentials=policy.locations,
+            policy=policy,
         )
     data = read_regular(path, MAX_CONFIG_BYTES)  # never blocks: a FIFO is refused, not opened
     if isinstance(data, FileProblem):

@@ -20,6 +20,7 @@ from authsvc.authz import (
 )
 from authsvc.keymodel import PathRule
 from authsvc.sources import (
+    DotenvSource,
     EnvSource,
     FileSource,
     KeySource,
@@ -31,6 +32,7 @@ from authsvc.sources import (
 __all__ = [
     "DEFAULT_HEALTH_URL",
     "Config",
+    "DotenvSource",
     "EnvSource",
     "ExtraKeySpec",
     "FileSource",
@@ -56,6 +58,7 @@ class MasterKeyConfig:
     sources: tuple[SourceSpec, ...]
     on_conflict: Literal["warn", "error"] = "warn"
     allow_weak: bool = False
+    weak: Literal["warn", "refuse"] = "warn"  # authsvc's stricter rules: warn and serve, or refuse
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,7 @@ class Config:
     reload: ReloadConfig = field(default_factory=ReloadConfig)
     policy: Policy = field(default_factory=Policy.build)
     dry_run: bool = False  # answer allow for would-be denials and record them (docs/dry-run.md)
+    litellm_ui: Literal["open", "closed"] = "open"  # LiteLLM mode: the Admin UI at the edge
 
     def sources(self) -> tuple[KeySource, ...]:
         """Every configured source: the master-key chain in order, then each ``keys:`` entry."""

@@ -16,16 +16,14 @@ import yaml
 
 from authsvc._yaml import Reader, compose, quoted
 from authsvc.authz import (
-    DEFAULT_LOCATIONS,
     DEFAULT_PROTECTED_HEALTH_PATH,
     DEFAULT_PUBLIC_PATHS,
-    MAX_CREDENTIAL_LENGTH,
     CredentialLocation,
-    Policy,
     is_canonical,
     parse_location,
 )
 from authsvc.config._chain import default_sources, with_override
+from authsvc.config._litellm_mode import litellm_mode, litellm_with_dotenv
 from authsvc.config._model import (
     Config,
     ExtraKeySpec,
@@ -34,6 +32,7 @@ from authsvc.config._model import (
     ReloadConfig,
     SourceSpec,
 )
+from authsvc.config._policy_parse import build_policy
 from authsvc.keymodel import KeyMeta, PathRule
 from authsvc.sources import REGISTRY, KeySource, SourceRegistry
 
@@ -70,8 +69,9 @@ _SECTIONS: dict[str, tuple[str, ...]] = {
         "health_check",
         "reload",
         "dry_run",
+        "litellm_ui",
     ),
-    "master_key": ("sources", "on_conflict", "allow_weak"),
+    "master_key": ("sources", "on_conflict", "allow_weak", "weak"),
     "health_check": ("enabled", "interval", "url"),
     "reload": ("poll_interval",),
 }
@@ -145,7 +145,10 @@ class _Parser:
         reload = self._reload(node) if node is not None else ReloadConfig()
         node = get("dry_run")
         dry_run = r.boolean(node, "dry_run") if node is not None else False
-        policy = self._policy(top, public, health_path, locations, max_len, forward)
+        master, ui = litellm_mode(r, master, top, self.environ)
+        policy = build_policy(
+            r, self.environ, top, public, health_path, locations, max_len, forward, master, ui
+        )
         return Config(
             path=self.abspath,
             master_key=master,
@@ -159,6 +162,7 @@ class _Parser:
             reload=reload,
             policy=policy,
             dry_run=dry_run,
+            litellm_ui=ui,
         )
 
     # -- small typed helpers -------------------------------------------------------------
@@ -261,11 +265,22 @@ class _Parser:
         allow_weak = False
         if "allow_weak" in entries:
             allow_weak = r.boolean(entries["allow_weak"][1], "master_key.allow_weak")
-        return MasterKeyConfig(with_override(sources, master_key_file), on_conflict, allow_weak)
+        weak: Literal["warn", "refuse"] = "warn"
+        if "weak" in entries:
+            w_node = entries["weak"][1]
+            value = r.string(w_node, "master_key.weak")
+            if value not in ("warn", "refuse"):
+                r.fail(w_node, "master_key.weak", f"expected 'warn' or 'refuse', got {value!r}")
+            weak = "refuse" if value == "refuse" else "warn"
+        return MasterKeyConfig(
+            with_override(sources, master_key_file), on_conflict, allow_weak, weak
+        )
 
     def _source(self, node: yaml.Node, path: str) -> SourceSpec:
         names = self.schema["master_key.sources[]"]
         entries = self.r.mapping(node, path, names)
+        if "litellm_config" in entries and "dotenv" in entries:  # the .env LiteLLM loads
+            return litellm_with_dotenv(self, entries, path)
         name, v_node = self._one_of(node, path, entries, names)
         kind = self.registry.get(name)
         assert kind.chain is not None  # names() lists only kinds with a chain factory
@@ -399,50 +414,3 @@ class _Parser:
             return ReloadConfig()
         v_node = entries["poll_interval"][1]
         return ReloadConfig(self.r.seconds(v_node, "reload.poll_interval", low=0.1, high=3600))
-
-    def _policy(
-        self,
-        top: dict[str, tuple[yaml.Node, yaml.Node]],
-        public: tuple[str, ...],
-        health_path: str,
-        locations: tuple[CredentialLocation, ...] | None,
-        max_len: int | None,
-        forward: bool,
-    ) -> Policy:
-        """``Policy.build``, its ``ValueError`` pinned to the entry that caused it. Its
-        message is never passed on (it quotes values): each case has its own words."""
-        if "public_paths" in top:
-            for i, (item, path) in enumerate(
-                zip(top["public_paths"][1].value, public, strict=True)
-            ):
-                if path == health_path:
-                    self.r.fail(
-                        item,
-                        f"public_paths[{i}]",
-                        f"protected health path {quoted(path, _OWN_PATHS)} "
-                        "cannot also be a public path",
-                    )
-        culprits = {
-            "protected health path": (
-                "protected_health_path",
-                f"protected health path {quoted(health_path, _OWN_PATHS)} "
-                "cannot also be a public path",
-            ),
-            "credential location": ("credentials", "needs at least one location"),
-            "max credential length": ("max_credential_length", "must be at least 16"),
-        }
-        try:
-            return Policy.build(
-                public,
-                locations=DEFAULT_LOCATIONS if locations is None else locations,
-                max_credential_length=MAX_CREDENTIAL_LENGTH if max_len is None else max_len,
-                protected_health_path=health_path,
-                forward_credentials=forward,
-            )
-        except ValueError as exc:
-            message = str(exc)
-            name, problem = next(
-                (v for k, v in culprits.items() if k in message),
-                ("public_paths", "an entry is not a path in normal form"),
-            )
-            self.r.fail(top[name][1] if name in top else None, name, problem)

@@ -233,14 +233,23 @@ def _http_filters(opts: EnvoyOptions) -> list[dict[str, Any]]:
     return [strip_authsvc_headers, ext_authz, router]
 
 
+UPGRADE_HEADERS = ("upgrade",)
+"""Sent to authsvc besides the credential headers: a websocket upgrade reads its key from
+other places (LiteLLM's realtime rule), so authsvc must see that it is one."""
+
+
 def _allowed_headers(opts: EnvoyOptions) -> dict[str, Any]:
-    """Only the credential headers go to authsvc: it reads no other (method, path, host and
-    the request id are fields of their own). Cookies and the rest never leave Envoy, and a
+    """Only the credential headers (and ``Upgrade``) go to authsvc: it reads no other (method,
+    path, host and the request id are fields of their own). Cookies and the rest never leave Envoy, and a
     smaller CheckRequest is cheaper for both sides. Without header credentials (``query:key``
     only) every header is sent, as Envoy does by default: its matcher list cannot be empty."""
     if not opts.credential_headers:
         return {}
-    return {"allowed_headers": {"patterns": [{"exact": h} for h in opts.credential_headers]}}
+    names = (
+        *opts.credential_headers,
+        *(h for h in UPGRADE_HEADERS if h not in opts.credential_headers),
+    )
+    return {"allowed_headers": {"patterns": [{"exact": h} for h in names]}}
 
 
 def _access_log() -> list[dict[str, Any]]:
@@ -269,6 +278,9 @@ def _connection_manager(opts: EnvoyOptions) -> dict[str, Any]:
             "headers_with_underscores_action": "REJECT_REQUEST",
             "idle_timeout": "300s",
         },
+        # LiteLLM's realtime API (/v1/realtime) is a websocket: without this Envoy itself
+        # answers every upgrade 403 upgrade_failed. The check runs on the upgrade request.
+        "upgrade_configs": [{"upgrade_type": "websocket"}],
         "route_config": {
             "name": "app",
             "virtual_hosts": [{"name": "app", "domains": ["*"], "routes": _routes(opts)}],

@@ -90,7 +90,11 @@ def policy_options(
         "public_paths": tuple(sorted(policy.public_paths)),
         "public_methods": tuple(sorted(policy.public_methods)),
         "credential_headers": tuple(
-            dict.fromkeys(loc.name for loc in policy.locations if loc.kind == "header")
+            dict.fromkeys(
+                loc.name
+                for loc in (*policy.locations, *policy.ws_locations)
+                if loc.kind == "header"
+            )
         ),
         "forward_credentials": config.forward_credentials,
     }

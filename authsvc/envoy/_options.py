@@ -19,6 +19,7 @@ from authsvc.authz import (
     DEFAULT_LOCATIONS,
     DEFAULT_PUBLIC_METHODS,
     DEFAULT_PUBLIC_PATHS,
+    DEFAULT_WS_LOCATIONS,
     is_canonical,
 )
 
@@ -31,7 +32,9 @@ __all__ = [
 ]
 
 DEFAULT_CREDENTIAL_HEADERS: tuple[str, ...] = tuple(
-    loc.name for loc in DEFAULT_LOCATIONS if loc.kind == "header"
+    dict.fromkeys(
+        loc.name for loc in (*DEFAULT_LOCATIONS, *DEFAULT_WS_LOCATIONS) if loc.kind == "header"
+    )
 )
 """Headers that carry a key (LiteLLM's set): the only headers Envoy sends to authsvc, and stripped
 upstream when ``forward_credentials`` is off."""

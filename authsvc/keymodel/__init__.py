@@ -8,13 +8,16 @@ readings into a ``Resolution`` and its ``KeyRing``, and how a resolution is show
 """
 
 from authsvc.keymodel._reading import (
+    LITELLM_REFUSED,
     MIN_KEY_LENGTH,
+    OWS,
     WEAK_DIGESTS,
     WEAK_KEYS,
     Reading,
     Role,
     State,
     assess,
+    caution_of,
 )
 from authsvc.keymodel._render import Shown, render_table, report
 from authsvc.keymodel._ring import (
@@ -42,8 +45,10 @@ from authsvc.keymodel._standing import Standing
 __all__ = [
     "DIGEST_SIZE",
     "FINGERPRINT_LENGTH",
+    "LITELLM_REFUSED",
     "MASTER_NAME",
     "MIN_KEY_LENGTH",
+    "OWS",
     "WEAK_DIGESTS",
     "WEAK_KEYS",
     "DigestBatch",
@@ -62,6 +67,7 @@ __all__ = [
     "Standing",
     "State",
     "assess",
+    "caution_of",
     "digest",
     "fingerprint",
     "render_table",

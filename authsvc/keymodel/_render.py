@@ -52,44 +52,108 @@ class Shown(Protocol):
 
 
 def report(res: Shown) -> dict[str, object]:
-    """``{"resolved", "winner": {"source", "fingerprint"} | None, "sources": [...], "warnings"}``."""
+    """The ``explain --json`` shape: everything the table shows, never a key.
+
+    ``{"resolved", "winner": {"source", "fingerprint", "caution"} | None, "app_open",
+    "sources": [{"source", "state", "fingerprint", "used", "outcome", "role", "detail",
+    "note", "caution"}], "extra_keys": [...], "warnings"}``. ``outcome`` is one of
+    ``OUTCOMES``; ``role`` is ``candidate``, ``ignored`` (by the app), ``misplaced`` or
+    ``app_open``.
+    """
     winner = res.winner
-    return {
-        "resolved": res.resolved,
-        "winner": (
-            {"source": winner.source, "fingerprint": winner.fingerprint}
-            if winner is not None
-            else None
-        ),
-        "sources": [
+    sources: list[dict[str, object]] = []
+    after = False
+    for r in res.readings:
+        sources.append(
             {
                 "source": r.source,
                 "state": str(r.state),
                 "fingerprint": r.fingerprint,
                 "used": r is winner,
+                "outcome": _outcome(res, r, after),
+                "role": str(r.role),
+                "detail": r.detail,
+                "note": r.note,
+                "caution": r.caution,
             }
-            for r in res.readings
+        )
+        after = after or r is res.chosen
+    return {
+        "resolved": res.resolved,
+        "winner": (
+            {"source": winner.source, "fingerprint": winner.fingerprint, "caution": winner.caution}
+            if winner is not None
+            else None
+        ),
+        "app_open": any(r.role is Role.APP_OPEN for r in res.readings),
+        "sources": sources,
+        "extra_keys": [
+            {
+                "name": e.name,
+                "source": r.source,
+                "state": str(r.state),
+                "fingerprint": r.fingerprint,
+                "detail": r.detail,
+                "caution": r.caution,
+            }
+            for e in res.extras
+            for r in e.readings
+        ]
+        + [
+            {
+                "name": b.name,
+                "source": b.source,
+                "state": "set",
+                "fingerprint": None,
+                "detail": f"{len(b)} keys; {b.detail}",
+                "caution": "",
+            }
+            for b in res.batches
         ],
         "warnings": list(res.warnings),
     }
 
 
-def _status(res: Shown, r: Reading, after_winner: bool) -> str:
+OUTCOMES: dict[str, str] = {
+    "used": "USED",
+    "used_weak": "USED (weak: warned)",
+    "blocked": "BLOCKED by conflict",
+    "misplaced": "misplaced, not used",
+    "ignored_by_app": "ignored by LiteLLM",
+    "app_open": "THE APP IS OPEN",
+    "conflict": "shadowed, DIFFERENT key",
+    "shadowed_same": "shadowed, same key",
+    "shadowed": "shadowed",
+    "refused": "refused",
+    "not_used": "",
+}
+"""Outcome codes (``explain --json``) and their words in the table."""
+
+
+def _outcome(res: Shown, r: Reading, after_winner: bool) -> str:
     if r is res.winner:
-        return "USED"
+        return "used_weak" if r.caution else "used"
     if r is res.chosen:
-        return "BLOCKED by conflict"
+        return "blocked"
+    if r.role is Role.APP_OPEN:
+        return "app_open"
     if r.role is Role.MISPLACED:
-        return "misplaced, not used"
+        return "misplaced"
     if r.role is Role.IGNORED:
-        return "ignored by LiteLLM"
+        return "ignored_by_app"
     if any(r is c for c in res.conflicts):
-        return "shadowed, DIFFERENT key"
+        return "conflict"
     if after_winner and r.digest is not None and res.chosen is not None:
-        return "shadowed, same key" if r.digest == res.chosen.digest else "shadowed"
-    if not after_winner and r.state in (State.WEAK, State.INVALID):
+        return "shadowed_same" if r.digest == res.chosen.digest else "shadowed"
+    if not after_winner and (
+        r.state in (State.WEAK, State.INVALID) or (r.state is State.SET and r.caution)
+    ):
         return "refused"
-    return ""
+    return "not_used"
+
+
+def _status(res: Shown, r: Reading, after_winner: bool) -> str:
+    return OUTCOMES[_outcome(res, r, after_winner)]
 
 
 def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
@@ -133,8 +197,13 @@ def render_table(res: Shown) -> str:
     rows: list[tuple[str, ...]] = []
     after = False
     for n, r in enumerate(res.readings, start=1):
+        detail = r.detail
+        if r.caution:
+            detail = f"{detail}; WEAK: {r.caution}"
+        if r.note:
+            detail = f"{detail} ({r.note})"
         rows.append(
-            (str(n), r.source, str(r.state), r.fingerprint or "-", _status(res, r, after), r.detail)
+            (str(n), r.source, str(r.state), r.fingerprint or "-", _status(res, r, after), detail)
         )
         after = after or r is res.chosen
     if rows:
@@ -145,7 +214,13 @@ def render_table(res: Shown) -> str:
     if res.extras or res.batches:
         out.append("extra keys:")
         extra_rows = [
-            (e.name, r.source, str(r.state), r.fingerprint or "-", r.detail)
+            (
+                e.name,
+                r.source,
+                str(r.state),
+                r.fingerprint or "-",
+                f"{r.detail}; WEAK: {r.caution}" if r.caution else r.detail,
+            )
             for e in res.extras
             for r in e.readings
         ]

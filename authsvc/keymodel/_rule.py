@@ -1,7 +1,7 @@
 """The resolution rule, pure: readings in, ``Resolution`` out (no I/O, no clock, no gRPC).
 
-1. The first **candidate** reading holding a usable key wins: ``set``, or ``weak`` when
-   ``allow_weak`` is true. ``unset``/``empty``/``missing``/``unreadable``/``invalid`` never win,
+1. The first **candidate** reading holding a usable key wins: ``set`` (with ``weak: refuse``,
+   only when it breaks none of authsvc's stricter rules), or ``weak`` when ``allow_weak``. ``unset``/``empty``/``missing``/``unreadable``/``invalid`` never win,
    so an empty layer never shadows a later one.
 2. Readings after the winner that hold a **different** key (``set`` or ``weak``; including
    layers the app ignores, but not misplaced ones, which are always warned about) are
@@ -164,6 +164,9 @@ class Resolution:
 def _checked(readings: Sequence[Reading]) -> str:
     parts = []
     for r in readings:
+        if r.role is Role.APP_OPEN:
+            parts.append(f"{r.source} ({r.detail})")
+            continue
         why = f": {r.detail}" if r.state in (State.WEAK, State.INVALID, State.UNREADABLE) else ""
         ignored = ", ignored by the app" if r.role is not Role.CANDIDATE else ""
         parts.append(f"{r.source} ({r.state}{why}{ignored})")
@@ -171,10 +174,22 @@ def _checked(readings: Sequence[Reading]) -> str:
 
 
 def _reading_warnings(
-    readings: Sequence[Reading], winner: Reading | None, allow_weak: bool
+    readings: Sequence[Reading], winner: Reading | None, allow_weak: bool, refuse: bool = False
 ) -> list[str]:
     out: list[str] = []
     for r in readings:
+        if r.role is Role.APP_OPEN:
+            out.append(f"{r.source}: {r.detail}. {r.note}")
+            continue
+        if r.caution and r.role is Role.CANDIDATE and r.state is State.SET:
+            if r is winner:
+                how = "allow_weak is true" if refuse else "master_key.weak is warn"
+                out.append(
+                    f"{r.source}: WEAK master key in use ({how}; the app accepts it): "
+                    f"{r.caution}. Replace it, or set master_key.weak: refuse to refuse it"
+                )
+            elif refuse and not allow_weak:
+                out.append(f"{r.source}: weak key refused (master_key.weak: refuse): {r.caution}")
         if r.role is Role.MISPLACED:
             held = f" (it holds a key, fingerprint {r.fingerprint})" if r.fingerprint else ""
             out.append(f"{r.source}: {r.note}{held}")
@@ -199,7 +214,10 @@ def _reading_warnings(
 
 
 def _extra_records(
-    extras: Sequence[ExtraKeyReadings], master: KeyRecord | None, allow_weak: bool
+    extras: Sequence[ExtraKeyReadings],
+    master: KeyRecord | None,
+    allow_weak: bool,
+    refuse: bool = False,
 ) -> tuple[list[KeyRecord], list[str]]:
     records: list[KeyRecord] = []
     warnings: list[str] = []
@@ -208,12 +226,14 @@ def _extra_records(
         who = f"{extra.where} {extra.name!r}"
         for r in extra.readings:
             digest = r.digest
-            usable = r.usable(allow_weak)
+            usable = r.usable(allow_weak, refuse)
             if not usable or digest is None:
-                warnings.append(
-                    f"{who}: {r.source} is {r.state} ({r.detail}); no key loaded from it"
-                )
+                why = r.caution if r.state is State.SET and r.caution else r.detail
+                state = "weak" if r.state is State.SET else r.state
+                warnings.append(f"{who}: {r.source} is {state} ({why}); no key loaded from it")
                 continue
+            if r.caution:
+                warnings.append(f"{who}: {r.source}: weak key accepted: {r.caution}")
             if r.state is State.WEAK:
                 warnings.append(f"{who}: {r.source}: weak key accepted (allow_weak): {r.detail}")
             if master is not None and digest == master.digest:
@@ -298,16 +318,20 @@ def resolve_readings(
     extras: Sequence[ExtraKeyReadings] = (),
     batches: Sequence[DigestBatch] = (),
     reuse: KeyRing | None = None,
+    weak: Literal["warn", "refuse"] = "warn",
 ) -> Resolution:
     """Apply the rule (see the module docstring) to the chain's readings, in chain order.
 
     ``reuse``: the ring this resolution will replace; its digest objects are shared by the
     new ring where the same source still holds the same key (memory, see ``RingBuilder``).
+    ``weak``: what to do with a usable key that breaks authsvc's stricter rules (a reading's
+    ``caution``): serve it with a warning (``warn``), or refuse it (``refuse``).
     """
     readings = tuple(readings)
-    index = next((i for i, r in enumerate(readings) if r.usable(allow_weak)), None)
+    refuse = weak == "refuse"
+    index = next((i for i, r in enumerate(readings) if r.usable(allow_weak, refuse)), None)
     winner = readings[index] if index is not None else None
-    warnings = _reading_warnings(readings, winner, allow_weak)
+    warnings = _reading_warnings(readings, winner, allow_weak, refuse)
 
     conflicts: tuple[Reading, ...] = ()
     if winner is not None and index is not None:
@@ -338,7 +362,7 @@ def resolve_readings(
         digest, fp = winner.digest, winner.fingerprint
         assert digest is not None and fp is not None
         master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
-    records, extra_warnings = _extra_records(extras, master, allow_weak)
+    records, extra_warnings = _extra_records(extras, master, allow_weak, refuse)
     warnings.extend(extra_warnings)
     builder = RingBuilder(reuse)
     if master is not None:

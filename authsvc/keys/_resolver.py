@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from authsvc import keymodel
 from authsvc.config import Config
-from authsvc.keymodel import DigestBatch, ExtraKeyReadings, Reading, resolve_readings
+from authsvc.keymodel import DigestBatch, ExtraKeyReadings, Reading, Role, resolve_readings
+from authsvc.sources import LiteLLMSource
 
 __all__ = ["Resolution", "resolve"]
 
@@ -63,9 +64,12 @@ def resolve(
     readings: list[Reading] = []
     extras: list[ExtraKeyReadings] = []
     batches: list[DigestBatch] = []
+    app: tuple[Reading, ...] = ()  # what the app itself reads (LiteLLM mode)
     for spec in config.master_key.sources:
         out = spec.read(environ, max_length=max_length)
         readings.extend(out.readings)
+        if isinstance(spec, LiteLLMSource) and not app:
+            app = out.readings
         extras.extend(out.keys)
         batches.extend(out.batches)
     for key in config.keys:
@@ -80,6 +84,7 @@ def resolve(
             return dataclasses.replace(previous, config=config)
     pure = resolve_readings(
         readings,
+        weak=config.master_key.weak,
         allow_weak=config.master_key.allow_weak,
         on_conflict=config.master_key.on_conflict,
         extras=extras,
@@ -87,4 +92,33 @@ def resolve(
         reuse=previous.ring if previous is not None else None,
     )
     fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
+    warnings = list(pure.warnings)
+    mismatch = _against_the_app(pure.winner, app)
+    if mismatch:
+        warnings.append(mismatch)
+    if config.master_key.allow_weak:
+        warnings.append(
+            "master_key.allow_weak is deprecated (development only): keys LiteLLM accepts are "
+            "served by default now (master_key.weak: warn); allow_weak also lets sk-1234 and "
+            "None through"
+        )
+    fields["warnings"] = tuple(warnings)
     return Resolution(**fields, config=config)
+
+
+def _against_the_app(winner: Reading | None, app: tuple[Reading, ...]) -> str:
+    """A warning when authsvc's winner is a source the app itself ignores (LiteLLM mode)."""
+    if not app or winner is None or any(r is winner for r in app):
+        return ""
+    used = next((r for r in app if r.role is Role.CANDIDATE and r.digest is not None), None)
+    if used is not None and used.digest == winner.digest:
+        return ""  # the same key: nothing differs for a client
+    what = (
+        f"LiteLLM uses {used.source} (fingerprint {used.fingerprint})"
+        if used is not None
+        else "LiteLLM itself has no usable key there"
+    )
+    return (
+        f"authsvc's master key comes from {winner.source}, a source the app itself ignores: "
+        f"{what}; clients holding authsvc's key will be refused by the app"
+    )

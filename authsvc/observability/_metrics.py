@@ -70,6 +70,8 @@ class _KeyState:
     key_changes: int = 0
     warnings: int = 0
     deep_health_ok: bool | None = None  # None until the first deep check reports
+    weak: bool = False  # the active master key breaks authsvc's stricter rules
+    app_open: bool = False  # the app itself accepts requests without a key
     since: float = 0.0  # Unix time the active resolution was published (0: not yet)
     app_port_exposed: bool | None = None  # None until the bypass detector's first round
 
@@ -110,6 +112,18 @@ class _KeyStateCollector:
             "authsvc_key_resolution_warnings",
             "Warnings of the active key resolution (e.g. a shadowed source holds another key).",
             s.warnings,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_master_key_weak",
+            "1 when the active master key is weak by authsvc's stricter rules (short, one "
+            "repeated character, a listed default...) but served (master_key.weak: warn).",
+            1 if s.weak else 0,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_app_open",
+            "1 when the app itself (LiteLLM) runs with no master key and accepts every request "
+            "unauthenticated; authsvc stays closed.",
+            1 if s.app_open else 0,
         )
         if s.since > 0:
             yield GaugeMetricFamily(
@@ -332,6 +346,10 @@ class Metrics:
             key_id = hmac.new(self._salt, identity, hashlib.sha256).hexdigest()[:12]
             changed = self._last_key is not None and identity != self._last_key
             self._last_key = identity
+        report = resolution.report()
+        winner_info = report.get("winner")
+        weak = isinstance(winner_info, dict) and bool(winner_info.get("caution"))
+        app_open = report.get("app_open") is True
         with self._state_lock:
             self._state.state = replace(
                 self._state.state,
@@ -341,6 +359,8 @@ class Metrics:
                 key_id=key_id,
                 key_changes=self._state.state.key_changes + int(changed),
                 warnings=len(resolution.warnings),
+                weak=weak and bool(resolution.resolved),
+                app_open=app_open,
                 since=time.time(),
             )
 

@@ -11,7 +11,8 @@ Headers. Envoy sends them one of two ways:
   headers joined with ``,``, and non-UTF-8 bytes already replaced by ``!`` by Envoy.
 - ``attributes.request.http.header_map`` (filter option ``encode_raw_headers: true``): one
   entry per header line with the value as raw bytes in ``raw_value``. We lower-case names and
-  join repeated names with ``,`` so the decision sees the same shape as in the map case.
+  join repeated names with ``,`` so the decision sees the same shape as in the map case, and
+  keep each name's first value apart (``first_values``): LiteLLM reads the first one.
 
 Raw values are decoded as **latin-1** (ISO-8859-1), not UTF-8 with replacement: latin-1 maps
 every byte to exactly one character, so decoding never fails, never merges two different byte
@@ -50,15 +51,20 @@ GRPC_CODE_FOR_HTTP: dict[int, int] = {
 _OVERWRITE = HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 
 
-def _raw_headers(entries: Iterable[HeaderValue]) -> dict[str, str]:
+def _raw_headers(entries: Iterable[HeaderValue]) -> tuple[dict[str, str], dict[str, str]]:
+    """``(joined, first)``: repeats joined with ``,``, and each name's first value."""
     headers: dict[str, str] = {}
+    first: dict[str, str] = {}
     for entry in entries:
         name = entry.key.lower()
         raw = entry.raw_value
         value = raw.decode("latin-1") if raw else entry.value
         previous = headers.get(name)
-        headers[name] = value if previous is None else f"{previous},{value}"
-    return headers
+        if previous is None:
+            headers[name] = first[name] = value
+        else:
+            headers[name] = f"{previous},{value}"
+    return headers, first
 
 
 def address_text(address: Address) -> str:
@@ -85,11 +91,16 @@ def view_from_request(req: CheckRequest) -> RequestView:
     attributes = req.attributes
     http = attributes.request.http
     raw = http.header_map.headers
-    headers = _raw_headers(raw) if raw else dict(http.headers)
+    first: dict[str, str] | None = None
+    if raw:
+        headers, first = _raw_headers(raw)
+    else:
+        headers = dict(http.headers)
     return RequestView(
         method=http.method,
         target=http.path,
         headers=headers,
+        first_values=first,
         request_id=http.id,
         source=address_text(attributes.source.address),
     )

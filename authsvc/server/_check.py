@@ -206,6 +206,10 @@ class Checker:
 
     def _answer(self, decision: Decision, headers: Mapping[str, str]) -> bytes:
         key: Hashable
+        if decision.first_value_of is not None:  # carries a request's own header value
+            return response_from(
+                render(decision, headers, self._strip, self._strip_query)
+            ).SerializeToString()
         if decision.allowed:
             client = tuple(name for name in headers if name.startswith(HEADER_PREFIX))
             key = (decision.key_name, decision.would_deny, client)

@@ -6,11 +6,12 @@ Every source implements ``KeySource`` (``label``, ``read``, ``watch``, ``change_
 config parser builds sources through ``REGISTRY`` (config kind → parser + factories).
 """
 
+from authsvc.sources._dotenv import DotenvSource
 from authsvc.sources._env import EnvSource
 from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
 from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS, offload_parsing
-from authsvc.sources._litellm import LITELLM_ENV, read_litellm
+from authsvc.sources._litellm import LITELLM_ENV, litellm_key_header, read_litellm
 from authsvc.sources._litellm_db import VirtualKeySource
 from authsvc.sources._litellm_db_lookup import MISS, Lookup, current_lookup, set_lookup_share
 from authsvc.sources._litellm_db_store import StoreStatus, stores
@@ -39,6 +40,7 @@ __all__ = [
     "MISS",
     "REGISTRY",
     "SETTLED",
+    "DotenvSource",
     "EnvSource",
     "FileSignature",
     "FileSource",
@@ -58,6 +60,7 @@ __all__ = [
     "Watch",
     "current_lookup",
     "file_signature",
+    "litellm_key_header",
     "offload_parsing",
     "output",
     "read_litellm",

@@ -1,11 +1,12 @@
 """``file: PATH`` — a file (label ``file:PATH``).
 
-In the master-key chain the whole file is the key, stripped of surrounding whitespace (Secrets
-usually end with a newline). As a ``keys:`` entry the file is a key list (``_keylist``): one key
-per line (blank lines and ``#`` comments ignored), read as ONE ``DigestBatch`` (one shared
-record, no object per key); lines that cannot be used are reported as ``file:PATH#lines``
-(invalid, summed) or ``file:PATH#lineN`` (weak). Up to ``MAX_LIST_KEYS`` keys and
-``MAX_LIST_BYTES`` per file.
+In the master-key chain the whole file is the key, stripped of surrounding ASCII space, tab and
+line ends (Secrets usually end with a newline). As a ``keys:`` entry the file is a key list
+(``_keylist``): one key per line (blank lines and ``#`` comments ignored; a CRLF line end and
+ASCII space and tab trimmed), read as ONE ``DigestBatch`` (one shared record, no object per
+key); lines that cannot be used are reported as ``file:PATH#lines`` (invalid, summed), and weak
+lines or lines authsvc's stricter rules flag as ``file:PATH#lineN`` (resolution decides). Up to
+``MAX_LIST_KEYS`` keys and ``MAX_LIST_BYTES`` per file.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from authsvc.keymodel import KeyMeta, Reading
+from authsvc.keymodel import OWS, KeyMeta, Reading
 from authsvc.sources._fileio import read_text
 from authsvc.sources._keylist import MAX_LIST_BYTES, list_output, parse_key_lines
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
@@ -48,7 +49,9 @@ class FileSource:
         state, detail, text = read_text(self.path)
         if text is None:
             return Reading.without_value(self.label, state, detail)
-        return Reading.of_value(self.label, text.strip(), max_length=max_length, what="the file")
+        return Reading.of_value(
+            self.label, text.strip(OWS + "\r\n"), max_length=max_length, what="the file"
+        )
 
     def watch(self) -> Watch:
         return Watch(files=(self.path,))

@@ -27,7 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from operator import eq, itemgetter, methodcaller
 
-from authsvc.keymodel import DigestBatch, ExtraKeyReadings, KeyMeta, Reading, State
+from authsvc.keymodel import OWS, DigestBatch, ExtraKeyReadings, KeyMeta, Reading, State
 from authsvc.sources._protocol import SourceOutput
 
 __all__ = [
@@ -97,13 +97,13 @@ def _parse_keys_here(label: str, text: str, max_length: int) -> KeyList:
     usable key (the common case) is hashed by C-level ``map``s with no Python step per key;
     any other chunk is read line by line for the exact reason of each bad line.
     """
-    lines = text.splitlines()
+    lines = _lines(text)
     keys: list[bytes] = []
     weak: list[Reading] = []
     bad: list[tuple[int, str]] = []
     count = 0
     for start in range(0, len(lines), CHUNK):
-        stripped = list(map(str.strip, lines[start : start + CHUNK]))
+        stripped = list(map(_trim, lines[start : start + CHUNK]))
         fast = _usable_chunk(stripped, max_length)
         if fast is not None:
             keys.append(b"".join(map(_DIGEST, map(hashlib.sha256, map(str.encode, fast)))))
@@ -116,6 +116,19 @@ def _parse_keys_here(label: str, text: str, max_length: int) -> KeyList:
 
 
 _DIGEST = methodcaller("digest")
+
+
+def _lines(text: str) -> list[str]:
+    """A list's lines: split at ``\n`` only (``str.splitlines`` also splits at U+0085, U+2028
+    and 0x1C-0x1E, which would cut a key where a client cannot)."""
+    return text.split("\n")
+
+
+def _trim(line: str) -> str:
+    """A line as a key: a CRLF line end removed, then only ASCII space and tab (``OWS``)."""
+    return line.removesuffix("\r").strip(OWS)
+
+
 CHUNK = 4096
 """Lines per step of a key list: ~1-2 ms of C-level work, so a parse on the reload thread
 gives the GIL back to the serving loop that often."""
@@ -156,8 +169,8 @@ def _slow_chunk(
         reading = Reading.of_value(
             f"{label}#line{number}", line, max_length=max_length, what="the key"
         )
-        if reading.state is State.WEAK:
-            weak.append(reading)
+        if reading.state is State.WEAK or reading.caution:
+            weak.append(reading)  # resolution decides: refused, or served with a warning
             found += 1
         else:
             bad.append((number, reading.detail.removeprefix("the key ")))
@@ -169,8 +182,8 @@ def _parse_digests_here(label: str, text: str) -> KeyList:
     hexes: list[str] = []
     bad: list[tuple[int, str]] = []
     hex_line = _HEX_LINE.fullmatch
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
+    for number, raw in enumerate(_lines(text), start=1):
+        line = _trim(raw)
         if not line or line[0] == "#":
             continue
         if hex_line(line):
@@ -262,7 +275,9 @@ _Shipped = tuple[bytes, int, tuple[int, ...], tuple[tuple[int, str], ...], bool]
 
 def _ship(parsed: KeyList) -> _Shipped:
     weak = tuple(
-        int(r.source.rsplit("#line", 1)[1]) for r in parsed.problems if r.state is State.WEAK
+        int(r.source.rsplit("#line", 1)[1])
+        for r in parsed.problems
+        if r.state is State.WEAK or r.caution
     )
     return parsed.packed, parsed.entries, weak, parsed.bad, parsed.limited
 
@@ -281,10 +296,10 @@ def _unship(label: str, text: str, max_length: int, shipped: _Shipped) -> KeyLis
         return _too_many(label)
     weak: list[Reading] = []
     if weak_lines:
-        lines = text.splitlines()
+        lines = _lines(text)
         weak = [
             Reading.of_value(
-                f"{label}#line{n}", lines[n - 1].strip(), max_length=max_length, what="the key"
+                f"{label}#line{n}", _trim(lines[n - 1]), max_length=max_length, what="the key"
             )
             for n in weak_lines
         ]

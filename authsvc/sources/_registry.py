@@ -15,7 +15,16 @@ from contextlib import contextmanager
 from typing import Literal
 
 from authsvc._errors import ConfigError
-from authsvc.sources import _env, _file, _litellm_db, _litellm_source, _sha256, _sha256_file, _value
+from authsvc.sources import (
+    _dotenv,
+    _env,
+    _file,
+    _litellm_db,
+    _litellm_source,
+    _sha256,
+    _sha256_file,
+    _value,
+)
 from authsvc.sources._protocol import SourceKind
 
 __all__ = ["BUILTIN", "REGISTRY", "Section", "SourceRegistry"]
@@ -30,6 +39,7 @@ BUILTIN: tuple[SourceKind, ...] = (
     _value.KIND,
     _sha256_file.KIND,
     _litellm_db.KIND,
+    _dotenv.KIND,
 )
 
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 import yaml
 
-from authsvc.keymodel import WEAK_DIGESTS, KeyMeta, Reading, State
+from authsvc.keymodel import LITELLM_REFUSED, WEAK_DIGESTS, KeyMeta, Reading, Secret, State
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
 
 __all__ = ["KIND", "Sha256Source"]
 
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}\Z")
+_REFUSED_DIGESTS = frozenset(Secret(k).digest for k in LITELLM_REFUSED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,10 +36,13 @@ class Sha256Source:
 
     def reading(self) -> Reading:
         fp = self.digest.hex()[:12]
-        if self.digest in WEAK_DIGESTS:
-            detail = "the digest is the SHA-256 of a publicly known default key"
+        detail = "the digest is the SHA-256 of a publicly known default key"
+        if self.digest in _REFUSED_DIGESTS:  # LiteLLM refuses it too
             return Reading(self.label, State.WEAK, fp, detail, key_digest=self.digest)
-        return Reading(self.label, State.SET, fp, "SHA-256 digest", key_digest=self.digest)
+        caution = detail if self.digest in WEAK_DIGESTS else ""  # served, warned about
+        return Reading(
+            self.label, State.SET, fp, "SHA-256 digest", caution=caution, key_digest=self.digest
+        )
 
     def watch(self) -> Watch:
         return Watch()

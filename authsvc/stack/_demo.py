@@ -1,8 +1,11 @@
 """``authsvc demo-upstream``: a small stand-in for a LiteLLM proxy (stdlib HTTP, threaded).
 
-- ``/health/liveliness``, ``/health/liveness``, ``/health/readiness``: public (GET/HEAD).
+- ``/health/liveliness``, ``/health/liveness``, ``/health/readiness``: public (GET/HEAD);
+  LiteLLM's other keyless routes (``/``, ``/ui/``, ``/sso/*``, ``/login``, ``/public/*``...)
+  answer 200 without a key, whatever the method.
 - ``/health``, ``/v1/models``, ``/v1/chat/completions`` and everything else: the master key,
   checked exactly as LiteLLM checks it (``_litellm.check_key``), else 401 with LiteLLM's body.
+- A websocket upgrade (``/v1/realtime``) with the key (LiteLLM's realtime rule) gets 101.
 - Every JSON response carries ``authsvc_demo``: the method, target and headers it received
   (credentials replaced by fingerprints), so tests can see what Envoy forwarded.
 - ``--request-log F`` appends one JSON line per request (same redaction): the ground truth for
@@ -13,6 +16,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -33,6 +38,7 @@ from authsvc.stack import _litellm as litellm
 __all__ = ["DemoUpstream", "MasterKeySource", "configure", "run"]
 
 MAX_BODY = 8 * 1024 * 1024
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC11B97"
 MODEL = "demo-model"
 
 
@@ -41,7 +47,7 @@ class MasterKeySource:
 
     def __init__(self, path: Path | None = None, value: str | None = None) -> None:
         self._path = path
-        self._value = value.strip() if value else None
+        self._value = value.strip(" \t\r\n") if value else None
         self._stamp: tuple[int, int, int] | None = None
         self._lock = threading.Lock()
 
@@ -56,7 +62,7 @@ class MasterKeySource:
         with self._lock:
             if stamp != self._stamp:
                 try:
-                    self._value = self._path.read_text(encoding="utf-8").strip()
+                    self._value = self._path.read_text(encoding="utf-8").strip(" \t\r\n")
                 except (OSError, UnicodeDecodeError):
                     return None
                 self._stamp = stamp
@@ -105,6 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/health/readiness":
                 return 200, {"status": "healthy", "db": "Not connected", "cache": None}
             return 200, "I'm alive!"
+        if litellm.keyless(path):
+            return 200, {"detail": "a keyless LiteLLM route", "path": path}
         if not authorized:
             raise AssertionError("unreachable")  # pragma: no cover
         if path == litellm.PROTECTED_HEALTH:
@@ -130,11 +138,26 @@ class _Handler(BaseHTTPRequestHandler):
             }
         return 404, {"detail": "Not Found"}
 
+    def _upgrade(self, auth: litellm.AuthResult) -> None:
+        """A websocket upgrade (LiteLLM's realtime API): 101 with the key, then close."""
+        accept = base64.b64encode(
+            hashlib.sha1((self.headers.get("sec-websocket-key", "") + _WS_GUID).encode()).digest()
+        ).decode()
+        self._record(101, False, auth.ok, 0)
+        self.send_response(101)
+        self.send_header("upgrade", "websocket")
+        self.send_header("connection", "Upgrade")
+        self.send_header("sec-websocket-accept", accept)
+        self.end_headers()
+        self.wfile.flush()
+        self.close_connection = True
+
     def _handle(self) -> None:
         body = self._read_body()
         target = self.path
         path, _, query = target.partition("?")
-        public = path in litellm.PUBLIC_PATHS
+        public = litellm.keyless(path)
+        websocket = self.headers.get("upgrade", "").strip().lower() == "websocket"
         master = None if public else self.server.keys.get()
         auth = litellm.AuthResult(False, "")
         if public:
@@ -145,7 +168,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "demo upstream has no master key", 503, "service_unavailable"
             )
         else:
-            auth = litellm.check_key(self.headers.get, query, master)
+            auth = litellm.check_key(self.headers.get, query, master, path, websocket)
+            if auth.ok and websocket:
+                return self._upgrade(auth)
             if auth.ok:
                 status, payload = self._route(path, authorized=True)
             else:

@@ -70,10 +70,11 @@ def test_right_key_in_each_header_reaches_upstream_with_key_name(
 
 def test_right_key_in_query_reaches_upstream(shared: Stack) -> None:
     assert shared.key is not None
-    r = shared.get(f"/v1/models?key={shared.key}", {KEY_NAME: "spoofed"})
-    assert r.status == 200, r.body[:300]
+    target = f"/v1beta/models/demo:generateContent?key={shared.key}"  # LiteLLM: only there
+    r = shared.get(target, {KEY_NAME: "spoofed"})
+    assert r.reached_upstream and r.echo["authorized"] is True, r.body[:300]
     assert r.echo["headers"][KEY_NAME] != ["spoofed"]
-    assert r.echo["target"].startswith("/v1/models?key=<redacted")
+    assert r.echo["target"].startswith("/v1beta/models/demo:generateContent?key=<redacted")
 
 
 @pytest.mark.parametrize(
@@ -170,9 +171,9 @@ def test_authsvc_forward_credentials_off_removes_header_and_query_keys(
     stack = procs.stack("tcp", authsvc_args=("--config", str(config)))
     assert stack.key is not None
     before = len(stack.demo.requests())
-    stack.get(f"/v1/models?alt=sse&key={stack.key}")
+    stack.get(f"/v1/x:generateContent?alt=sse&key={stack.key}")
     stack.get("/v1/models", {"authorization": f"Bearer {stack.key}"})
     seen = _new_requests(stack, before)
-    assert [r["target"] for r in seen] == ["/v1/models?alt=sse", "/v1/models"]
+    assert [r["target"] for r in seen] == ["/v1/x:generateContent?alt=sse", "/v1/models"]
     assert all("authorization" not in r["headers"] for r in seen)
     assert all(r["headers"][KEY_NAME] == ["master"] for r in seen)

@@ -85,17 +85,13 @@ CASES: list[tuple[str, bytes, str]] = [
         NONE,
     ),
     # --- duplicates and conflicts (the right key is present, but so is another) ---------------
+    # (a repeated header's FIRST value decides, as in LiteLLM: test_litellm_parity_e2e.py)
     (
-        "two Authorization values",
-        _get("/v1/models", "Authorization: Bearer {KEY}", "Authorization: Bearer sk-other"),
+        "wrong key then right key",
+        _get("/v1/models", "Authorization: Bearer sk-other", "Authorization: Bearer {KEY}"),
         NONE,
     ),
-    (
-        "right key then wrong key",
-        _get("/v1/models", "x-api-key: {KEY}", "x-api-key: sk-other"),
-        NONE,
-    ),
-    ("comma-joined keys", _get("/v1/models", "x-api-key: {KEY},sk-other"), NONE),
+    ("comma-joined keys, wrong first", _get("/v1/models", "x-api-key: sk-other,{KEY}"), NONE),
     (
         "higher-priority header wrong",
         _get("/v1/models", "x-litellm-api-key: sk-wrong", "Authorization: Bearer {KEY}"),
@@ -107,6 +103,9 @@ CASES: list[tuple[str, bytes, str]] = [
         NONE,
     ),
     ("repeated ?key= values", _get("/v1/models?key={KEY}&key=sk-other"), NONE),
+    ("?key= off generateContent routes", _get("/v1/models?key={KEY}"), NONE),
+    ("BEARER in capitals", _get("/v1/models", "Authorization: BEARER {KEY}"), NONE),
+    ("double space after Bearer", _get("/v1/models", "Authorization: Bearer  {KEY}"), NONE),
     ("?KEY= is another parameter", _get("/v1/models?KEY={KEY}"), NONE),
     # --- header injection and spoofing -------------------------------------------------------
     (

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from authsvc.keymodel._render import OUTCOMES as _OUTCOMES
 from authsvc.keys import fingerprint
 from authsvc.stack._children import wait_until
 from tests._secretdir import SecretDir
@@ -26,6 +27,8 @@ from tests.e2e._harness import Launcher, Stack, new_key, no_key_in, run_authsvc
 
 STATES = {"set", "unset", "empty", "missing", "unreadable", "invalid", "weak"}
 FINGERPRINT = re.compile(r"[0-9a-f]{12}\Z")
+OUTCOMES = set(_OUTCOMES)
+ROLES = {"candidate", "ignored", "misplaced", "app_open"}
 LAYERED = """\
 master_key:
   sources:
@@ -45,13 +48,35 @@ reload:
 def check_shape(report: Any) -> None:
     """The stable JSON shape, exactly: these keys in this order, these types, nothing else."""
     assert isinstance(report, dict)
-    assert list(report) == ["resolved", "winner", "sources", "warnings", "dry_run"]
+    assert list(report) == [
+        "resolved",
+        "winner",
+        "app_open",
+        "sources",
+        "extra_keys",
+        "warnings",
+        "dry_run",
+    ]
+    assert isinstance(report["app_open"], bool) and isinstance(report["extra_keys"], list)
     assert isinstance(report["resolved"], bool)
     assert isinstance(report["sources"], list) and report["sources"]
     for source in report["sources"]:
-        assert list(source) == ["source", "state", "fingerprint", "used"], source
+        assert list(source) == [
+            "source",
+            "state",
+            "fingerprint",
+            "used",
+            "outcome",
+            "role",
+            "detail",
+            "note",
+            "caution",
+        ], source
+        assert source["outcome"] in OUTCOMES and source["role"] in ROLES, source
+        assert isinstance(source["detail"], str) and source["detail"], source
+        assert isinstance(source["note"], str) and isinstance(source["caution"], str)
         assert isinstance(source["source"], str) and source["source"]
-        assert re.match(r"(env|file|litellm|config):.", source["source"]), source
+        assert re.match(r"(env|file|litellm|config|dotenv):.", source["source"]), source
         assert source["state"] in STATES, source
         fp = source["fingerprint"]
         assert fp is None or FINGERPRINT.match(fp), source
@@ -66,6 +91,7 @@ def check_shape(report: Any) -> None:
         assert report["winner"] == {
             "source": used[0]["source"],
             "fingerprint": used[0]["fingerprint"],
+            "caution": used[0]["caution"],
         }
     else:
         assert used == [] and report["winner"] is None
@@ -141,8 +167,8 @@ def test_built_in_chain_without_a_config_file(tmp_path: Path) -> None:
 
 def test_every_failing_state_fails_closed(tmp_path: Path) -> None:
     # not registered: the leak scan's own drive presents every registered key as a credential,
-    # and one with spaces is no credential; the explain() helper checks it is never shown
-    spaced = "sk-has a space-" + secrets.token_hex(8)
+    # and one with a line break is no credential; the explain() helper checks it is never shown
+    spaced = "sk-has-a\nbreak-" + secrets.token_hex(8)
     (tmp_path / "a-directory").mkdir()
     config = tmp_path / "authsvc.yaml"
     config.write_text(
@@ -150,7 +176,7 @@ def test_every_failing_state_fails_closed(tmp_path: Path) -> None:
         "    - env: UNSET_KEY\n    - env: EMPTY_KEY\n    - file: nowhere/master\n"
         "    - file: a-directory\n    - value: os.environ/WEAK_KEY\n    - env: SPACED_KEY\n"
     )
-    env = {"EMPTY_KEY": "   ", "WEAK_KEY": "changeme", "SPACED_KEY": spaced}
+    env = {"EMPTY_KEY": "   ", "WEAK_KEY": "sk-1234", "SPACED_KEY": spaced}
     rc, report = explain(env, [spaced], config)
     assert rc == 1 and not report["resolved"]
     assert [(s, st) for s, st, _, _ in states(report)] == [
@@ -162,7 +188,7 @@ def test_every_failing_state_fails_closed(tmp_path: Path) -> None:
         ("env:SPACED_KEY", "invalid"),
     ]
     assert any("publicly known" in w for w in report["warnings"]), report["warnings"]
-    assert "changeme" not in json.dumps(report)
+    assert "sk-1234" not in json.dumps(report)
 
 
 def test_on_conflict_error_resolves_nothing(tmp_path: Path) -> None:

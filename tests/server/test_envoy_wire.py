@@ -233,12 +233,17 @@ def test_key_reaches_upstream_with_key_name_and_spoofed_headers_gone(
     assert view.headers[":path"] == "/v1/models"
 
 
-def test_repeated_credential_headers_with_different_values_are_refused(envoy_port: int) -> None:
+def test_repeated_credential_header_first_value_decides(envoy_port: int) -> None:
+    # LiteLLM reads a header's first value: MASTER then another key is MASTER's request
     status, _, body = get(
         envoy_port, "/v1/models", [("x-api-key", MASTER), ("x-api-key", "sk-other-0123456789")]
     )
+    assert status == 200, body
+    status, _, body = get(
+        envoy_port, "/v1/models", [("x-api-key", "sk-other-0123456789"), ("x-api-key", MASTER)]
+    )
     assert status == 401
-    assert json.loads(body)["error"]["reason"] == "malformed_credential"
+    assert json.loads(body)["error"]["reason"] == "unknown_key"
 
 
 def test_no_master_key_is_503(envoy_port: int, server: Running) -> None:

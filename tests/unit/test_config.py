@@ -12,9 +12,9 @@ from authsvc import ConfigError
 from authsvc.authz import Bearer, CredentialLocation
 from authsvc.config import (
     Config,
+    DotenvSource,
     EnvSource,
     FileSource,
-    LiteLLMSource,
     Sha256Source,
     ValueSource,
     default_sources,
@@ -93,11 +93,11 @@ def error(text: str, tmp_path: Path) -> str:
         ("master_key:\n  sources: []\n", ":2: master_key.sources: needs at least one source"),
         (
             "master_key:\n  sources:\n    - env: A\n      file: B\n",
-            ":3: master_key.sources[0]: needs exactly one of env, file, litellm_config, value; got env and file",
+            ":3: master_key.sources[0]: needs exactly one of env, file, litellm_config, value, dotenv; got env and file",
         ),
         (
             "master_key:\n  sources:\n    - {}\n",
-            ":3: master_key.sources[0]: needs exactly one of env, file, litellm_config, value; got none",
+            ":3: master_key.sources[0]: needs exactly one of env, file, litellm_config, value, dotenv; got none",
         ),
         (
             "master_key:\n  sources:\n    - env: 1BAD\n",
@@ -260,11 +260,12 @@ master_key:
   sources:
     - env: MY_KEY
     - file: secrets/master          # relative: against the config's directory
-    - litellm_config: /app/config.yaml
+    - dotenv: /app/.env
     - value: "{SECRET_VALUE}"
     - value: os.environ/OTHER
   on_conflict: error
   allow_weak: false
+  weak: refuse
 keys:
   - name: ci
     file: ci.keys
@@ -289,7 +290,7 @@ reload: {{poll_interval: 0.5}}
     assert c.master_key.sources == (
         EnvSource("MY_KEY", "master_key.sources[0]"),
         FileSource(f"{base}/secrets/master", "master_key.sources[1]"),
-        LiteLLMSource("/app/config.yaml", "master_key.sources[2]"),
+        DotenvSource("/app/.env", "master_key.sources[2]"),
         c.master_key.sources[3],
         ValueSource(str(path), "master_key.sources[4]", env="OTHER"),
     )
@@ -298,6 +299,7 @@ reload: {{poll_interval: 0.5}}
     assert literal.literal.reveal() == SECRET_VALUE
     assert literal.label == f"config:{path}#master_key.sources[3]"
     assert c.master_key.on_conflict == "error" and c.master_key.allow_weak is False
+    assert c.master_key.weak == "refuse"
     ci, ops, dev = c.keys
     meta = KeyMeta("ci", "keys[0]", ci.paths, 1801350000.0)  # the record its keys carry
     assert ci.source == FileSource(f"{base}/ci.keys", "keys[0]", meta)
@@ -331,7 +333,7 @@ reload: {{poll_interval: 0.5}}
     assert c.policy.strip_query == ("key",)
     assert c.watched_files() == (
         f"{base}/secrets/master",
-        "/app/config.yaml",
+        "/app/.env",
         f"{base}/ci.keys",
         str(path),
     )

@@ -50,13 +50,15 @@ def check(method: str, target: str, headers: dict[str, str] | None = None, ring:
     [
         {"authorization": f"Bearer {MASTER}"},
         {"authorization": f"bearer {MASTER}"},
-        {"authorization": f"BEARER   {MASTER}"},
+        {"authorization": f"Basic {MASTER}"},  # LiteLLM: the value after "Basic " is the key
+        {"authorization": f"AWS4-HMAC-SHA256 Credential=Bearer {MASTER}/20260101/us/bedrock"},
+        {"x-litellm-api-key": f"Basic {MASTER}"},
+        {"ocp-apim-subscription-key": MASTER},
         {"x-litellm-api-key": MASTER},
         {"x-litellm-api-key": f"Bearer {MASTER}"},
         {"api-key": MASTER},
         {"x-api-key": MASTER},
         {"x-goog-api-key": MASTER},
-        {"x-api-key": f"{MASTER},{MASTER}"},  # repeated header, same value
     ],
 )
 def test_every_header_location_accepts_the_master_key(headers: dict[str, str]) -> None:
@@ -67,8 +69,12 @@ def test_every_header_location_accepts_the_master_key(headers: dict[str, str]) -
 
 
 def test_query_key() -> None:
-    d = check("GET", f"/v1beta/models?alt=sse&key={MASTER}")
+    d = check("POST", f"/v1beta/models/gemini-2.0:generateContent?alt=sse&key={MASTER}")
     assert d.allowed and d.credential_location == "query:key"
+    d = check("POST", f"/v1beta/models/g:streamGenerateContent?key=x&key={MASTER}")
+    assert d.allowed  # Starlette's query_params: the last value wins
+    # LiteLLM reads ?key= only on generateContent routes: anywhere else it is no credential
+    assert check("GET", f"/v1beta/models?alt=sse&key={MASTER}").reason is Reason.MISSING_CREDENTIAL
 
 
 @pytest.mark.parametrize(
@@ -76,15 +82,21 @@ def test_query_key() -> None:
     [
         ("GET", "/v1/models", {}, Reason.MISSING_CREDENTIAL),
         ("GET", "/health", {}, Reason.MISSING_CREDENTIAL),
-        ("GET", "/v1/models", {"authorization": "Basic dXNlcjpwYXNz"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": "Basic dXNlcjpwYXNz"}, Reason.UNKNOWN_KEY),
+        ("GET", "/v1/models", {"authorization": f"BEARER {MASTER}"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": f"Bearer  {MASTER}"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"authorization": "AWS4-HMAC-SHA256 x"}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"authorization": MASTER}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"authorization": "Bearer"}, Reason.MALFORMED_CREDENTIAL),
-        ("GET", "/v1/models", {"x-api-key": f"{MASTER},other"}, Reason.MALFORMED_CREDENTIAL),
-        ("GET", "/v1/models", {"x-api-key": "a" * 5000}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": f"{MASTER},other"}, Reason.KEY_VALID),  # twice
+        ("GET", "/v1/models", {"x-api-key": f"other,{MASTER}"}, Reason.UNKNOWN_KEY),
+        ("GET", "/v1/models", {"authorization": f"Bearer {MASTER},Bearer x"}, Reason.KEY_VALID),
+        ("GET", "/v1/models", {"x-api-key": f"{MASTER}\xa0"}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", "/v1/models", {"x-api-key": "a" * 70000}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"x-api-key": "abc\x01def"}, Reason.MALFORMED_CREDENTIAL),
         ("GET", "/v1/models", {"x-api-key": "sk-wrong-key-000000000"}, Reason.UNKNOWN_KEY),
-        ("GET", f"/v1/models?key={MASTER}&key=x", {}, Reason.MALFORMED_CREDENTIAL),
-        ("GET", "/v1/models?key=", {}, Reason.MALFORMED_CREDENTIAL),
+        ("GET", f"/v1/models?key={MASTER}", {}, Reason.MISSING_CREDENTIAL),
+        ("GET", "/v1/x:generateContent?key=", {}, Reason.MISSING_CREDENTIAL),
         # first present location decides: a bad x-litellm-api-key is not rescued by a good
         # Authorization header
         (

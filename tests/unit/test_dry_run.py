@@ -63,7 +63,7 @@ def request_bytes(path: str, headers: dict[str, str]) -> bytes:
 
 CASES = {
     Reason.MISSING_CREDENTIAL: view(),
-    Reason.MALFORMED_CREDENTIAL: view(authorization="Basic abc"),
+    Reason.MALFORMED_CREDENTIAL: view(authorization="Token abc"),  # LiteLLM: no scheme it knows
     Reason.UNKNOWN_KEY: view(authorization=f"Bearer {WRONG}"),
     Reason.PATH_NOT_ALLOWED: view("/admin", authorization=f"Bearer {SCOPED}"),
 }

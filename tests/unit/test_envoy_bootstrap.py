@@ -74,8 +74,12 @@ def test_ext_authz_is_hardened() -> None:
         "timeout": "1s",
     }
     assert authz["allowed_headers"] == {
-        "patterns": [{"exact": h} for h in DEFAULT_CREDENTIAL_HEADERS]
+        "patterns": [{"exact": h} for h in (*DEFAULT_CREDENTIAL_HEADERS, "upgrade")]
     }
+    # LiteLLM's locations, websocket ones included, reach authsvc
+    assert {"ocp-apim-subscription-key", "sec-websocket-protocol"} <= set(
+        DEFAULT_CREDENTIAL_HEADERS
+    )
     assert "with_request_body" not in authz
     assert "http_service" not in authz
 
@@ -284,3 +288,10 @@ def test_output_is_identical_across_interpreters_and_hash_seeds() -> None:
         ).stdout
 
     assert generate("1") == generate("2") != b""
+
+
+def test_websocket_upgrades_are_enabled() -> None:
+    hcm = build_bootstrap(EnvoyOptions())["static_resources"]["listeners"][0]["filter_chains"][0][
+        "filters"
+    ][0]["typed_config"]
+    assert hcm["upgrade_configs"] == [{"upgrade_type": "websocket"}]

@@ -16,8 +16,10 @@ from tests.e2e._harness import Response, free_port, http_request
 KEY = "sk-demo-master-key-0123456789"
 
 
-def _check(headers: dict[str, str], query: str = "") -> tuple[bool, str, str | None]:
-    result = check_key(headers.get, query, KEY)
+def _check(
+    headers: dict[str, str], query: str = "", path: str = "/v1beta/models/g:generateContent"
+) -> tuple[bool, str, str | None]:
+    result = check_key(headers.get, query, KEY, path)
     return result.ok, result.message, result.location
 
 
@@ -29,13 +31,23 @@ def _check(headers: dict[str, str], query: str = "") -> tuple[bool, str, str | N
         ({"authorization": f"Bearer {KEY}"}, "", True, "header:authorization"),
         ({"authorization": f"bearer {KEY}"}, "", True, "header:authorization"),
         ({"authorization": KEY}, "", False, "header:authorization"),  # prefix required
-        ({"authorization": f"Basic {KEY}"}, "", False, "header:authorization"),
+        ({"authorization": f"Basic {KEY}"}, "", True, "header:authorization"),
+        ({"authorization": f"BEARER {KEY}"}, "", False, "header:authorization"),
+        ({"authorization": f"Bearer  {KEY}"}, "", False, "header:authorization"),  # untrimmed
+        (
+            {"authorization": f"AWS4-HMAC-SHA256 Credential=Bearer {KEY}/2026/us/s/aws4_request"},
+            "",
+            True,
+            "header:authorization",
+        ),
+        ({"x-litellm-api-key": f"Basic {KEY}"}, "", True, "header:x-litellm-api-key"),
         ({"api-key": KEY}, "", True, "header:api-key"),
         ({"x-api-key": KEY}, "", True, "header:x-api-key"),
         ({"x-goog-api-key": KEY}, "", True, "header:x-goog-api-key"),
         ({"ocp-apim-subscription-key": KEY}, "", True, "header:ocp-apim-subscription-key"),
         ({}, f"key={KEY}", True, "query:key"),
         ({}, "a=1&key=nope", False, "query:key"),
+        ({}, f"key=nope&key={KEY}", True, "query:key"),  # Starlette: the last value
         # first header present decides, in LiteLLM's order
         ({"x-litellm-api-key": "nope", "authorization": f"Bearer {KEY}"}, "", False, None),
         ({"authorization": f"Bearer {KEY}", "x-api-key": "nope"}, "", True, None),
@@ -108,11 +120,11 @@ def test_key_opens_routes_and_echo_is_redacted(server: tuple[DemoUpstream, Path,
     assert _get(demo, "/health", {"x-api-key": KEY}).json()["healthy_count"] == 1
     chat = http_request(demo.port, "POST", "/v1/chat/completions", {"x-api-key": KEY}, b"{}")
     assert chat.status == 200 and chat.json()["object"] == "chat.completion"
-    assert _get(demo, f"/v1/models?key={KEY}").status == 200
+    assert _get(demo, f"/v1/models?key={KEY}").status == 401  # ?key= only on generateContent
     text = log.read_text()
     assert KEY not in text and KEY not in r.body.decode()
     entries = [json.loads(line) for line in text.splitlines()]
-    assert [e["authorized"] for e in entries] == [True, True, True, True]
+    assert [e["authorized"] for e in entries] == [True, True, True, False]
 
 
 def test_key_file_is_reread_when_it_changes(server: tuple[DemoUpstream, Path, Path]) -> None:
@@ -132,3 +144,22 @@ def test_no_master_key_is_503(server: tuple[DemoUpstream, Path, Path]) -> None:
     r = _get(demo, "/v1/models", {"x-api-key": KEY})
     assert r.status == 503 and r.json()["error"]["code"] == "503"
     assert _get(demo, "/health/liveliness").status == 200
+
+
+def test_key_query_only_on_generate_content_and_websocket_rule() -> None:
+    assert check_key({}.get, f"key={KEY}", KEY, "/v1/models").ok is False
+    assert check_key({}.get, f"key={KEY}", KEY, "/v1beta/models/g:streamGenerateContent").ok
+    ws = {"sec-websocket-protocol": f"realtime, openai-insecure-api-key.{KEY}"}
+    assert check_key(ws.get, "", KEY, "/v1/realtime", websocket=True).ok
+    assert not check_key(ws.get, "", KEY, "/v1/realtime", websocket=False).ok
+    basic = {"authorization": f"Basic {KEY}"}
+    assert not check_key(basic.get, "", KEY, "/v1/realtime", websocket=True).ok
+
+
+def test_unknown_key_headers_are_redacted_too() -> None:
+    from authsvc.stack._litellm import redact_headers
+
+    out = redact_headers(
+        [("X-Team-Key", f"Bearer {KEY}"), ("x-custom", f"Basic {KEY}"), ("x-authsvc-key-name", "m")]
+    )
+    assert KEY not in str(out) and out["x-authsvc-key-name"] == ["m"]

@@ -45,7 +45,15 @@ def test_json_report_resolved(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert list(report) == ["resolved", "winner", "sources", "warnings", "dry_run"]
+    assert list(report) == [
+        "resolved",
+        "winner",
+        "app_open",
+        "sources",
+        "extra_keys",
+        "warnings",
+        "dry_run",
+    ]
     assert report["resolved"] is True
     assert report["winner"]["source"] == f"litellm:{litellm}#general_settings.master_key"
     assert [(s["source"], s["state"], s["used"]) for s in report["sources"]] == [

@@ -45,7 +45,7 @@ def test_the_registry_refuses_a_taken_name_and_a_kind_without_factory() -> None:
         registry.register(SourceKind("env", lambda ctx, node, path: None, chain=print))  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="has no factory"):
         registry.register(SourceKind("nothing", lambda ctx, node, path: None))
-    assert registry.names("chain") == ("env", "file", "litellm_config", "value")
+    assert registry.names("chain") == ("env", "file", "litellm_config", "value", "dotenv")
     assert registry.names("key") == (
         "sha256",
         "env",

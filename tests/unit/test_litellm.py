@@ -42,7 +42,7 @@ def test_key_only_in_env(tmp_path: Path) -> None:
         ("general_settings.master_key", "unset", "candidate"),
         ("env:LITELLM_MASTER_KEY", "set", "candidate"),
     ]
-    assert "falls back to LITELLM_MASTER_KEY" in res.readings[0].detail
+    assert "keeps LITELLM_MASTER_KEY from its process environment" in res.readings[0].detail
     assert res.warnings == ()
 
 
@@ -152,11 +152,47 @@ def test_present_but_null_master_key(tmp_path: Path) -> None:
 
 
 def test_environment_variables_section_feeds_the_fallback(tmp_path: Path) -> None:
-    yaml_text = f"environment_variables:\n  LITELLM_MASTER_KEY: {CFG_KEY}\n"
+    yaml_text = (
+        f"general_settings:\n  store_model_in_db: false\n"
+        f"environment_variables:\n  LITELLM_MASTER_KEY: {CFG_KEY}\n"
+    )
     res = run(tmp_path, yaml_text, {"LITELLM_MASTER_KEY": ENV_KEY})
     assert res.winner is not None
     assert res.winner.source.endswith("#environment_variables.LITELLM_MASTER_KEY")
     assert res.winner.fingerprint == fingerprint(CFG_KEY)
+
+
+def test_environment_variables_key_is_ignored_without_general_settings(tmp_path: Path) -> None:
+    # LiteLLM reads its master key from the config only when general_settings is non-empty;
+    # otherwise the key it took from its process environment at start-up stays.
+    yaml_text = f"environment_variables:\n  LITELLM_MASTER_KEY: {CFG_KEY}\n"
+    res = run(tmp_path, yaml_text, {"LITELLM_MASTER_KEY": ENV_KEY})
+    assert res.winner is not None and res.winner.source == "env:LITELLM_MASTER_KEY"
+    assert res.winner.fingerprint == fingerprint(ENV_KEY)
+    ignored = res.readings[2]
+    assert ignored.role is Role.IGNORED and "general_settings is non-empty" in ignored.note
+    # ... and with nothing exported, LiteLLM refuses to start: so does authsvc (fail closed)
+    alone = run(tmp_path, yaml_text, {})
+    assert not alone.resolved
+    assert [r.state for r in alone.readings] == [State.UNSET, State.UNSET, State.SET]
+
+
+def test_unset_os_environ_in_environment_variables_exports_the_string_none(
+    tmp_path: Path,
+) -> None:
+    # LiteLLM resolves os.environ/ before exporting, then exports str(None): it really accepts
+    # "Bearer None". authsvc reports that key and refuses it as publicly guessable.
+    yaml_text = (
+        "general_settings:\n  store_model_in_db: false\n"
+        "environment_variables:\n  LITELLM_MASTER_KEY: os.environ/NOT_SET_ANYWHERE\n"
+    )
+    res = run(tmp_path, yaml_text, {})
+    assert not res.resolved
+    reading = res.readings[1]
+    assert reading.source.endswith("#environment_variables.LITELLM_MASTER_KEY")
+    assert reading.state is State.WEAK and reading.fingerprint == fingerprint("None")
+    assert "literal string 'None', which is publicly guessable" in reading.detail
+    assert "publicly guessable" in res.unready_reason
 
 
 @pytest.mark.parametrize(
@@ -171,7 +207,7 @@ def test_environment_variables_section_feeds_the_fallback(tmp_path: Path) -> Non
             "int, not a string",
         ),
         ("general_settings:\n  master_key: true\n", State.INVALID, "bool, not a string"),
-        ("", State.UNSET, "falls back"),
+        ("", State.INVALID, "is empty (LiteLLM refuses to start)"),
     ],
 )
 def test_bad_litellm_configs(tmp_path: Path, text: str, state: State, words: str) -> None:

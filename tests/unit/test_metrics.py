@@ -6,6 +6,7 @@ import hashlib
 import math
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
@@ -268,3 +269,28 @@ def test_every_metric_is_documented() -> None:
         name = family.name + ("_total" if family.type == "counter" else "")
         name = name + "_info" if family.type == "info" else name
         assert f"`{name}`" in doc, f"{name} is missing from docs/observability.md"
+
+
+def test_weak_master_key_in_use_and_app_open_are_gauges(tmp_path: Path) -> None:
+    from authsvc.config import parse_config
+    from authsvc.keys import resolve
+
+    m = Metrics(process_metrics=False)
+    weak = parse_config(
+        "master_key:\n  sources:\n    - env: K\n", str(tmp_path / "a.yaml"), environ={}
+    )
+    m.on_resolution(resolve(weak, {"K": "sk-short-1"}))  # LiteLLM runs with it: served, warned
+    assert value(m, "authsvc_master_key_resolved") == 1
+    assert value(m, "authsvc_master_key_weak") == 1 and value(m, "authsvc_app_open") == 0
+    m.on_resolution(resolve(weak, {"K": "sk-a-strong-key-0123456789abcdef"}))
+    assert value(m, "authsvc_master_key_weak") == 0
+    (tmp_path / "litellm.yaml").write_text(
+        "general_settings:\n  dangerously_permit_weak_or_unset_master_key: true\n"
+    )
+    lite = parse_config(
+        "master_key:\n  sources:\n    - litellm_config: litellm.yaml\n      dotenv: 'off'\n",
+        str(tmp_path / "b.yaml"),
+        environ={},
+    )
+    m.on_resolution(resolve(lite, {}))  # LiteLLM would accept every request; authsvc closed
+    assert value(m, "authsvc_app_open") == 1 and value(m, "authsvc_master_key_resolved") == 0

@@ -79,7 +79,7 @@ def test_metrics_on_the_status_port_move_with_real_checks(
     for _ in range(3):
         assert check(authz, "/v1/models", {"authorization": f"Bearer {MASTER}"}) == 0
     for _ in range(2):
-        assert check(authz, f"/v1/models?key={WRONG}", {}) != 0
+        assert check(authz, f"/v1/models:generateContent?key={WRONG}", {}) != 0
     assert check(authz, "/v1/models", {}) != 0
     assert check(authz, "/health/liveliness", {}) == 0
     authz.check(b"\xff\xff\xff", timeout=5)  # malformed

@@ -148,7 +148,7 @@ def test_directory_created_later_is_picked_up(tmp_path: Path) -> None:
 
 def test_fail_closed_at_start_then_ready_after_a_fix(setup: tuple[Path, SecretDir]) -> None:
     config, secret = setup
-    secret.rotate({"master": "short\n", "extra": KEY_C + "\n"})
+    secret.rotate({"master": "sk-1234\n", "extra": KEY_C + "\n"})
     store, rec = KeyStore(), Recorder()
     initial = resolve(load_config(str(config), environ={}), {})
     assert not initial.resolved
@@ -233,7 +233,7 @@ def test_weak_rotation_with_a_fallback_layer_keeps_the_old_key(tmp_path: Path) -
     store, rec = KeyStore(), Recorder()
     reloader = make_reloader(config, store, rec, environ={"FALLBACK": KEY_B})
     assert reloader.reload() and master_digest(store) == digest(KEY_A)
-    secret.rotate({"master": "short"})
+    secret.rotate({"master": "sk-1234"})
     assert reloader.reload() is False and master_digest(store) == digest(KEY_A)
     assert "is now weak" in rec.errors[-1]
     secret.rotate({"master": KEY_C})
@@ -268,7 +268,7 @@ def test_default_logging_has_no_keys(
     store = KeyStore()
     reloader = Reloader(str(config), {}, store)
     assert reloader.reload()
-    secret.rotate({"master": "short\n", "extra": KEY_C + "\n"})
+    secret.rotate({"master": "sk-1234\n", "extra": KEY_C + "\n"})
     assert not reloader.reload()
     assert any("keys reloaded" in m for m in caplog.messages)
     assert any("reload rejected" in m for m in caplog.messages)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import authsvc
+from authsvc.keymodel._render import OUTCOMES
 from authsvc.keys import (
     ExtraKeyReadings,
     PathRule,
@@ -22,11 +23,16 @@ from authsvc.keys import (
     resolve_readings,
 )
 
-STRONG = ["sk-strong-aaaaaaaaaaaaaaaa", "sk-strong-bbbbbbbbbbbbbbbb", "sk-strong-cccccccccccccccc"]
-WEAK = ["sk-1234", "changeme", "short-key", "sk-123456"]
+STRONG = [
+    "sk-strong-aaaaaaaaaaaaaaaa",
+    "sk-strong-bbbbbbbbbbbbbbbb",
+    "sk-strong-cccccccccccccccc",
+    "short-key",  # authsvc's stricter rules: set, with a caution (served, warned about)
+    "changeme",
+]
+WEAK = ["sk-1234", " sk-1234"]  # refused, as LiteLLM refuses them (leak scan: no "None")
 INVALID = [
-    "sk-with space-0123456789",
-    "sk-comma,0123456789abc",
+    "sk-line\nbreak-0123456789",
     "sk-ünicode-0123456789",
     " sk-padded-0123456789 ",
 ]
@@ -137,21 +143,35 @@ def test_resolution_rule_holds_for_every_chain(
 
     # the JSON report: exact shape, one entry per layer in order, used marks the winner only
     rep = res.report()
-    assert list(rep) == ["resolved", "winner", "sources", "warnings"]
+    assert list(rep) == ["resolved", "winner", "app_open", "sources", "extra_keys", "warnings"]
     assert rep["resolved"] is res.resolved
     if res.winner is None:
         assert rep["winner"] is None
     else:
-        assert rep["winner"] == {"source": res.winner.source, "fingerprint": res.winner.fingerprint}
+        assert rep["winner"] == {
+            "source": res.winner.source,
+            "fingerprint": res.winner.fingerprint,
+            "caution": res.winner.caution,
+        }
+    # everything the table shows is in the JSON too: detail, role, note, outcome
+    table = res.render_table()
     assert rep["sources"] == [
         {
             "source": r.source,
             "state": r.state.value,
             "fingerprint": r.fingerprint,
             "used": r is res.winner,
+            "outcome": s["outcome"],
+            "role": r.role.value,
+            "detail": r.detail,
+            "note": r.note,
+            "caution": r.caution,
         }
-        for r in readings
+        for r, s in zip(readings, rep["sources"], strict=True)  # type: ignore[arg-type]
     ]
+    for s in rep["sources"]:  # type: ignore[attr-defined]
+        assert s["detail"] in table and OUTCOMES[s["outcome"]] in table
+        assert (s["outcome"] in ("used", "used_weak")) is s["used"]
     assert rep["warnings"] == list(res.warnings)
     assert json.loads(json.dumps(rep)) == rep
     # fingerprints only where a value exists
@@ -199,7 +219,14 @@ def test_conflict_under_error_is_no_key_with_a_clear_reason() -> None:
 def test_nothing_configured_fails_closed() -> None:
     res = resolve_readings([])
     assert not res.resolved and not res.ring.ready
-    assert res.report() == {"resolved": False, "winner": None, "sources": [], "warnings": []}
+    assert res.report() == {
+        "resolved": False,
+        "winner": None,
+        "app_open": False,
+        "sources": [],
+        "extra_keys": [],
+        "warnings": [],
+    }
     assert res.unready_reason == "no key source is configured"
 
 
@@ -226,9 +253,13 @@ def test_extra_keys_join_the_ring_with_their_restrictions() -> None:
     dup = ExtraKeyReadings(
         "dup", "keys[1]", (Reading.of_value("env:DUP", STRONG[1], max_length=1024),)
     )
-    res = resolve_readings([master], extras=[ci, dup])
+    res = resolve_readings([master], extras=[ci, dup], weak="refuse")
     names = sorted((r.name, r.origin) for r in res.ring.records())
     assert names == [("ci", "file:/k#line1"), ("master", "env:LAYER_0")]
+    warned = resolve_readings([master], extras=[ci, dup])  # the default: served, warned
+    names = sorted((r.name, r.origin) for r in warned.ring.records())
+    assert names == [("ci", "file:/k#line1"), ("ci", "file:/k#line2"), ("master", "env:LAYER_0")]
+    assert any("file:/k#line2: weak key accepted" in w for w in warned.warnings)
     ci_record = next(r for r in res.ring.records() if r.name == "ci")
     assert ci_record.paths is rule and ci_record.expires_at == 123.0
     assert any("file:/k#line2 is weak" in w for w in res.warnings)

@@ -171,7 +171,11 @@ def test_resolution_takes_the_master_and_the_batch(vault: Path) -> None:
 def test_explain_shows_the_new_source(vault: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["explain", "--config", str(vault), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["winner"] == {"source": "vault:main", "fingerprint": fingerprint(MASTER)}
+    assert report["winner"] == {
+        "source": "vault:main",
+        "fingerprint": fingerprint(MASTER),
+        "caution": "",
+    }
     assert [s["source"] for s in report["sources"]] == ["vault:main", "env:AUTHSVC_MASTER_KEY"]
 
     assert main(["explain", "--config", str(vault)]) == 0

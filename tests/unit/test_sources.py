@@ -17,6 +17,7 @@ from authsvc.config import (
     ValueSource,
     parse_config,
 )
+from authsvc.keymodel._reading import caution_of
 from authsvc.keys import (
     MIN_KEY_LENGTH,
     WEAK_KEYS,
@@ -74,20 +75,25 @@ def test_secret_never_shows_its_value() -> None:
         ("", State.EMPTY, "is empty"),
         ("  \n", State.EMPTY, "only whitespace"),
         (" " + KEY, State.INVALID, "leading or trailing whitespace"),
-        (KEY + "\n", State.INVALID, "leading or trailing whitespace"),
-        ("sk-in side-0123456789", State.INVALID, "contains whitespace"),
+        (KEY + "\n", State.INVALID, "line break"),
+        (KEY + "\t", State.INVALID, "leading or trailing whitespace"),
+        (KEY + "\xa0", State.INVALID, "non-ASCII"),  # never stripped: only space and tab are
+        ("\xa0", State.EMPTY, "only whitespace"),  # LiteLLM's str.strip() empties it: refused
+        ("sk-in side-0123456789", State.SET, "is set"),  # LiteLLM runs with it: a caution
         ("sk-line\nbreak-0123456789", State.INVALID, "line break"),
-        ("sk-tab\tinside-0123456789", State.INVALID, "contains whitespace"),
+        ("sk-tab\tinside-0123456789", State.SET, "is set"),
         ("sk-ctl\x01-0123456789abcd", State.INVALID, "control character"),
         ("sk-del\x7f-0123456789abcd", State.INVALID, "control character"),
         ("sk-ünicode-0123456789", State.INVALID, "non-ASCII"),
-        ("sk-a,b-0123456789abcdef", State.INVALID, "comma"),
+        ("sk-a,b-0123456789abcdef", State.SET, "is set"),
         ("x" * 2000, State.INVALID, "longer than 1024"),
-        ("sk-1234", State.WEAK, "publicly known"),
-        ("SK-1234", State.WEAK, "publicly known"),
-        ("changeme", State.WEAK, "publicly known"),
-        ("sk-abc", State.WEAK, f"shorter than {MIN_KEY_LENGTH}"),
-        ("a" * 40, State.WEAK, "single repeated character"),
+        ("sk-1234", State.WEAK, "LiteLLM refuses it too"),
+        (" sk-1234\n", State.WEAK, "LiteLLM refuses it too"),  # compared after str.strip()
+        ("None", State.WEAK, "publicly guessable"),
+        ("SK-1234", State.SET, "is set"),  # LiteLLM runs with these: authsvc warns
+        ("changeme", State.SET, "is set"),
+        ("sk-abc", State.SET, "is set"),
+        ("a" * 40, State.SET, "is set"),
         ("k" * 15 + "x", State.SET, "is set"),
     ],
 )
@@ -95,7 +101,7 @@ def test_assess(value: str, state: State, words: str) -> None:
     got, detail = assess(value, max_length=1024, what="LITELLM_MASTER_KEY")
     assert got is state and words in detail
     assert detail.startswith("LITELLM_MASTER_KEY")  # the message names the source
-    if value.strip():
+    if value.strip() and value != "None":  # "None" is named: it is the point of the message
         assert value.strip() not in detail
 
 
@@ -186,17 +192,25 @@ def test_file_source_permission_denied(tmp_path: Path) -> None:
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
     """A key file is ONE batch of digests (no reading per key); weak lines stay readings."""
     path = tmp_path / "keys"
-    path.write_text(f"# rotation: new first\n{KEY}\n\n  {OTHER}  \nshort\n")
+    path.write_text(f"# rotation: new first\n{KEY}\r\n\n \t{OTHER}  \nshort\nsk-1234\n")
     meta = KeyMeta("ci", "keys[0]")
     spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path), "keys[0]", meta))
     readings = key_readings(spec)
-    assert [(r.source, r.state) for r in readings] == [(f"file:{path}#line5", State.WEAK)]
+    # the keys that can be used go into one batch: a CRLF line end and space/tab trimmed
     (batch,) = spec.source.read({}, max_length=1024).batches
     assert (batch.meta, batch.source) == (meta, f"file:{path}")
     assert list(batch) == [
         hashlib.sha256(KEY.encode()).digest(),
         hashlib.sha256(OTHER.encode()).digest(),
     ]
+    # the rest stay readings, for resolution to decide
+    assert [(r.source, r.state, bool(r.caution)) for r in readings] == [
+        (f"file:{path}#line5", State.SET, True),  # short: served with a warning by default
+        (f"file:{path}#line6", State.WEAK, False),  # refused, as LiteLLM refuses it
+    ]
+    path.write_text(f"{KEY}\xa0\n")  # U+00A0 is not trimmed: the key is unusable, not altered
+    (r,) = key_readings(spec)
+    assert r.state is State.INVALID and "non-ASCII" in r.detail
     path.write_text("# nothing yet\n\n")
     (r,) = key_readings(spec)
     assert r.state is State.EMPTY and "no keys" in r.detail
@@ -219,6 +233,33 @@ def test_sha256_keys_are_known_by_digest_only() -> None:
         "w", "keys[2]", Sha256Source("/c.yaml", "keys[2]", weak_digest, KeyMeta("w", "keys[2]"))
     )
     assert key_readings(weak)[0].state is State.WEAK
+    listed = ExtraKeySpec(
+        "l",
+        "keys[3]",
+        Sha256Source(
+            "/c.yaml", "keys[3]", hashlib.sha256(b"changeme").digest(), KeyMeta("l", "keys[3]")
+        ),
+    )
+    (r,) = key_readings(listed)
+    assert r.state is State.SET and "publicly known" in r.caution
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("SK-1234", "publicly known"),
+        ("changeme", "publicly known"),
+        ("sk-abc", f"shorter than {MIN_KEY_LENGTH}"),
+        ("a" * 40, "single repeated character"),
+        ("sk-a,b-0123456789abcdef", "comma"),
+        ("sk-in side-0123456789", "space or tab"),
+        (KEY, ""),
+    ],
+)
+def test_caution_names_authsvc_only_rules(value: str, words: str) -> None:
+    caution = caution_of(value, what="LITELLM_MASTER_KEY")
+    assert (words in caution) and (bool(caution) is bool(words))
+    assert value not in caution
 
 
 def test_resolve_reads_everything_and_builds_the_ring(tmp_path: Path) -> None:

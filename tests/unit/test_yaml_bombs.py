@@ -173,7 +173,8 @@ def test_a_list_where_the_fallback_key_belongs_is_invalid_not_its_str(tmp_path: 
     """Type-checked before it is converted: today's ``str(value)`` turned ``[KEY]`` into the
     header-safe string ``['KEY']``, a usable key no operator meant."""
     path = tmp_path / "config.yaml"
-    path.write_text(f"environment_variables:\n  LITELLM_MASTER_KEY: [{KEY}]\n")
+    gs = "general_settings:\n  store_model_in_db: false\n"  # else LiteLLM ignores the entry
+    path.write_text(f"{gs}environment_variables:\n  LITELLM_MASTER_KEY: [{KEY}]\n")
     readings = read_litellm(str(path), {}, max_length=1024)
     fallback = readings[1]
     assert fallback.source.endswith("#environment_variables.LITELLM_MASTER_KEY")
@@ -181,7 +182,7 @@ def test_a_list_where_the_fallback_key_belongs_is_invalid_not_its_str(tmp_path: 
     assert fallback.detail == (
         "environment_variables.LITELLM_MASTER_KEY is a list or a mapping, not a string"
     )
-    path.write_text(f"environment_variables:\n  LITELLM_MASTER_KEY: {KEY}\n")  # the legit case
+    path.write_text(f"{gs}environment_variables:\n  LITELLM_MASTER_KEY: {KEY}\n")  # legit
     assert read_litellm(str(path), {}, max_length=1024)[1].state is State.SET
 
 
