@@ -369,9 +369,11 @@ def test_defaults_without_a_config_file() -> None:
         ("header:api-key", Bearer.NEVER),
         ("header:x-api-key", Bearer.NEVER),
         ("header:x-goog-api-key", Bearer.NEVER),
+        ("header:ocp-apim-subscription-key", Bearer.NEVER),
         ("query:key", Bearer.NEVER),
     ]
-    assert c.policy.max_credential_length == 1024
+    assert [loc.generate_content_only for loc in c.policy.locations] == [False] * 6 + [True]
+    assert c.policy.max_credential_length == 65536
     assert c.policy.strip_headers == () and c.policy.strip_query == ()
     assert c == Config(path=None, master_key=c.master_key)
 

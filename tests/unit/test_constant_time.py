@@ -33,8 +33,17 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         "an extra key's digest against the master's and the earlier extras': all configured",
     ),
     ("sources/_sha256.py", "reading"): (
+        2,
+        "a configured sha256: digest against the digests of the keys LiteLLM refuses and of the "
+        "well-known weak keys: all from configuration or constants",
+    ),
+    ("keymodel/_render.py", "_outcome"): (
         1,
-        "a configured sha256: digest against the list of well-known weak keys' digests",
+        "a shadowed layer's digest against the chosen one's, for the explain table (configured)",
+    ),
+    ("keys/_resolver.py", "_against_the_app"): (
+        1,
+        "the key LiteLLM itself uses against authsvc's winner: both read from configuration",
     ),
     ("keymodel/_rule.py", "resolve_readings"): (
         1,
@@ -55,10 +64,6 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
     ("sources/_litellm_db_store.py", "batches"): (
         1,
         "LiteLLM's stored token digests against the store's own cache of them",
-    ),
-    ("keymodel/_render.py", "_status"): (
-        1,
-        "a shadowed layer's digest against the chosen one's, for the explain table",
     ),
 }
 

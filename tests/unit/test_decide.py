@@ -210,15 +210,16 @@ def _fp(key: str) -> str:
         ),
         (
             "/v1/models",
-            {"authorization": "Basic abc"},
+            {"authorization": "Token abc"},  # LiteLLM: no Bearer/Basic/SigV4 prefix
             Decision(
                 Reason.MALFORMED_CREDENTIAL,
-                "malformed credential in header:authorization: only the Bearer scheme is accepted",
+                "malformed credential in header:authorization: the value needs a scheme prefix "
+                "(Bearer, Basic or AWS SigV4)",
                 credential_location="header:authorization",
             ),
         ),
         (
-            f"/v1/models?key={OLD}",
+            f"/v1beta/models/g:generateContent?key={OLD}",  # ?key= counts only here
             {},
             Decision(Reason.EXPIRED_KEY, "api key 'old' has expired", "old", _fp(OLD), "query:key"),
         ),
@@ -257,7 +258,8 @@ def test_the_missing_message_names_every_location() -> None:
     assert check("GET", "/v1/models") == Decision(
         Reason.MISSING_CREDENTIAL,
         "No api key passed in. Send it in: header:x-litellm-api-key, header:authorization "
-        "(Bearer), header:api-key, header:x-api-key, header:x-goog-api-key, query:key.",
+        "(Bearer), header:api-key, header:x-api-key, header:x-goog-api-key, "
+        "header:ocp-apim-subscription-key, query:key.",
     )
 
 

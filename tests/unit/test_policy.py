@@ -16,13 +16,13 @@ def test_default_policy() -> None:
     assert p.public_paths == {"/health/liveliness", "/health/liveness", "/health/readiness"}
     assert p.public_methods == {"GET", "HEAD"}
     assert p.protected_health_path == "/health"
-    assert p.max_credential_length == 1024
+    assert p.max_credential_length == 65536  # Envoy's 60 KiB header block fits under it
     assert p.forward_credentials is True
     assert p.strip_headers == () and p.strip_query == ()
     assert p.missing_message == (
         "No api key passed in. Send it in: header:x-litellm-api-key, "
         "header:authorization (Bearer), header:api-key, header:x-api-key, "
-        "header:x-goog-api-key, query:key."
+        "header:x-goog-api-key, header:ocp-apim-subscription-key, query:key."
     )
 
 

@@ -124,32 +124,61 @@ def test_content_tells_rings_apart_cheaply() -> None:
     assert plain.content != KeyRing().content
 
 
+def _packed_by_hand(line: str, max_length: int) -> bool:
+    """The list rule, written out: 16..max_length printable ASCII characters other than space
+    and comma, not one repeated character. Anything else is a reading (weak or invalid)."""
+    return (
+        16 <= len(line) <= max_length
+        and all(0x21 <= ord(c) <= 0x7E and c != "," for c in line)
+        and len(set(line)) > 1
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.text(max_size=40), max_size=20))
 def test_key_lines_agree_with_assess(lines: list[str]) -> None:
     text = "\n".join(lines)
     parsed = parse_key_lines("file:/k", text, max_length=30)
     wanted = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#") and assess(line, max_length=30)[0] is State.SET:
+    for raw in text.split("\n"):  # split at \n only (never U+2028, U+0085, 0x1C-0x1E)
+        line = raw.removesuffix("\r").strip(" \t")  # a CRLF end, then ASCII space and tab
+        if line and not line.startswith("#") and _packed_by_hand(line, 30):
+            assert assess(line, max_length=30)[0] is State.SET  # the same verdict as assess
             wanted.append(hashlib.sha256(line.encode()).digest())
     assert parsed.packed == b"".join(wanted)
     for reading in parsed.problems:  # never a key in a detail
         for raw in lines:
-            if len(raw.strip()) >= 8:
-                assert raw.strip() not in reading.detail
+            if len(raw.strip(" \t")) >= 8:
+                assert raw.strip(" \t") not in reading.detail
+
+
+def test_only_ascii_space_and_tab_are_trimmed_from_a_key_line() -> None:
+    key = "sk-list-trim-0123456789abcdef"
+    text = f" \t{key}\t \r\n\u00a0{key}\n{key}\u2028{key}\n{key}\x0b"
+    parsed = parse_key_lines("file:/k", text, max_length=1024)
+    assert parsed.packed == hashlib.sha256(key.encode()).digest()  # line 1 only
+    (summary,) = parsed.problems
+    assert summary.source == "file:/k#lines" and summary.state is State.INVALID
+    assert summary.detail.startswith("3 line(s) cannot be used and were not loaded: line 2 (")
+    assert "line 3 (" in summary.detail and "line 4 (" in summary.detail
+    assert key not in summary.detail and parsed.entries == 4
 
 
 def test_unusable_lines_are_summed_in_one_reading_without_values() -> None:
-    secretish = "sk-has space-0123456789abcdef"
-    text = "\n".join([secretish, "sk-good-0123456789abcdef", "a,b-0123456789abcdef", "tiny"])
+    control = "sk-has\x01ctl-0123456789abcdef"
+    text = "\n".join(
+        [control, "sk-good-0123456789abcdef", "sk-caf\u00e9-0123456789abcdef", "tiny"]
+    )
     parsed = parse_key_lines("file:/k", text, max_length=1024)
     weak, summary = parsed.problems
-    assert (weak.source, weak.state) == ("file:/k#line4", State.WEAK)
+    # "tiny": LiteLLM runs with it, authsvc's stricter rule flags it (master_key.weak decides)
+    assert (weak.source, weak.state) == ("file:/k#line4", State.SET)
+    assert weak.caution == "the key is shorter than 16 characters (4)"
     assert (summary.source, summary.state) == ("file:/k#lines", State.INVALID)
-    assert "2 line(s)" in summary.detail and "line 1 (" in summary.detail
-    assert "line 3 (" in summary.detail and secretish not in summary.detail
+    assert "2 line(s)" in summary.detail
+    assert "line 1 (contains a control character" in summary.detail
+    assert "line 3 (contains a non-ASCII character" in summary.detail
+    assert control not in summary.detail
     assert len(parsed.packed) == 32 and parsed.entries == 4
 
 
