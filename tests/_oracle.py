@@ -6,13 +6,16 @@ decoding and path resolution, and calls nothing of ``authsvc.authz`` but the pol
 (a) the raw path is exactly a public path and the method is GET or HEAD, or
 (b) a master key is loaded and the credential of the *first present* location is a key of
     the ring, unexpired, in scope (as a generous upstream would read the path), and within
-    the credential limits (length, printable ASCII, no spaces).
+    the credential limits (length, printable ASCII, no surrounding space or tab).
 
 ``oracle`` is an upper bound: the implementation may deny more, never allow more.
 ``expected_reasons`` goes further and names the reason codes the documented pipeline may give
 (route, readiness, credential, identity, scope — in that order), as plain strings; where the
 documents leave room (an odd value that is both unknown and malformed, a path that only a
-generous upstream would read as in scope) it allows each documented outcome.
+generous upstream would read as in scope) it allows each documented outcome. The credential
+rules are LiteLLM 1.110.2's (docs/configuration.md), written out again here: only ASCII space
+and tab trimmed, the token after a prefix never trimmed, a joined header's whole value looked
+up before its first value.
 """
 
 from __future__ import annotations
@@ -43,8 +46,9 @@ def _sha(key: str) -> bytes:
 _PCT = re.compile(r"%([0-9A-Fa-f]{2})")
 
 
-def _percent_decode(text: str) -> str | None:
-    """RFC 3986 percent-decoding to UTF-8; invalid UTF-8 gives None, stray '%' stays."""
+def _percent_decode(text: str, replace: bool = False) -> str | None:
+    """RFC 3986 percent-decoding to UTF-8; invalid UTF-8 gives None (or U+FFFD for each bad
+    byte with ``replace``, as uvicorn decodes a path), stray '%' stays."""
     out = bytearray()
     pos = 0
     for m in _PCT.finditer(text):
@@ -53,7 +57,7 @@ def _percent_decode(text: str) -> str | None:
         pos = m.end()
     out += text[pos:].encode("utf-8", "surrogatepass")
     try:
-        return out.decode("utf-8")
+        return out.decode("utf-8", "replace" if replace else "strict")
     except UnicodeDecodeError:
         return None
 
@@ -101,12 +105,14 @@ def _values(view: RequestView, loc: CredentialLocation) -> list[str] | None:
         raw = headers.get(loc.name)
         if raw is None or (not raw.strip(" \t") and not loc.overrides):
             return None
+        if loc.bearer is Bearer.PROTOCOL and "openai-insecure-api-key." not in raw:
+            return None  # other subprotocols only: no key sent
         return [raw]
     path, qmark, query = view.target.partition("?")
     if not qmark:
         return None
     if loc.generate_content_only:
-        decoded_path = _percent_decode(path) or ""
+        decoded_path = _percent_decode(path, replace=True) or ""
         if "generateContent" not in decoded_path and "streamGenerateContent" not in decoded_path:
             return None
         last = None
@@ -239,25 +245,49 @@ def expected_reasons(
         return frozenset({"public_path"})
     if not has_master:
         return frozenset({"no_master_key"})
-    for loc in policy.locations:
+    headers = view.first_values if view.first_values is not None else view.headers
+    websocket = headers.get("upgrade", "").strip(" \t").lower() == "websocket"
+    for loc in policy.ws_locations if websocket else policy.locations:
         values = _values(view, loc)
         if values is None:
             continue
-        if any(not (v.strip().isascii() and v.strip().isprintable()) for v in values):
-            return frozenset({"malformed_credential"})  # a control or non-ASCII character
-        for k in keys:
-            if all(_matches(v, k.key, loc.bearer) for v in values):
-                if not usable(k.key, policy):
-                    return frozenset({"malformed_credential"})
-                if k.expires_at is not None and k.expires_at <= NOW:
-                    return frozenset({"expired_key"})
-                if k.patterns is None:
-                    return frozenset({"key_valid"})
-                if _plain(path):
-                    ok = _scope_matches(k.patterns, path)
-                    return frozenset({"key_valid" if ok else "path_not_allowed"})
-                if _in_scope(k.patterns, path):
-                    return frozenset({"key_valid", "path_not_allowed"})
-                return frozenset({"path_not_allowed"})
-        return frozenset({"unknown_key", "malformed_credential"})
+        candidates = _candidates(values, loc, policy)
+        if not candidates:
+            return frozenset({"malformed_credential"})
+        found = next((k for c in candidates for k in keys if k.key == c), None)
+        if found is None:
+            return frozenset({"unknown_key"})
+        if found.expires_at is not None and found.expires_at <= NOW:
+            return frozenset({"expired_key"})
+        if found.patterns is None:
+            return frozenset({"key_valid"})
+        if _plain(path):
+            ok = _scope_matches(found.patterns, path)
+            return frozenset({"key_valid" if ok else "path_not_allowed"})
+        if _in_scope(found.patterns, path):
+            return frozenset({"key_valid", "path_not_allowed"})
+        return frozenset({"path_not_allowed"})
     return frozenset({"missing_credential"})
+
+
+def _candidates(values: list[str], loc: CredentialLocation, policy: Policy) -> tuple[str, ...]:
+    """The keys a present location offers, in the order they are looked up; () = malformed.
+
+    A header: its whole value's key (LiteLLM's prefix rules), then — when the value holds a
+    ``,`` (a header sent twice, joined) — the key of the part before it, if usable. A query
+    parameter: its one value (a configured ``query:NAME`` sent with different values: none).
+    """
+    if loc.kind == "query":
+        if len(set(values)) > 1:
+            return ()
+        return (values[0],) if usable(values[0], policy) else ()
+    v = values[0].strip(" \t")
+    whole = _token(v, loc.bearer)
+    first = None
+    if loc.bearer is not Bearer.PROTOCOL and "," in v:
+        head = _token(v.split(",")[0], loc.bearer)
+        if head and usable(head, policy):
+            first = head
+    if whole is None or not usable(whole, policy):
+        return (first,) if first else ()
+    return (whole, first) if first and first != whole else (whole,)

@@ -273,19 +273,31 @@ def steered_rings(draw: st.DrawFn, master: bool) -> tuple[KeyRing, list[FuzzKey]
 
 
 def _present(draw: st.DrawFn, key: str, bearer: Bearer) -> str:
-    """``key`` as a well-formed value of a location with this Bearer rule."""
+    """``key`` as a well-formed value of a location with this Bearer rule (LiteLLM's forms)."""
     if bearer is Bearer.REQUIRED:
-        return draw(st.sampled_from([f"Bearer {key}", f"bearer   {key}", f" BEARER {key} "]))
-    plain = [key, f" {key} ", f"{key},{key}"]
+        return draw(
+            st.sampled_from(
+                [
+                    f"Bearer {key}",
+                    f"bearer {key}",
+                    f"Basic {key}",
+                    f" \tBearer {key} ",
+                    f"Bearer {key},bearer {key}",  # joined repeat: the first value
+                    f"AWS4-HMAC-SHA256 Credential=Bearer {key}/20260101/us/bedrock",
+                ]
+            )
+        )
+    plain = [key, f" {key}\t", f"{key},{key}"]
     if bearer is Bearer.OPTIONAL:
-        plain += [f"Bearer {key}", f"bearer {key}"]
+        plain += [f"Bearer {key}", f"bearer {key}", f"Basic {key}"]
     return draw(st.sampled_from(plain))
 
 
 def _malformed(draw: st.DrawFn, key: str, bearer: Bearer) -> str:
-    bad = [f"{key}\x00", f"{key},sk-other-0000000000000", "x" * 1100, f"{key[:4]} {key[4:]}"]
+    bad = [f"{key}\x00", f"\x7f,{key}", "x" * 1100, f"sk-\u00e9{key}", f"\x0b{key}"]
     if bearer is Bearer.REQUIRED:
-        bad += [f"Basic {key}", key, "Bearer", f"Bearer\t{key}"]
+        bad += [key, "Bearer", f"Bearer\t{key}", f"Bearer  {key}", f"BEARER {key}"]
+        bad += ["AWS4-HMAC-SHA256 Signature=00"]
     return draw(st.sampled_from(bad))
 
 
@@ -339,6 +351,8 @@ def steered_views(draw: st.DrawFn, intent: str, keys: list[FuzzKey], policy: Pol
             params.append(
                 "key=" + quote(value.strip(), safe="") if "," not in value else f"key={value}"
             )
+    if loc.generate_content_only and intent not in ("public", "no_path"):
+        path += ":generateContent"  # LiteLLM reads ?key= only on these routes
     target = path + ("?" + "&".join(params) if params else "")
     return RequestView(method, target, headers)
 
