@@ -166,9 +166,7 @@ def test_only_ascii_space_and_tab_are_trimmed_from_a_key_line() -> None:
 
 def test_unusable_lines_are_summed_in_one_reading_without_values() -> None:
     control = "sk-has\x01ctl-0123456789abcdef"
-    text = "\n".join(
-        [control, "sk-good-0123456789abcdef", "sk-caf\u00e9-0123456789abcdef", "tiny"]
-    )
+    text = "\n".join([control, "sk-good-0123456789abcdef", "sk-caf\u00e9-0123456789abcdef", "tiny"])
     parsed = parse_key_lines("file:/k", text, max_length=1024)
     weak, summary = parsed.problems
     # "tiny": LiteLLM runs with it, authsvc's stricter rule flags it (master_key.weak decides)
