@@ -25,7 +25,7 @@ from authsvc.authz import (
     extract_credential,
     parse_location,
 )
-from authsvc.authz._credentials import custom_header_location
+from authsvc.authz._credentials import DEFAULT_WS_LOCATIONS, custom_header_location, is_websocket
 from authsvc.keys import KeyRecord, KeyRing, digest, fingerprint
 
 KEY = "sk-credential-edge-0123456789"
@@ -343,3 +343,57 @@ def test_the_first_present_location_decides_in_the_configured_order() -> None:
     assert extract_credential("/?token=abc", {}, locations[1:]) is None
     # a header location not configured is never read
     assert extract_credential("/", {"authorization": f"Bearer {KEY}"}, locations) is None
+
+
+# -- websocket upgrades (LiteLLM's realtime rule) -------------------------------------------
+
+
+def test_the_websocket_authorization_needs_exactly_bearer() -> None:
+    ws = DEFAULT_WS_LOCATIONS
+    label = "header:authorization"
+    assert extract_credential("/", {"authorization": f"Bearer {KEY}"}, ws) == Credential(KEY, label)
+    # the rest is trimmed here (space/tab), then every "Bearer " removed
+    assert extract_credential("/", {"authorization": f"Bearer   {KEY}"}, ws) == Credential(
+        KEY, label
+    )
+    assert extract_credential("/", {"authorization": f"Bearer Bearer {KEY}"}, ws) == Credential(
+        KEY, label
+    )
+    strict = CredentialError(label, "the value needs a scheme prefix (exactly 'Bearer ')")
+    for value in (f"bearer {KEY}", f"Basic {KEY}", f"BEARER {KEY}", KEY):
+        assert extract_credential("/", {"authorization": value}, ws) == strict, value
+
+
+def test_the_websocket_subprotocol_entry() -> None:
+    ws = DEFAULT_WS_LOCATIONS
+    label = "header:sec-websocket-protocol"
+    for value in (
+        f"realtime, openai-insecure-api-key.{KEY}",
+        f"openai-insecure-api-key.{KEY},realtime",
+        f" openai-insecure-api-key.{KEY}\t, realtime",
+    ):
+        got = extract_credential("/", {"sec-websocket-protocol": value}, ws)
+        assert got == Credential(KEY, label), value
+    # the prefix only inside another entry: present, but no entry carries a key
+    got = extract_credential(
+        "/", {"sec-websocket-protocol": f"x-openai-insecure-api-key.{KEY}"}, ws
+    )
+    assert got == CredentialError(label, "the credential is empty")
+    # other subprotocols only: no key here, the next location decides
+    order = (DEFAULT_WS_LOCATIONS[2], DEFAULT_WS_LOCATIONS[1])
+    headers = {"sec-websocket-protocol": "realtime", "api-key": KEY}
+    assert extract_credential("/", headers, order) == Credential(KEY, "header:api-key")
+    assert extract_credential("/", {"sec-websocket-protocol": "realtime"}, ws) is None
+
+
+def test_is_websocket() -> None:
+    assert is_websocket({"upgrade": "websocket"})
+    assert is_websocket({"upgrade": " WebSocket\t"})
+    assert not is_websocket({"upgrade": "h2c"})
+    assert not is_websocket({"connection": "upgrade"})
+
+
+def test_an_overriding_location_anywhere_in_the_order_only_decides_when_present() -> None:
+    custom = custom_header_location("x-my-key")
+    locs = (custom, *DEFAULT_LOCATIONS)
+    assert extract_credential("/", {"x-api-key": KEY}, locs) == Credential(KEY, "header:x-api-key")
