@@ -88,7 +88,7 @@ class KeyRing:
     it is what a fail-closed 503 says.
     """
 
-    __slots__ = ("_by_digest", "master", "unready_reason")
+    __slots__ = ("_by_digest", "master", "unknown_lookup", "unready_reason")
 
     def __init__(
         self,
@@ -105,6 +105,10 @@ class KeyRing:
         self._by_digest = MappingProxyType(by_digest)
         self.master = master
         self.unready_reason = "" if master is not None else unready_reason
+        self.unknown_lookup: object | None = (
+            None  # a virtual-key source's unknown-key lookup (#15):
+        )
+        # set once by the resolver before the ring is served, so it swaps with the ring
 
     @property
     def ready(self) -> bool:

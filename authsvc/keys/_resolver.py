@@ -40,6 +40,7 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
     readings: list[Reading] = []
     extras: list[ExtraKeyReadings] = []
     batches: list[DigestBatch] = []
+    lookups: list[object] = []
     for spec in config.master_key.sources:
         out = spec.read(environ, max_length=max_length)
         readings.extend(out.readings)
@@ -49,6 +50,8 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
         out = key.source.read(environ, max_length=max_length)
         extras.extend(out.keys)
         batches.extend(out.batches)
+        if out.lookup is not None:
+            lookups.append(out.lookup)
     pure = resolve_readings(
         readings,
         allow_weak=config.master_key.allow_weak,
@@ -56,5 +59,8 @@ def resolve(config: Config, environ: Mapping[str, str]) -> Resolution:
         extras=extras,
         batches=batches,
     )
+    # The unknown-key lookup rides on the ring (set before the ring is served): a reload that
+    # drops the ``virtual_keys:`` entry drops the lookup in the same swap. The first wins.
+    pure.ring.unknown_lookup = lookups[0] if lookups else None
     fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
     return Resolution(**fields, config=config)

@@ -11,7 +11,7 @@ from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
 from authsvc.sources._litellm import LITELLM_ENV, read_litellm
 from authsvc.sources._litellm_db import VirtualKeySource
-from authsvc.sources._litellm_db_lookup import MISS, Lookup, current_lookup, set_lookup_share
+from authsvc.sources._litellm_db_lookup import MISS, Lookup, set_lookup_share
 from authsvc.sources._litellm_db_store import StoreStatus, stores
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
@@ -51,7 +51,6 @@ __all__ = [
     "ValueSource",
     "VirtualKeySource",
     "Watch",
-    "current_lookup",
     "file_signature",
     "output",
     "read_litellm",

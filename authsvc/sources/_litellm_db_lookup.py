@@ -34,7 +34,7 @@ from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError
 from authsvc.sources._litellm_db_store import VirtualKeyStore
 
-__all__ = ["MISS", "Lookup", "current_lookup", "lookup_for", "set_current", "set_lookup_share"]
+__all__ = ["MISS", "Lookup", "lookup_for", "set_lookup_share"]
 
 MISS: Final = "miss"
 MAX_CACHED = 10_000
@@ -211,20 +211,9 @@ def lookup_for(store: VirtualKeyStore, entry: KeyMeta, label: str) -> Lookup:
     return lookup
 
 
-_CURRENT: list[Lookup | None] = [None]
 _SHARE: list[int] = [1]
 
 
 def set_lookup_share(workers: int) -> None:
     """This process is one of ``workers`` worker processes sharing the lookup budget."""
     _SHARE[0] = max(1, int(workers))
-
-
-def set_current(lookup: Lookup | None) -> None:
-    """The lookup of the configured ``virtual_keys:`` source (set by its ``read``)."""
-    _CURRENT[0] = lookup
-
-
-def current_lookup() -> Lookup | None:
-    """The checker's question on an unknown key: is there a database to ask?"""
-    return _CURRENT[0]

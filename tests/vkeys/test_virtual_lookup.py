@@ -15,7 +15,7 @@ from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext
 from authsvc.config import load_config
 from authsvc.keys import KeyStore, resolve
 from authsvc.server._check import Checker, finish
-from authsvc.sources import current_lookup
+from authsvc.sources import Lookup
 from authsvc.sources._litellm_db_store import stores
 from tests._keys import make_key
 from tests.vkeys._litellm_db import LiteLLMDB
@@ -67,8 +67,8 @@ def test_a_key_created_after_the_refresh_is_accepted_at_once(
     tmp_path: Path, litellm_db: LiteLLMDB
 ) -> None:
     checker = _checker(tmp_path, litellm_db)
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
 
     async def scenario() -> None:
@@ -86,8 +86,8 @@ def test_a_key_created_after_the_refresh_is_accepted_at_once(
 
 def test_single_flight_and_miss_cache(tmp_path: Path, litellm_db: LiteLLMDB) -> None:
     checker = _checker(tmp_path, litellm_db, "      miss_ttl: 5\n")
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
 
     async def scenario() -> None:
@@ -108,8 +108,8 @@ def test_a_flood_of_random_keys_stays_under_the_query_cap(
     tmp_path: Path, litellm_db: LiteLLMDB
 ) -> None:
     checker = _checker(tmp_path, litellm_db)  # the default cap: 40/s, a burst of 10
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
     good = litellm_db.generate(alias="good")  # created after the ring: needs a lookup
 
