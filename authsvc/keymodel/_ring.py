@@ -105,10 +105,9 @@ class KeyRing:
         self._by_digest = MappingProxyType(by_digest)
         self.master = master
         self.unready_reason = "" if master is not None else unready_reason
-        self.unknown_lookup: object | None = (
-            None  # a virtual-key source's unknown-key lookup (#15):
-        )
-        # set once by the resolver before the ring is served, so it swaps with the ring
+        # A virtual-key source's unknown-key lookup (#15), set once by the resolver before
+        # the ring is served, so it swaps with the ring.
+        self.unknown_lookup: object | None = None
 
     @property
     def ready(self) -> bool:
