@@ -42,7 +42,7 @@ from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
 from authsvc.server._listen import parse_listen, parse_socket_mode
 from authsvc.server._signals import serve_until_signal
-from authsvc.server._virtual_status import VirtualKeyCollector
+from authsvc.server._virtual_status import VirtualKeyCollector, virtual_key_notes
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 from authsvc.sources import set_lookup_share
 
@@ -275,7 +275,11 @@ async def _run_started(
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
-            notes=lambda: ([DRY_RUN_NOTE] if server.dry_run else []) + _bypass_notes(bypass),
+            notes=lambda: (
+                ([DRY_RUN_NOTE] if server.dry_run else [])
+                + _bypass_notes(bypass)
+                + virtual_key_notes(store.current)  # stale: still ready (known keys work)
+            ),
         )
         status.start()
     if deep is not None:

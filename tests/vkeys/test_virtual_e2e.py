@@ -6,6 +6,7 @@ refused."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -171,3 +172,12 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     time.sleep(REFRESH)
     metrics = http_request(stack.authz.status_port, "GET", "/metrics").body.decode()
     assert 'authsvc_virtual_keys_stale{store="0"} 1.0' in metrics
+    # /readyz stays ready (known keys work) and says the store is stale, since when and why
+    ready = http_request(stack.authz.status_port, "GET", "/readyz", {"accept": "application/json"})
+    assert ready.status == 200, ready.body
+    doc = json.loads(ready.body)
+    assert doc["ready"] is True
+    stale = [n for n in doc.get("notes", []) if n.startswith("virtual keys: stale since ")]
+    assert stale and "(database unavailable (" in stale[0], doc
+    assert "known keys still work" in stale[0]
+    assert db.url not in ready.body.decode() and MASTER not in ready.body.decode()
