@@ -16,6 +16,7 @@ answer (``finish`` awaits it), and ``decide`` runs again, pure, on a one-record 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -40,7 +41,7 @@ from authsvc.keymodel import FINGERPRINT_LENGTH
 from authsvc.keymodel import digest as key_digest
 from authsvc.keys import KeyMeta, KeyRecord, KeyRing, KeyStore
 from authsvc.server._adapter import response_from, view_from_request
-from authsvc.sources import MISS, Lookup
+from authsvc.sources import MISS, Lookup, unknown_message
 
 __all__ = ["CACHE_SIZE", "Answer", "Checker", "DecisionObserver", "finish", "settle", "where"]
 
@@ -165,7 +166,11 @@ class Checker:
             view.target, view.headers, policy.locations, policy.max_credential_length
         )
         key = getattr(found, "key", None)
-        if not isinstance(key, str) or not key.startswith("sk-"):
+        if not isinstance(key, str):
+            return unknown
+        # With its database configured, LiteLLM's own reason (reason code unchanged).
+        unknown = dataclasses.replace(unknown, message=unknown_message(key))
+        if not key.startswith("sk-"):
             return unknown  # LiteLLM looks up only sk- keys
         digest = key_digest(key)
         cached = lookup.cached(digest)

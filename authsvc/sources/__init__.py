@@ -11,7 +11,7 @@ from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
 from authsvc.sources._litellm import LITELLM_ENV, read_litellm
 from authsvc.sources._litellm_db import VirtualKeySource
-from authsvc.sources._litellm_db_lookup import MISS, Lookup, set_lookup_share
+from authsvc.sources._litellm_db_lookup import MISS, Lookup, set_lookup_share, unknown_message
 from authsvc.sources._litellm_db_store import StoreStatus, stores
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
@@ -57,4 +57,5 @@ __all__ = [
     "read_text",
     "set_lookup_share",
     "stores",
+    "unknown_message",
 ]

@@ -34,7 +34,7 @@ from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError
 from authsvc.sources._litellm_db_store import VirtualKeyStore
 
-__all__ = ["MISS", "Lookup", "lookup_for", "set_lookup_share"]
+__all__ = ["MISS", "Lookup", "lookup_for", "set_lookup_share", "unknown_message"]
 
 MISS: Final = "miss"
 MAX_CACHED = 10_000
@@ -42,6 +42,19 @@ TIMEOUT = 0.5
 """Seconds a lookup (connect included) may take: below Envoy's check timeout (1 s in the
 bootstrap authsvc writes), so a slow database is a 401 from us, not an error at the proxy."""
 RETRY = 1.0
+
+LITELLM_UNKNOWN = "Authentication Error, Invalid API key provided."
+"""LiteLLM 1.110.2's 401 for an ``sk-`` key its database does not hold (``KeyNotFoundError``,
+``INVALID_API_KEY_ERROR_MESSAGE``)."""
+LITELLM_NOT_VIRTUAL = "LiteLLM Virtual Key expected. Received=****, expected to start with 'sk-'."
+"""LiteLLM's 401 for any other key (not the master, not ``sk-``): LiteLLM quotes the key's
+first and last four characters after ``Received=``; authsvc never echoes a key's bits."""
+
+
+def unknown_message(key: str) -> str:
+    """The reason LiteLLM gives a key it does not know, with its database configured."""
+    return LITELLM_UNKNOWN if key.startswith("sk-") else LITELLM_NOT_VIRTUAL
+
 
 _FIND_SQL = (
     "SELECT v.token, v.key_alias, v.team_id, v.expires, v.blocked, v.allowed_routes, "

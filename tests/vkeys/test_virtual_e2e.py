@@ -123,7 +123,7 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     deleted = db.generate(alias="deleted")
     assert _get(stack, deleted).reached_upstream
     db.delete_key(deleted)
-    _within(limit, refused(deleted, "unknown_key", ""))
+    _within(limit, refused(deleted, "unknown_key", "Invalid API key provided."))
 
     old = db.generate(alias="rotated")
     assert _get(stack, old).reached_upstream

@@ -137,3 +137,41 @@ def test_a_flood_of_random_keys_stays_under_the_query_cap(
         return await _ask(checker, good)
 
     assert asyncio.run(after()) == 200  # the cap refills: a real new key still gets in
+
+
+def _message(answer: bytes) -> str:
+    import json
+
+    resp = ext.CheckResponse.FromString(answer)
+    return str(json.loads(resp.denied_response.body)["error"]["message"])
+
+
+def test_unknown_keys_get_litellms_reason(tmp_path: Path, litellm_db: LiteLLMDB) -> None:
+    """With virtual keys on, LiteLLM 1.110.2's own 401 text (the reason code stays
+    ``unknown_key``); without them, authsvc's. Never a bit of the key."""
+    from authsvc.sources._litellm_db_lookup import LITELLM_NOT_VIRTUAL, LITELLM_UNKNOWN
+
+    checker = _checker(tmp_path, litellm_db)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("master_key:\n  sources:\n    - env: AUTHSVC_MASTER_KEY\n")
+    env = {"AUTHSVC_MASTER_KEY": MASTER}
+    config = load_config(str(plain), environ=env)
+    without = Checker(KeyStore(resolve(config, env).ring), config.policy)
+    sk_key, other = "sk-" + secrets.token_urlsafe(16), "abcd" + secrets.token_urlsafe(16)
+
+    async def ask(c: Checker, key: str) -> str:
+        answer, pending = c.check(_request(key))
+        body = await finish(answer, pending)
+        assert _status(body) == 401
+        assert ext.CheckResponse.FromString(body).denied_response.headers  # a real denial
+        return _message(body)
+
+    async def scenario() -> None:
+        assert await ask(checker, sk_key) == LITELLM_UNKNOWN  # looked up, not found
+        assert await ask(checker, sk_key) == LITELLM_UNKNOWN  # the cached miss
+        assert await ask(checker, other) == LITELLM_NOT_VIRTUAL  # LiteLLM: not sk-
+        assert other[:4] not in LITELLM_NOT_VIRTUAL
+        assert (await ask(without, sk_key)).startswith("invalid api key sent in")
+
+    asyncio.run(scenario())
+    assert LITELLM_UNKNOWN == "Authentication Error, Invalid API key provided."
