@@ -58,7 +58,7 @@ def unknown_message(key: str) -> str:
 
 _FIND_SQL = (
     "SELECT v.token, v.key_alias, v.team_id, v.expires, v.blocked, v.allowed_routes, "
-    "v.updated_at, d.revoke_at, t.blocked "
+    "v.updated_at, d.revoke_at, t.blocked, t.team_id "
     "FROM (SELECT %s::text AS h) q "
     f"LEFT JOIN {sql.DEPRECATED} d ON d.token = q.h "
     "AND d.revoke_at > (now() AT TIME ZONE 'UTC') "
@@ -203,7 +203,10 @@ class Lookup:
         if parsed.digest != digest and revoke_at is None:
             return None
         teams = frozenset({parsed.team_id}) if row[8] is True and parsed.team_id else frozenset()
-        return parsed.meta(self.entry, teams, revoke_at if parsed.digest != digest else None)
+        has_row = isinstance(row[9], str) and parsed.team_id  # the join found the team's row
+        known = frozenset({parsed.team_id}) if has_row and parsed.team_id else frozenset()
+        revoked = revoke_at if parsed.digest != digest else None
+        return parsed.meta(self.entry, teams, revoked, known)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None

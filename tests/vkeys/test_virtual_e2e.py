@@ -120,6 +120,21 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     db.team("team-x", blocked=True)
     _within(limit, refused(member, "team_blocked", "Team=team-x is blocked"))
 
+    db.team("team-y")
+    orphan = db.generate(alias="orphan", team_id="team-y")
+    assert _get(stack, orphan).reached_upstream
+    db.delete_team("team-y")  # LiteLLM then answers 404 "Team doesn't exist in db"
+
+    def team_gone() -> bool:
+        r = _get(stack, orphan)
+        return (
+            r.status == 404
+            and r.deny_reason == "team_not_found"
+            and ("Team doesn't exist in db. Team=team-y." in r.body.decode())
+        )
+
+    _within(limit, team_gone)
+
     deleted = db.generate(alias="deleted")
     assert _get(stack, deleted).reached_upstream
     db.delete_key(deleted)

@@ -175,3 +175,21 @@ def test_unknown_keys_get_litellms_reason(tmp_path: Path, litellm_db: LiteLLMDB)
 
     asyncio.run(scenario())
     assert LITELLM_UNKNOWN == "Authentication Error, Invalid API key provided."
+
+
+def test_a_looked_up_key_whose_team_is_gone_gets_litellms_404(
+    tmp_path: Path, litellm_db: LiteLLMDB
+) -> None:
+    checker = _checker(tmp_path, litellm_db)
+    orphan = litellm_db.generate(alias="late-orphan", team_id="t-none")  # after the ring
+    litellm_db.team("t-ok")
+    member = litellm_db.generate(alias="late-member", team_id="t-ok")
+
+    async def scenario() -> None:
+        answer, pending = checker.check(_request(orphan))
+        body = await finish(answer, pending)
+        assert _status(body) == 404
+        assert "Team doesn't exist in db. Team=t-none." in _message(body)
+        assert await _ask(checker, member) == 200
+
+    asyncio.run(scenario())
