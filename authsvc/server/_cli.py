@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from authsvc._defaults import AUTHZ_LISTEN, STATUS_LISTEN
 from authsvc._errors import ConfigError, KeySourceError, ServerDied
@@ -45,6 +46,9 @@ from authsvc.server._signals import serve_until_signal
 from authsvc.server._virtual_status import VirtualKeyCollector, virtual_key_notes
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 from authsvc.sources import set_lookup_share
+
+if TYPE_CHECKING:
+    from authsvc.server._worker_status import WorkerStatus
 
 __all__ = ["configure", "run", "worker_argv"]
 
@@ -411,6 +415,14 @@ def _bypass_notes(bypass: BypassDetector | None) -> list[str]:
     return bypass.detail() if bypass is not None else []
 
 
+def _supervisor_notes(
+    dry_run: bool, bypass: BypassDetector | None, aggregate: WorkerStatus
+) -> list[str]:
+    """The supervisor's /readyz notes, then its workers' (a stale virtual-key store, ...)."""
+    own = ([DRY_RUN_NOTE] if dry_run else []) + _bypass_notes(bypass)
+    return own + aggregate.notes(own)
+
+
 async def _supervise(
     args: argparse.Namespace,
     listen: tuple[tuple[str, ...], ...],
@@ -435,7 +447,7 @@ async def _supervise(
             readiness=all_ready(*checks),
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
-            notes=lambda: ([DRY_RUN_NOTE] if dry_run else []) + _bypass_notes(bypass),
+            notes=lambda: _supervisor_notes(dry_run, bypass, aggregate),
         )
         status.start()  # before the workers: a busy status port fails fast
     if bypass is not None:  # the supervisor checks for all workers (log and /readyz detail)
