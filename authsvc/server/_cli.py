@@ -21,7 +21,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
 
 from authsvc._defaults import AUTHZ_LISTEN, STATUS_LISTEN
 from authsvc._errors import ConfigError, KeySourceError, ServerDied
@@ -46,9 +45,6 @@ from authsvc.server._signals import serve_until_signal
 from authsvc.server._virtual_status import VirtualKeyCollector, virtual_key_notes
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 from authsvc.sources import set_lookup_share
-
-if TYPE_CHECKING:
-    from authsvc.server._worker_status import WorkerStatus
 
 __all__ = ["configure", "run", "worker_argv"]
 
@@ -279,11 +275,7 @@ async def _run_started(
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
-            notes=lambda: (
-                ([DRY_RUN_NOTE] if server.dry_run else [])
-                + _bypass_notes(bypass)
-                + virtual_key_notes(store.current)  # stale: still ready (known keys work)
-            ),
+            notes=lambda: _notes(server.dry_run, bypass, *virtual_key_notes(store.current)),
         )
         status.start()
     if deep is not None:
@@ -410,17 +402,9 @@ def worker_argv(
     return argv
 
 
-def _bypass_notes(bypass: BypassDetector | None) -> list[str]:
-    """The bypass detector's /readyz lines (none without a detector)."""
-    return bypass.detail() if bypass is not None else []
-
-
-def _supervisor_notes(
-    dry_run: bool, bypass: BypassDetector | None, aggregate: WorkerStatus
-) -> list[str]:
-    """The supervisor's /readyz notes, then its workers' (a stale virtual-key store, ...)."""
-    own = ([DRY_RUN_NOTE] if dry_run else []) + _bypass_notes(bypass)
-    return own + aggregate.notes(own)
+def _notes(dry_run: bool, bypass: BypassDetector | None, *more: str) -> list[str]:
+    """The /readyz notes: dry-run, the bypass detector's, ``more`` (a stale key store)."""
+    return [DRY_RUN_NOTE] * dry_run + (bypass.detail() if bypass is not None else []) + list(more)
 
 
 async def _supervise(
@@ -447,7 +431,7 @@ async def _supervise(
             readiness=all_ready(*checks),
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
-            notes=lambda: _supervisor_notes(dry_run, bypass, aggregate),
+            notes=lambda: aggregate.notes(_notes(dry_run, bypass)),  # + the workers' notes
         )
         status.start()  # before the workers: a busy status port fails fast
     if bypass is not None:  # the supervisor checks for all workers (log and /readyz detail)

@@ -77,10 +77,10 @@ class WorkerStatus:
         return (not reasons, "; ".join(reasons))
 
     def notes(self, own: Sequence[str] = ()) -> list[str]:
-        """The workers' ``/readyz`` notes (e.g. a stale virtual-key store) seen by the last
-        ``readiness()`` (``/readyz`` asks it first), bounded; a note the supervisor shows
-        itself (``own``, e.g. dry-run) is not repeated."""
-        return [n for n in self._notes if n.partition(": ")[2] not in own]
+        """The supervisor's own ``/readyz`` notes, then its workers' (e.g. a stale virtual-key
+        store) as the last ``readiness()`` saw them (``/readyz`` asks it first), bounded; a
+        worker's note the supervisor shows itself (``own``, e.g. dry-run) is not repeated."""
+        return [*own, *(n for n in self._notes if n.partition(": ")[2] not in own)]
 
     def metrics(self) -> tuple[bytes, str]:
         families: dict[str, Metric] = {}

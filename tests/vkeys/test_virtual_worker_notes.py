@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from authsvc.health import StatusServer
-from authsvc.server._cli import DRY_RUN_NOTE, _supervisor_notes
+from authsvc.server._cli import DRY_RUN_NOTE
 from authsvc.server._worker_status import WorkerStatus
 from authsvc.server._workers import Worker
 
@@ -35,7 +35,7 @@ def test_the_supervisor_relays_a_workers_stale_note() -> None:
     top = StatusServer(
         "127.0.0.1:0",
         readiness=aggregate.readiness,
-        notes=lambda: _supervisor_notes(True, None, aggregate),
+        notes=lambda: aggregate.notes([DRY_RUN_NOTE]),  # as _supervise wires it
     )
     try:
         status, _, body, _ = top.route("/readyz", "application/json")
