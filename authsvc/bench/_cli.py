@@ -27,6 +27,7 @@ from authsvc.bench._load import (
 )
 from authsvc.bench._micro import time_decide
 from authsvc.bench._procstat import cpu_seconds, peak_rss_mb, tree
+from authsvc.bench._reload import run_reload
 from authsvc.bench._report import BenchResults, Scenario, format_report, to_json
 from authsvc.bench._stack import Authsvc, Bench, Envoy, free_port
 from authsvc.envoy import envoy_binary
@@ -73,6 +74,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ARG",
         help="extra 'authsvc serve' argument for every authsvc (repeatable), e.g. "
         "--serve-arg=--no-fast-path to measure the plain grpc.aio transport",
+    )
+    p.add_argument(
+        "--reload-only",
+        action="store_true",
+        help="run only the many-keys quiet-vs-reloading scenario (issue 14)",
+    )
+    p.add_argument("--no-reload", action="store_true", help="skip that scenario")
+    p.add_argument("--reload-keys", type=int, default=100_000, help="extra keys (default 100000)")
+    p.add_argument("--reload-files", type=int, default=4, help="key files holding them")
+    p.add_argument("--reload-seconds", type=float, default=10.0, help="seconds per phase")
+    p.add_argument(
+        "--reload-interval", type=float, default=2.0, help="rewrite every key file this often"
+    )
+    p.add_argument(
+        "--reload-rotate", type=int, default=250, help="keys replaced per file per rewrite"
+    )
+    p.add_argument(
+        "--serve-pythonpath",
+        metavar="DIR",
+        help="run authsvc from the source tree DIR (e.g. a checkout of an older commit) for "
+        "A/B numbers; the bench itself runs from this tree",
     )
     p.add_argument("--json", default=".bench/results.json", help="where to write the results")
     p.add_argument("--logs", metavar="DIR", help="keep the children's logs in DIR")
@@ -221,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"authsvc bench: {exc}", file=sys.stderr)
         return 2
-    missing = missing_tools("wrk")
+    missing = missing_tools("wrk") if not args.reload_only else []
     if missing:
         print(f"authsvc bench: {', '.join(missing)} not found; {INSTALL_HINT}", file=sys.stderr)
         return 2
@@ -242,7 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     only = set(args.only.split(",")) if args.only else None
-    with Bench(keep_logs=Path(args.logs) if args.logs else None) as bench:
+    if args.reload_only:
+        only = set()
+    with Bench(
+        keep_logs=Path(args.logs) if args.logs else None, pythonpath=args.serve_pythonpath
+    ) as bench:
         runner = _Runner(args, bench)
         lives = []
         for name, variant, listen, workers in _scenarios(bench, args.workers):
@@ -264,12 +290,28 @@ def main(argv: list[str] | None = None) -> int:
                     _say(f"  {live.name} at {args.rate} req/s: p50 {rate.p50_ms:.2f} ms")
         for live in lives:
             bench.stop(live.envoy.child, *([live.authsvc.child] if live.authsvc else []))
-        if not args.no_extras:
+        if not args.no_extras and not args.reload_only:
             for how in ("file", "sha256"):
                 _say(f"10k extra keys ({how}) ...")
                 results.many_keys[how] = many_keys(runner, how)
             _say("decide() micro-bench ...")
             results.decide = time_decide()
+        if args.reload_only:
+            _say("decide() micro-bench ...")
+            results.decide = time_decide()
+        if not args.no_reload:
+            _say(f"many keys, quiet vs reloading ({args.reload_keys:,} keys) ...")
+            results.reload = run_reload(
+                bench,
+                keys=args.reload_keys,
+                files=args.reload_files,
+                rate=args.rate,
+                seconds=args.reload_seconds,
+                interval=args.reload_interval,
+                rotate=args.reload_rotate,
+                serve_args=args.serve_arg,
+                say=_say,
+            )
     results.settings["wall_s"] = round(time.monotonic() - started, 1)
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

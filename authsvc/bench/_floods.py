@@ -3,8 +3,8 @@ while a legitimate checker sends valid requests through Envoy at a fixed rate.
 
 Per attack (``_attacks``, a separate process from 127.0.0.2, so per-peer caps treat it as
 another host than Envoy): the checker's success rate and p50/p99 latency, authsvc's peak RSS,
-whether ``/livez`` answered every second, and how long authsvc took to exit on SIGTERM
-afterwards. The "done when" of issue 20: >= 99 % success, p99 <= 50 ms, RSS < 200 MB,
+whether ``/livez`` answered every second, how long authsvc took to exit on SIGTERM
+afterwards, and how much CPU authsvc used during the attack (% of one core). The "done when" of issue 20: >= 99 % success, p99 <= 50 ms, RSS < 200 MB,
 /livez answers, exit within the grace period. Not a test: the numbers depend on the machine
 (record them in docs/performance.md with the load they were taken under).
 """
@@ -15,6 +15,7 @@ import argparse
 import http.client
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,9 +24,16 @@ from pathlib import Path
 
 from authsvc.bench._procstat import peak_rss_mb
 from authsvc.bench._stack import HOST, Bench, free_port, serving
+from authsvc.h2wire import PREFACE
 from authsvc.stack import Child, ChildFailed, http_status
 
 GRACE = 5.0
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_mb(pid: int) -> float:
@@ -78,22 +86,62 @@ class Checker(threading.Thread):
         return total, 100 * len(self.latencies) / max(total, 1), pct(0.5), pct(0.99)
 
 
+def _serve(bench: Bench, tree: str | None) -> tuple[Child, int, int]:
+    """``authsvc serve`` (from ``tree``, else this checkout): the child, its port, status port."""
+    env = dict(bench._env)
+    if tree is not None:  # measure another checkout's authsvc (e.g. main, for "before")
+        env["PYTHONPATH"] = tree
+    port, status_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "authsvc", "serve", "--listen", f"{HOST}:{port}"]
+    argv += ["--master-key-file", str(bench.key_file), "--status-listen"]
+    argv += [f"0.0.0.0:{status_port}", "--no-deep-health", "--log-level", "warning"]
+    argv += ["--grace", str(GRACE)]
+    log_path = bench.dir / "logs" / "authsvc.log"
+    cwd = Path(tree) if tree is not None else None  # python -m puts the cwd first
+    child = Child("authsvc", argv, log_path, env=env, cwd=cwd)
+    bench._children.append(child)
+    child.start()
+    child.wait_ready(lambda: serving(f"{HOST}:{port}"), timeout=60)
+    return child, port, status_port
+
+
+def refusal_cost(attempts: int, tree: str | None = None) -> str:
+    """authsvc's CPU per connection refused at the per-peer cap: 512 idle connections from
+    127.0.0.2 take the peer's slots, then ``attempts`` more connect, send the preface and
+    wait to be reset, one after another."""
+    with Bench() as bench:
+        child, port, _ = _serve(bench, tree)
+        hold = [socket.create_connection((HOST, port), source_address=("127.0.0.2", 0))]
+        hold += [
+            socket.create_connection((HOST, port), source_address=("127.0.0.2", 0))
+            for _ in range(511)
+        ]
+        time.sleep(0.5)
+        before, started, refused = _cpu_s(child.pid), time.monotonic(), 0
+        for _ in range(attempts):
+            with socket.socket() as sock:
+                sock.settimeout(2)
+                try:
+                    sock.bind(("127.0.0.2", 0))
+                    sock.connect((HOST, port))
+                    sock.sendall(PREFACE)
+                    refused += sock.recv(64) == b""
+                except ConnectionResetError:
+                    refused += 1
+                except OSError:
+                    pass
+        cpu, wall = _cpu_s(child.pid) - before, time.monotonic() - started
+        for sock in hold:
+            sock.close()
+        return (
+            f"{refused} of {attempts} refused in {wall:.1f} s; authsvc CPU {cpu:.2f} s = "
+            f"{1e6 * cpu / max(refused, 1):.0f} µs per refusal"
+        )
+
+
 def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -> dict[str, object]:
     with Bench() as bench:
-        env = dict(bench._env)
-        if tree is not None:  # measure another checkout's authsvc (e.g. main, for "before")
-            env["PYTHONPATH"] = tree
-        port, status_port = free_port(), free_port()
-        argv = [sys.executable, "-m", "authsvc", "serve", "--listen", f"{HOST}:{port}"]
-        argv += ["--master-key-file", str(bench.key_file), "--status-listen"]
-        argv += [f"0.0.0.0:{status_port}", "--no-deep-health", "--log-level", "warning"]
-        argv += ["--grace", str(GRACE)]
-        log_path = bench.dir / "logs" / "authsvc.log"
-        cwd = Path(tree) if tree is not None else None  # python -m puts the cwd first
-        child = Child("authsvc", argv, log_path, env=env, cwd=cwd)
-        bench._children.append(child)
-        child.start()
-        child.wait_ready(lambda: serving(f"{HOST}:{port}"), timeout=60)
+        child, port, status_port = _serve(bench, tree)
         envoy = bench.envoy("envoy", "authz", (f"{HOST}:{port}",))
         checker = Checker(envoy.port, bench.header, rate)
         checker.start()
@@ -113,6 +161,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             checker.start()
         livez_ok = livez_total = threads = 0
         peak = 0.0
+        cpu_before, cpu_since = _cpu_s(child.pid), time.monotonic()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             livez_total += 1
@@ -120,6 +169,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             peak = max(peak, _rss_mb(child.pid))
             threads = max(threads, len(os.listdir(f"/proc/{child.pid}/task")))
             time.sleep(1.0)
+        cpu_pct = 100 * (_cpu_s(child.pid) - cpu_before) / (time.monotonic() - cpu_since)
         checker.stopped.set()
         checker.join(3)
         hostile.send_signal(signal.SIGKILL)
@@ -144,6 +194,7 @@ def run_one(attack: str, seconds: float, rate: float, tree: str | None = None) -
             ),
             "livez": f"{livez_ok}/{livez_total}",
             "peak_threads": threads,
+            "cpu_pct": round(cpu_pct),
             "sigterm_exit_s": round(exit_s, 2),
         }
 
@@ -156,10 +207,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=100.0)
     parser.add_argument("--tree", help="run authsvc from this checkout (PYTHONPATH)")
+    parser.add_argument(
+        "--refusal-cost", type=int, metavar="N", help="only measure N per-peer-cap refusals"
+    )
     args = parser.parse_args(argv)
+    if args.refusal_cost:
+        print(refusal_cost(args.refusal_cost, args.tree))
+        return 0
     print(
         f"{'attack':18} {'checks':>6} {'ok %':>7} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'RSS MB':>7} {'livez':>6} {'thr':>5} {'exit s':>6}"
+        f"{'RSS MB':>7} {'livez':>6} {'thr':>5} {'exit s':>6} {'cpu %':>5}"
     )
     for attack in args.only.split(","):
         for attempt in range(3):  # a free port can be taken before authsvc binds it
@@ -173,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{attack:18} {r['checks']:>6} {r['success_pct']:>7} {r['p50_ms']:>7} "
             f"{r['p99_ms']:>7} {r['peak_rss_mb']:>7} {r['livez']:>6} "
-            f"{r['peak_threads']:>5} {r['sigterm_exit_s']:>6}",
+            f"{r['peak_threads']:>5} {r['sigterm_exit_s']:>6} {r['cpu_pct']:>5}",
             flush=True,
         )
     return 0

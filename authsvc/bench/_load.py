@@ -59,6 +59,7 @@ class RateResult:
     responses: int
     non_2xx: int
     errors: int
+    max_ms: float = 0.0  # the slowest request
 
 
 def _ms(value: str, unit: str) -> float:
@@ -87,6 +88,7 @@ def parse_wrk(text: str) -> LoadResult:
 
 _HEY_RPS = re.compile(r"^\s*Requests/sec:\s+([\d.]+)", re.MULTILINE)
 _HEY_LAT = re.compile(r"^\s*(50|99)%+ in ([\d.]+) secs", re.MULTILINE)
+_HEY_SLOWEST = re.compile(r"^\s*Slowest:\s+([\d.]+) secs", re.MULTILINE)
 _HEY_STATUS = re.compile(r"^\s*\[(\d{3})\]\s+(\d+) responses", re.MULTILINE)
 _HEY_ERRORS = re.compile(r"^Error distribution:\s*\n((?:\s+\[\d+\].*\n?)*)", re.MULTILINE)
 
@@ -102,6 +104,7 @@ def parse_hey(text: str) -> RateResult:
     block = _HEY_ERRORS.search(text)
     if block:
         errors = sum(int(n) for n in re.findall(r"\[(\d+)\]", block.group(1)))
+    slowest = _HEY_SLOWEST.search(text)
     return RateResult(
         rps=float(rps.group(1)),
         p50_ms=lat["50"],
@@ -109,6 +112,7 @@ def parse_hey(text: str) -> RateResult:
         responses=sum(statuses.values()),
         non_2xx=sum(n for code, n in statuses.items() if not 200 <= code < 300),
         errors=errors,
+        max_ms=float(slowest.group(1)) * 1000.0 if slowest else 0.0,
     )
 
 

@@ -92,7 +92,7 @@ class Envoy:
 class Bench:
     """Scratch directory + children. Use as a context manager."""
 
-    def __init__(self, *, keep_logs: Path | None = None) -> None:
+    def __init__(self, *, keep_logs: Path | None = None, pythonpath: str | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="authsvc-bench-", dir="/tmp"))
         self.key = "sk-bench-" + secrets.token_urlsafe(24)
         self.key_file = self.dir / "master.key"
@@ -105,6 +105,8 @@ class Bench:
             for k, v in os.environ.items()
             if k not in _KEY_ENV and not k.startswith("AUTHSVC_") and "proxy" not in k.lower()
         }
+        if pythonpath is not None:  # authsvc children run from another source tree (A/B)
+            self._env["PYTHONPATH"] = os.path.abspath(pythonpath)
 
     @property
     def header(self) -> str:

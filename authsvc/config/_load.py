@@ -14,7 +14,9 @@ from authsvc.config._parse import parse_config
 
 __all__ = ["MAX_CONFIG_BYTES", "load_config"]
 
-MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_BYTES = 4 << 20
+"""4 MiB: ~40,000 ``sha256:`` entries. Bulk keys belong in key lists (``file:`` or
+``sha256_file:`` in ``keys:``, up to 250,000 keys each), not in the config file."""
 
 
 def load_config(
@@ -42,7 +44,11 @@ def load_config(
     data = read_regular(path, MAX_CONFIG_BYTES)  # never blocks: a FIFO is refused, not opened
     if isinstance(data, FileProblem):
         if data.problem is Problem.TOO_LARGE:
-            raise ConfigError(f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES} bytes")
+            raise ConfigError(
+                f"config file {path}{origin} is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB "
+                "(the limit): put bulk keys in a key list instead ('file:' or 'sha256_file:' in "
+                "keys:, one key or digest per line)"
+            )
         raise ConfigError(f"config file {path}{origin} {data.detail}")
     try:
         text = data.decode("utf-8")

@@ -98,6 +98,10 @@ class H2Connection(Sender):
         self._premature_resets = 0
         self._in_empty = self._in_priority = self._in_window_updates = self._in_resets = 0
         self.error: str | None = None  # why the connection failed, for the caller's log
+        self.error_code: int | None = None  # and its HTTP/2 error code (for a counter)
+        self.more = False  # ``receive`` stopped at its limit: complete frames are buffered
+        self._requests = 0  # requests handed over, ever
+        self._stop_at: tuple[int | None, int | None] = (None, None)
         settings = {
             SettingId.MAX_CONCURRENT_STREAMS: MAX_STREAMS,
             SettingId.INITIAL_WINDOW_SIZE: STREAM_WINDOW,
@@ -118,14 +122,27 @@ class H2Connection(Sender):
 
     # -- input -------------------------------------------------------------------------------
 
-    def receive(self, data: bytes) -> None:
-        """Process bytes from the peer; writes whatever must be sent."""
+    def receive(
+        self, data: bytes, *, max_requests: int | None = None, max_bytes: int | None = None
+    ) -> None:
+        """Process bytes from the peer; writes whatever must be sent.
+
+        With ``max_requests`` (``max_bytes``) parsing stops before the next frame once that
+        many requests were handed over (bytes parsed) in this call: the rest stays buffered
+        and ``more`` is true until a later ``receive`` (``b""`` will do) has parsed it. The
+        caller bounds the work one connection does per event-loop turn this way (0: only
+        buffer ``data``)."""
         if self.closed:
             return
         if self._parsing:
             raise RuntimeError("H2Connection.receive called from its own callback")
         buf = self._buf + data if self._buf else data
         self._parsing = True
+        self._stop_at = (
+            self._requests + max_requests if max_requests is not None else None,
+            max_bytes,
+        )
+        self.more = False
         try:
             pos = self._frames(buf)
         except FrameError as exc:
@@ -148,7 +165,14 @@ class H2Connection(Sender):
                 raise FrameError(ErrorCode.PROTOCOL_ERROR, "not an HTTP/2 connection preface")
             self._preface = True
             pos = len(PREFACE)
+        stop_requests, max_bytes = self._stop_at
+        stop_pos = pos + max_bytes if max_bytes is not None else None
         for kind, flags, sid, start, stop in iter_frames(buf, pos, MAX_FRAME):
+            if (stop_requests is not None and self._requests >= stop_requests) or (
+                stop_pos is not None and pos >= stop_pos
+            ):
+                self.more = True  # this frame (complete) and the rest wait for the next turn
+                return pos
             pos = stop
             self._frame(kind, flags, sid, buf[start:stop])
             if self.closed:
@@ -335,6 +359,7 @@ class H2Connection(Sender):
         else:
             stream.body = []
         message = None
+        self._requests += 1
         if len(body) >= 5 and body[0] == 0 and _U32.unpack_from(body, 1)[0] == len(body) - 5:
             message = body[5:]
         self._on_request(sid, stream.headers, message)
@@ -369,6 +394,7 @@ class H2Connection(Sender):
         payload = struct.pack(">II", self._last_stream, code) + message.encode()[:200]
         self._out.append(frame(FrameType.GOAWAY, 0, 0, payload))
         self.error = f"{ErrorCode(code).name}: {message}"
+        self.error_code = code
         self.release()
 
     def release(self) -> None:

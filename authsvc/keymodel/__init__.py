@@ -23,6 +23,7 @@ from authsvc.keymodel._ring import (
     KeyRing,
     KeyStore,
     PathRule,
+    RingBuilder,
     digest,
     fingerprint,
 )
@@ -54,6 +55,7 @@ __all__ = [
     "PathRule",
     "Reading",
     "Resolution",
+    "RingBuilder",
     "Role",
     "Secret",
     "Shown",

@@ -24,7 +24,7 @@ from typing import Literal
 from authsvc._errors import KeySourceError
 from authsvc.keymodel._reading import WEAK_DIGESTS, Reading, Role, State
 from authsvc.keymodel._render import render_table, report
-from authsvc.keymodel._ring import FINGERPRINT_LENGTH, KeyRecord, KeyRing, PathRule
+from authsvc.keymodel._ring import FINGERPRINT_LENGTH, KeyRecord, KeyRing, PathRule, RingBuilder
 from authsvc.keymodel._secret import Secret
 from authsvc.keymodel._standing import Standing
 
@@ -84,10 +84,14 @@ class DigestBatch:
     source: str  # the label every key of the batch is reported under
     digests: bytes
     detail: str = ""
+    content: bytes = field(init=False, repr=False, compare=False)  # SHA-256 of ``digests``
 
     def __post_init__(self) -> None:
         if len(self.digests) % DIGEST_SIZE:
             raise ValueError(f"digests must be a multiple of {DIGEST_SIZE} bytes")
+        # hashed here, where the batch is made (a source's read, off the serving loop), so a
+        # reload comparing signatures on the loop never hashes megabytes there
+        object.__setattr__(self, "content", hashlib.sha256(self.digests).digest())
 
     @property
     def name(self) -> str:
@@ -152,9 +156,7 @@ class Resolution:
             return tuple((r.source, r.state, r.role, r.digest) for r in readings)
 
         extras = tuple((e.name, sig(e.readings)) for e in self.extras)
-        batches = tuple(
-            (b.meta, b.source, hashlib.sha256(b.digests).digest()) for b in self.batches
-        )
+        batches = tuple((b.meta, b.source, b.content) for b in self.batches)
         winner = self.winner.source if self.winner is not None else None
         return (sig(self.readings), winner, extras, batches)
 
@@ -201,7 +203,7 @@ def _extra_records(
 ) -> tuple[list[KeyRecord], list[str]]:
     records: list[KeyRecord] = []
     warnings: list[str] = []
-    seen: dict[bytes, str] = {}
+    seen: dict[bytes, tuple[str, str]] = {}  # digest -> (who, source) of the first holder
     for extra in extras:
         who = f"{extra.where} {extra.name!r}"
         for r in extra.readings:
@@ -221,10 +223,11 @@ def _extra_records(
                 continue
             if digest in seen:
                 warnings.append(
-                    f"{who}: {r.source} holds the same key as {seen[digest]}; the first is used"
+                    f"{who}: {r.source} holds the same key as {' '.join(seen[digest])}; "
+                    "the first is used"
                 )
                 continue
-            seen[digest] = f"{who} {r.source}"
+            seen[digest] = (who, r.source)
             assert r.fingerprint is not None
             records.append(
                 KeyRecord(
@@ -234,45 +237,57 @@ def _extra_records(
     return records, warnings
 
 
-def _batch_records(
+_SKIPPED = {
+    "weak": "publicly known keys refused",
+    "master": "the master key (it stays the unrestricted master)",
+    "duplicate": "keys already loaded from another entry (the first is used)",
+}
+
+
+def _add_batches(
+    builder: RingBuilder,
     batches: Sequence[DigestBatch],
     master: KeyRecord | None,
     allow_weak: bool,
-    seen: set[bytes],
-) -> tuple[list[KeyRecord], list[str]]:
-    records: list[KeyRecord] = []
+) -> list[str]:
+    """Add every batch to ``builder`` as one shared record each (no object per key)."""
     warnings: list[str] = []
+    refuse = frozenset() if allow_weak else WEAK_DIGESTS
     for batch in batches:
         meta, who = batch.meta, f"{batch.meta.where} {batch.meta.name!r}"
-        skipped = {"weak": 0, "master": 0, "duplicate": 0}
-        for digest in batch:
-            if digest in WEAK_DIGESTS and not allow_weak:
-                skipped["weak"] += 1
-            elif master is not None and digest == master.digest:
-                skipped["master"] += 1
-            elif digest in seen:
-                skipped["duplicate"] += 1
-            else:
-                seen.add(digest)
-                fp = digest.hex()[:FINGERPRINT_LENGTH]
-                records.append(
-                    KeyRecord(
-                        meta.name,
-                        batch.source,
-                        fp,
-                        digest,
-                        meta.paths,
-                        meta.expires_at,
-                        meta.litellm,
-                    )
+        if len(batch.digests) == DIGEST_SIZE and batch.meta.litellm is not None:
+            # A virtual key (issue #15): a record of its own, not a one-key shared map (the
+            # ring probes each shared map on a miss: 100,000 of them would be a scan).
+            key_digest = batch.digests
+            skipped = {"weak": 0, "master": 0, "duplicate": 0}
+            if key_digest in refuse:
+                skipped["weak"] = 1
+            elif master is not None and key_digest == master.digest:
+                skipped["master"] = 1
+            elif not builder.add(
+                KeyRecord(
+                    meta.name,
+                    batch.source,
+                    key_digest.hex()[:FINGERPRINT_LENGTH],
+                    key_digest,
+                    meta.paths,
+                    meta.expires_at,
+                    meta.litellm,
                 )
-        why = {
-            "weak": "publicly known keys refused",
-            "master": "the master key (it stays the unrestricted master)",
-            "duplicate": "keys already loaded from another entry (the first is used)",
-        }
-        warnings.extend(f"{who}: {batch.source}: {n} {why[k]}" for k, n in skipped.items() if n)
-    return records, warnings
+            ):
+                skipped["duplicate"] = 1
+        else:
+            template = KeyRecord(
+                meta.name, batch.source, "", b"", meta.paths, meta.expires_at, meta.litellm
+            )
+            present, repeated, weak = builder.add_shared(template, batch.digests, refuse)
+            is_master = sum(1 for d in present if master is not None and d == master.digest)
+            duplicate = len(present) - is_master + repeated
+            skipped = {"weak": weak, "master": is_master, "duplicate": duplicate}
+        warnings.extend(
+            f"{who}: {batch.source}: {n} {_SKIPPED[k]}" for k, n in skipped.items() if n
+        )
+    return warnings
 
 
 def resolve_readings(
@@ -282,8 +297,13 @@ def resolve_readings(
     on_conflict: Literal["warn", "error"] = "warn",
     extras: Sequence[ExtraKeyReadings] = (),
     batches: Sequence[DigestBatch] = (),
+    reuse: KeyRing | None = None,
 ) -> Resolution:
-    """Apply the rule (see the module docstring) to the chain's readings, in chain order."""
+    """Apply the rule (see the module docstring) to the chain's readings, in chain order.
+
+    ``reuse``: the ring this resolution will replace; its digest objects are shared by the
+    new ring where the same source still holds the same key (memory, see ``RingBuilder``).
+    """
     readings = tuple(readings)
     index = next((i for i, r in enumerate(readings) if r.usable(allow_weak)), None)
     winner = readings[index] if index is not None else None
@@ -320,10 +340,13 @@ def resolve_readings(
         master = KeyRecord(MASTER_NAME, winner.source, fp, digest)
     records, extra_warnings = _extra_records(extras, master, allow_weak)
     warnings.extend(extra_warnings)
-    seen = {r.digest for r in records}
-    more, batch_warnings = _batch_records(batches, master, allow_weak, seen)
-    warnings.extend(batch_warnings)
-    ring = KeyRing([*records, *more], master=master, unready_reason=reason)
+    builder = RingBuilder(reuse)
+    if master is not None:
+        builder.add(master)
+    for record in records:
+        builder.add(record)
+    warnings.extend(_add_batches(builder, batches, master, allow_weak))
+    ring = builder.build(master=master, unready_reason=reason)
     chosen = readings[index] if index is not None else None
     return Resolution(
         readings,

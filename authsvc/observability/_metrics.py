@@ -15,8 +15,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from prometheus_client import (
     CollectorRegistry,
@@ -36,7 +37,7 @@ from authsvc.observability._contracts import ReloadResult, ResolutionLike
 from authsvc.observability._logging import BackgroundHandler
 from authsvc.observability._redact import Redactor
 
-__all__ = ["LATENCY_BUCKETS", "RELOAD_RESULTS", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "RELOAD_RESULTS", "FrontStats", "Metrics"]
 
 LATENCY_BUCKETS = (
     0.00005,
@@ -146,6 +147,74 @@ class _KeyStateCollector:
             )
 
 
+class FrontStats(Protocol):
+    """What the fast HTTP/2 front counts (``authsvc.server._front.Front``): plain ints bumped
+    on its event loop, read at scrape time (a scrape may be one event behind, never torn)."""
+
+    @property
+    def refused_counts(self) -> Mapping[str, int]: ...
+    @property
+    def closed_counts(self) -> Mapping[str, int]: ...
+    @property
+    def accept_errors(self) -> int: ...
+    @property
+    def open_connections(self) -> int: ...
+    @property
+    def accepting(self) -> bool: ...
+
+
+class _FrontCollector:
+    """The front's connection counters; nothing until ``source`` is set and returns a front."""
+
+    def __init__(self) -> None:
+        self.source: Callable[[], FrontStats | None] | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        front = self.source() if self.source is not None else None
+        if front is None:
+            return
+        refused = CounterMetricFamily(
+            "authsvc_front_refused",
+            "Connections the fast front refused, by reason: peer_cap (reset right after "
+            "accept: the peer has max_connections_per_peer open), memory (no budget left for "
+            "a first request), internal (the private gRPC server was unreachable).",
+            labels=["reason"],
+        )
+        for reason, count in front.refused_counts.items():
+            if _VERDICT.fullmatch(reason):
+                refused.add_metric([reason], count)
+        yield refused
+        closed = CounterMetricFamily(
+            "authsvc_front_closed",
+            "Connections the fast front closed, by reason: handshake_timeout, idle_timeout, "
+            "flood_limit (GOAWAY ENHANCE_YOUR_CALM), protocol_error (another HTTP/2 "
+            "violation), splice_refused (a request the private gRPC server cannot survive).",
+            labels=["reason"],
+        )
+        for reason, count in front.closed_counts.items():
+            if _VERDICT.fullmatch(reason):
+                closed.add_metric([reason], count)
+        yield closed
+        yield CounterMetricFamily(
+            "authsvc_front_accept_errors",
+            "accept() failures for want of file descriptors or memory (EMFILE, ENFILE, "
+            "ENOBUFS, ENOMEM); the listeners rest 1 s after each.",
+            front.accept_errors,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_front_connections",
+            "Client connections open on the fast front.",
+            front.open_connections,
+        )
+        yield GaugeMetricFamily(
+            "authsvc_front_accepting",
+            "1 while the fast front accepts connections; 0 while it rests: at its global "
+            "connection cap (new clients wait in the kernel's backlog), after an accept() "
+            "failure, or stopping.",
+            1 if front.accepting else 0,
+        )
+
+
 class Metrics:
     """Every authsvc metric, on ``self.registry``. Thread-safe; cheap on the hot path."""
 
@@ -208,6 +277,8 @@ class Metrics:
         self._last_key: bytes | None = None
         self._state_lock = threading.Lock()  # cold-path writers only; scrapes read lock-free
         r.register(self._state)
+        self._front = _FrontCollector()
+        r.register(self._front)
         if process_metrics:
             ProcessCollector(registry=r)
             PlatformCollector(registry=r)
@@ -276,6 +347,11 @@ class Metrics:
     def watch_reload(self, running_for: Callable[[], float]) -> None:
         """Publish ``authsvc_key_reload_running_seconds`` from the reloader's ``running_for``."""
         self._state.reload_running = running_for
+
+    def watch_front(self, source: Callable[[], FrontStats | None]) -> None:
+        """Publish the fast front's connection counters (``authsvc_front_*``) from ``source``
+        (``None`` while there is no front: the metrics are absent)."""
+        self._front.source = source
 
     def on_reload(self, result: ReloadResult) -> None:
         child = self._reloads.get(result)

@@ -35,10 +35,7 @@ def _signature(resolution: ResolutionLike) -> Hashable:
     return (
         bool(resolution.resolved),
         None if winner is None else (winner.source, winner.fingerprint),
-        frozenset(
-            (r.name, r.origin, r.fingerprint, r.expires_at, r.paths)
-            for r in resolution.ring.records()
-        ),
+        resolution.ring.content,  # every key and record, hashed while the ring was built
         tuple(str(w) for w in resolution.warnings),
     )
 

@@ -7,12 +7,15 @@ checks, ``/livez`` or the process's own files. So:
 
 - at most ``max_connections`` connections at once (default: a third of the file-descriptor
   limit less a reserve, at most 4,096) and ``max_connections_per_peer`` from one peer (an IP
-  address; for a Unix socket, the peer's uid). A connection over a cap is closed at once
-  (its fd is freed, nothing is read);
+  address; for a Unix socket, the peer's uid). A connection over the per-peer cap is reset
+  right after accept() (no transport, no task, nothing read: ``_front``); at the global cap
+  the front stops accepting until a connection goes, as nginx and HAProxy do (new clients
+  wait in the kernel's backlog instead of costing a refusal each);
 - a connection must send its first request within ``handshake_timeout`` seconds; a
   connection with no open stream that sends nothing for ``idle_timeout`` seconds is closed
   (with GOAWAY NO_ERROR on a fast one: gRPC clients reconnect quietly). When the front is at
-  90 % of its cap, ``pressure_idle_timeout`` applies instead: idle connections go first;
+  90 % of its cap, ``pressure_idle_timeout`` applies instead (to both): idle connections go
+  first;
 - ``memory_budget`` bytes for unfinished request bodies, header blocks and the bytes buffered
   while a connection's first request is read, across all connections
   (``authsvc.h2wire.MemoryBudget``); a request unfinished after ``request_deadline`` is reset.
@@ -28,7 +31,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["Admission", "BurstLog", "FrontLimits", "peer_of"]
+__all__ = ["CLOSED_REASONS", "REFUSED_REASONS", "Admission", "BurstLog", "FrontLimits", "peer_of"]
+
+REFUSED_REASONS = ("peer_cap", "memory", "internal")
+"""Why the front refused a connection (``authsvc_front_refused_total{reason}``): the per-peer
+cap, no memory left for a first request, the private gRPC server unreachable. (At the global
+cap nothing is refused: the listeners are not read until a connection goes.)"""
+CLOSED_REASONS = (
+    "handshake_timeout",
+    "idle_timeout",
+    "flood_limit",
+    "protocol_error",
+    "splice_refused",
+)
+"""Why the front closed a connection it had admitted (``authsvc_front_closed_total{reason}``):
+no first request in time, idle, a flood limit (GOAWAY ENHANCE_YOUR_CALM), another HTTP/2
+violation, a request the private gRPC server cannot survive (``SpliceGuard``)."""
 
 
 def _default_max_connections() -> int:

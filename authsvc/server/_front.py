@@ -19,6 +19,12 @@ server (Check, Health, reflection) listens on a private address behind it:
   and a request grpc.aio cannot survive (a ``:path`` that is not UTF-8: ``SpliceGuard``),
   which closes the connection instead.
 
+The front accepts connections itself (not ``loop.create_server``), so that a refusal costs an
+``accept()`` and a ``close()``: at most ``ACCEPTS_PER_TURN`` per readiness, a connection over
+its peer's cap reset before any transport or task exists, and the listeners not read at all
+while the global cap is reached (``_admission``). A fast connection's requests are parsed in
+fair turns across peers (``_front_turns``).
+
 The private server is started on the first spliced connection. Its address is an abstract
 Unix socket on Linux (no file, nothing to clean up), reachable only from this network
 namespace — where the public address is reachable anyway.
@@ -27,15 +33,25 @@ namespace — where the public address is reachable anyway.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from authsvc._address import Address
 from authsvc.h2wire import FloodLimits, Headers, MemoryBudget
-from authsvc.server._admission import Admission, BurstLog, FrontLimits
+from authsvc.server._admission import (
+    CLOSED_REASONS,
+    REFUSED_REASONS,
+    Admission,
+    BurstLog,
+    FrontLimits,
+    peer_of,
+)
 from authsvc.server._front_conn import CHECK_PATH, FAST_PATHS, HEALTH_PATH, Answers, Conn
+from authsvc.server._front_turns import Turns
 from authsvc.server._listen import (
     ListenError,
     describe_bind_failure,
@@ -46,6 +62,14 @@ from authsvc.server._listen import (
 __all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "Answers", "Front", "FrontLimits"]
 
 _log = logging.getLogger("authsvc.server")
+
+ACCEPTS_PER_TURN = 64
+"""Connections accepted per listener readiness (asyncio's own loop takes up to the backlog,
+1,024, and starts a task for each): a reconnect storm gets bounded work per loop turn."""
+ACCEPT_RETRY = 1.0
+"""Seconds the listeners rest after accept() failed for want of fds or memory (as asyncio)."""
+_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_LINGER_RESET = struct.pack("ii", 1, 0)  # close() sends RST: no FIN handshake, no TIME_WAIT
 
 Health = Callable[[str], int | None]
 """gRPC health status for a service name, ``None`` for an unknown service."""
@@ -76,9 +100,18 @@ class Front:
         self.refusals = BurstLog(_log, "connection refused")
         self.violations = BurstLog(_log, "client broke the HTTP/2 rules")
         self._accept_errors = BurstLog(_log, "cannot accept connections")
+        self.refused_counts = dict.fromkeys(REFUSED_REASONS, 0)
+        self.closed_counts = dict.fromkeys(CLOSED_REASONS, 0)
+        self.accept_errors = 0
+        self.turns = Turns(self._call_soon)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._sockets: list[socket.socket] = []
-        self._servers: list[asyncio.Server] = []
+        self._listening: list[socket.socket] = []  # sockets the loop watches for accept()
+        self._accepting = False
+        self._stopped = False
+        self._resting: asyncio.TimerHandle | None = None
+        self._starting: set[asyncio.Task[None]] = set()
         self.unix_sockets: dict[str, tuple[int, int] | None] = {}
         self.connections: set[Conn] = set()
         self.info: dict[Headers, tuple[str, bool]] = {}  # header block → (path, is gRPC POST)
@@ -147,22 +180,117 @@ class Front:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._watch_accept_errors(loop)
         for sock in self._sockets:
-            self._servers.append(
-                await loop.create_server(lambda: Conn(self), sock=sock, backlog=1024)
-            )
+            sock.setblocking(False)
+            sock.listen(1024)
+        self._listening = list(self._sockets)
+        self._resume_accepting()
         self._sweeper = loop.call_later(self.limits.sweep_interval, self._sweep)
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        (self._loop or asyncio.get_running_loop()).call_soon(callback)
+
+    # -- accepting: refusals cost an accept() and a close(), nothing more -------------------
+
+    def _resume_accepting(self) -> None:
+        self._resting = None
+        if self._accepting or self._stopped or self._loop is None:
+            return
+        if self.admission.total >= self.limits.max_connections:
+            return  # a connection's release resumes
+        self._accepting = True
+        for sock in self._listening:
+            self._loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _pause_accepting(self) -> None:
+        """Stop reading the listeners (new clients wait in the kernel's backlog)."""
+        if self._accepting and self._loop is not None:
+            for sock in self._listening:
+                self._loop.remove_reader(sock.fileno())
+        self._accepting = False
+
+    def _accept(self, listener: socket.socket) -> None:
+        loop = self._loop
+        assert loop is not None
+        for _ in range(ACCEPTS_PER_TURN):
+            if self.admission.total >= self.limits.max_connections:
+                # At the global cap, refusing costs CPU for every attempt and gains nothing:
+                # stop accepting until a connection goes (Conn.connection_lost -> release).
+                self._pause_accepting()
+                self.refusals.event(
+                    f"{self.admission.total} connections open (the cap); not accepting until "
+                    "one closes"
+                )
+                return
+            try:
+                sock, address = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno not in _RESOURCE_ERRORS:
+                    continue  # ECONNABORTED and the like: that client is gone
+                self.accept_errors += 1
+                self._accept_errors.event(f"{exc}; retrying in {ACCEPT_RETRY:g} s")
+                self._pause_accepting()
+                self._resting = loop.call_later(ACCEPT_RETRY, self._resume_accepting)
+                return
+            peer = peer_of(sock, address)
+            refused = self.admission.admit(peer)
+            if refused is not None:
+                self.refused("peer_cap", refused)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+                finally:
+                    sock.close()
+                continue
+            task = loop.create_task(self._serve(sock, peer))
+            self._starting.add(task)
+            task.add_done_callback(self._starting.discard)
+
+    async def _serve(self, sock: socket.socket, peer: object) -> None:
+        conn = Conn(self, peer)
+        try:
+            sock.setblocking(False)
+            assert self._loop is not None
+            await self._loop.connect_accepted_socket(lambda: conn, sock)
+        except BaseException:
+            sock.close()
+            conn.release()
+            raise
+
+    def refused(self, reason: str, detail: str) -> None:
+        self.refused_counts[reason] += 1
+        self.refusals.event(detail)
+
+    def closed(self, reason: str) -> None:
+        self.closed_counts[reason] += 1
+
+    @property
+    def open_connections(self) -> int:
+        return self.admission.total
+
+    @property
+    def accepting(self) -> bool:
+        """False while the listeners rest (at the global cap, after an fd shortage, stopped)."""
+        return self._accepting
+
+    def release(self, peer: object) -> None:
+        self.admission.release(peer)
+        if not self._accepting and self._resting is None:
+            self._resume_accepting()
 
     def _sweep(self) -> None:
         """Once per ``sweep_interval``: handshake and idle timeouts, request deadlines."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        idle = self.limits.idle_timeout
-        if self.admission.under_pressure:
+        idle, handshake = self.limits.idle_timeout, self.limits.handshake_timeout
+        if self.admission.under_pressure:  # near the cap, clients that say nothing go first
             idle = min(idle, self.limits.pressure_idle_timeout)
+            handshake = min(handshake, self.limits.pressure_idle_timeout)
         for conn in list(self.connections):
-            conn.sweep(now, idle)
+            conn.sweep(now, idle, handshake)
         self._sweeper = loop.call_later(self.limits.sweep_interval, self._sweep)
 
     def _watch_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -184,10 +312,19 @@ class Front:
 
     def stop_accepting(self) -> None:
         """Close the listeners and tell every fast connection to open no new streams."""
-        for server in self._servers:
-            server.close()
+        self._close_listeners()
         for conn in list(self.connections):
             conn.goaway()
+
+    def _close_listeners(self) -> None:
+        self._pause_accepting()
+        self._stopped = True
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
+        for sock in self._listening:
+            sock.close()
+        self._listening.clear()
 
     async def drain(self, grace: float) -> None:
         """Wait (up to ``grace``) for answers still being prepared on fast connections."""
@@ -206,10 +343,10 @@ class Front:
             self._sweeper = None
         for conn in list(self.connections):
             conn.close()
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
-        self._sockets.clear()  # closed by their servers
+        for task in self._starting:
+            task.cancel()
+        self._close_listeners()
+        self._sockets.clear()  # closed with the listeners
 
     def request_info(self, headers: Headers) -> tuple[str, bool]:
         info = self.info.get(headers)

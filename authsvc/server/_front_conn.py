@@ -21,6 +21,7 @@ from authsvc._errors import PeerProtocolError
 from authsvc.h2wire import (
     PREFACE,
     AckFilter,
+    ErrorCode,
     FloodLimits,
     FrameType,
     GrpcStatus,
@@ -32,8 +33,9 @@ from authsvc.h2wire import (
     frame,
     sniff,
 )
-from authsvc.server._admission import Admission, BurstLog, peer_of
+from authsvc.server._admission import BurstLog
 from authsvc.server._check import Answer, finish, where
+from authsvc.server._front_turns import REQUESTS_PER_TURN, SLICE, Turns
 
 __all__ = ["CHECK_PATH", "FAST_PATHS", "HEALTH_PATH", "Answers", "Conn", "Host"]
 
@@ -45,10 +47,6 @@ HEALTH_LIST_PATH = "/grpc.health.v1.Health/List"
 FAST_PATHS = frozenset({CHECK_PATH, HEALTH_PATH})
 """First requests that make a connection fast: Envoy's checks, and probes' health checks."""
 SNIFF_LIMIT = 1 << 16
-SLICE = 16 << 10
-"""Bytes of one fast connection parsed per event-loop turn (~80 Envoy checks, ~3 ms): a
-client that pipelines a flood of checks gets its turn like every other connection, instead
-of holding the loop for a whole 256 KiB read (~50 ms) while Envoy's checks wait."""
 _GOAWAY_IDLE = frame(FrameType.GOAWAY, 0, 0, b"\x00" * 8)  # last stream 0, NO_ERROR
 
 
@@ -66,13 +64,21 @@ class Host(Protocol):
     health: Callable[[str], int | None]
     internal: Callable[[], Awaitable[str]]
     connections: set[Conn]
-    admission: Admission
     budget: MemoryBudget
     flood_limits: FloodLimits
-    refusals: BurstLog
     violations: BurstLog
+    turns: Turns
 
     def request_info(self, headers: Headers) -> tuple[str, bool]: ...
+
+    def refused(self, reason: str, detail: str) -> None:
+        """Count (``authsvc_front_refused_total``) and log (once per burst) a refusal."""
+
+    def closed(self, reason: str) -> None:
+        """Count a connection the front closed (``authsvc_front_closed_total``)."""
+
+    def release(self, peer: object) -> None:
+        """A connection admitted for ``peer`` is gone."""
 
 
 @contextlib.contextmanager
@@ -85,14 +91,15 @@ def _seam() -> Iterator[None]:
 
 
 class Conn(asyncio.Protocol):
-    """One client connection: sniff, then fast or spliced."""
+    """One client connection, already admitted for ``peer``: sniff, then fast or spliced."""
 
-    def __init__(self, front: Host) -> None:
+    def __init__(self, front: Host, peer: object) -> None:
         self.front = front
         self.mode = "sniff"
         self.transport: asyncio.Transport | None = None
         self.started = self.active = 0.0
-        self._peer: object = None
+        self._peer = peer
+        self._released = False
         self._pending: list[bytes] = []
         self._held = 0  # bytes of _pending taken from the memory budget
         self._h2: H2Connection | None = None
@@ -100,9 +107,8 @@ class Conn(asyncio.Protocol):
         self._tasks: set[asyncio.Task[None]] = set()
         self._goaway = False
         self._greeted = False
-        self._backlog = b""  # received bytes of a fast connection not parsed yet
         self._write_paused = False
-        self._slicing = False  # a _next_slice call is scheduled
+        self._queued = False  # waiting in the front's Turns with bytes not parsed yet
         self._acks = AckFilter()
         self._guard = SpliceGuard()
 
@@ -119,29 +125,13 @@ class Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        peer = peer_of(transport.get_extra_info("socket"), transport.get_extra_info("peername"))
-        refused = self.front.admission.admit(peer)
-        if refused is not None:
-            self.front.refusals.event(refused)
-            self.mode = "refused"
-            transport.abort()  # the fd is freed at once; nothing is read
-            return
-        self._peer = peer
         self.front.connections.add(self)
         self.started = self.active = asyncio.get_running_loop().time()
 
     def data_received(self, data: bytes) -> None:
         self.active = asyncio.get_running_loop().time()
         if self.mode == "fast":
-            if len(data) > SLICE or self._backlog:
-                self._backlog += data
-                if not self._slicing:
-                    self._next_slice()
-                return
-            assert self._h2 is not None
-            self._h2.receive(data)
-            if self._h2.closed:
-                self._ended_by_protocol()
+            self._feed(data)
             return
         if self.mode == "splice":
             if self._upstream is not None:
@@ -152,7 +142,7 @@ class Conn(asyncio.Protocol):
         if self.mode != "sniff":
             return
         if not self.front.budget.take(len(data)):
-            self.front.refusals.event("out of memory for connections' first requests")
+            self.front.refused("memory", "out of memory for connections' first requests")
             self.close()
             return
         self._held += len(data)
@@ -170,11 +160,8 @@ class Conn(asyncio.Protocol):
             self._splice()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.mode == "refused":
-            return
-        if self in self.front.connections:
-            self.front.connections.discard(self)
-            self.front.admission.release(self._peer)
+        self.front.connections.discard(self)
+        self.release()
         self._give_back()
         if self._h2 is not None:
             self._h2.release()
@@ -190,39 +177,63 @@ class Conn(asyncio.Protocol):
         elif self.transport is not None:
             self.transport.pause_reading()
 
+    def release(self) -> None:
+        """Give the connection's admission back (once)."""
+        if not self._released:
+            self._released = True
+            self.front.release(self._peer)
+
     def resume_writing(self) -> None:
         self._write_paused = False
         if self._upstream is not None:
             self._upstream.resume_reading()
-        elif self.transport is not None and not self._backlog:
+        elif self.transport is not None and not self._queued:
             self.transport.resume_reading()
 
-    def _next_slice(self) -> None:
-        """Parse one slice of the backlog; the rest waits for the loop's next turn."""
-        self._slicing = False
-        h2, transport = self._h2, self.transport
-        if h2 is None or transport is None or transport.is_closing():
-            self._backlog = b""
-            return
-        data, self._backlog = self._backlog[:SLICE], self._backlog[SLICE:]
-        h2.receive(data)
+    # -- fast mode: fair turns (``_front_turns``) ---------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        """Parse what one turn allows at once, unless this connection or its peer is already
+        waiting for a turn; then the bytes wait too."""
+        h2, turns = self._h2, self.front.turns
+        assert h2 is not None
+        if self._queued or turns.busy(self._peer):
+            h2.receive(data, max_requests=0)
+        else:
+            h2.receive(data, max_requests=REQUESTS_PER_TURN, max_bytes=SLICE)
         if h2.closed:
-            self._backlog = b""
             self._ended_by_protocol()
-        elif self._backlog:
-            transport.pause_reading()
-            self._slicing = True
-            asyncio.get_running_loop().call_soon(self._next_slice)
-        elif not self._write_paused:
+        elif h2.more and not self._queued:
+            self._queued = True
+            assert self.transport is not None
+            self.transport.pause_reading()
+            turns.wait(self._peer, self._turn)
+
+    def _turn(self) -> bool:
+        """One turn (called by ``Turns``): whether there is more left for another."""
+        h2, transport = self._h2, self.transport
+        if h2 is None or transport is None or transport.is_closing() or h2.closed:
+            self._queued = False
+            return False
+        h2.receive(b"", max_requests=REQUESTS_PER_TURN, max_bytes=SLICE)
+        if h2.closed:
+            self._queued = False
+            self._ended_by_protocol()
+            return False
+        if h2.more:
+            return True
+        self._queued = False
+        if not self._write_paused:
             transport.resume_reading()
+        return False
 
     # -- the front's sweep -------------------------------------------------------------------
 
-    def sweep(self, now: float, idle_timeout: float) -> None:
+    def sweep(self, now: float, idle_timeout: float, handshake_timeout: float) -> None:
         """Close a connection past its handshake or idle time; expire stale requests."""
-        limits = self.front.admission.limits
         if self.mode == "sniff":
-            if now - self.started > limits.handshake_timeout:
+            if now - self.started > handshake_timeout:
+                self.front.closed("handshake_timeout")
                 self._close_quietly()
             return
         h2 = self._h2
@@ -230,7 +241,8 @@ class Conn(asyncio.Protocol):
             h2.expire(now)
             if h2.closed:
                 self._ended_by_protocol()
-        elif now - self.active > idle_timeout and not self._tasks:
+        elif now - self.active > idle_timeout and not self._tasks and not self._queued:
+            self.front.closed("idle_timeout")
             self._close_quietly()
 
     def _close_quietly(self) -> None:
@@ -264,9 +276,7 @@ class Conn(asyncio.Protocol):
         self._give_back()
         if self._goaway:
             self._h2.goaway()
-        self._h2.receive(data)
-        if self._h2.closed:
-            self._ended_by_protocol()
+        self._feed(data)  # up to 64 KiB of pipelined requests: in turns too
 
     def _splice(self) -> None:
         if self.mode != "sniff" or self.transport is None or self.transport.is_closing():
@@ -283,7 +293,7 @@ class Conn(asyncio.Protocol):
             path = await self.front.internal()
             transport, _ = await loop.create_unix_connection(lambda: _Upstream(self), path)
         except Exception as exc:  # stopping, or the private server is gone: drop this client
-            self.front.refusals.event(f"cannot reach the internal gRPC server: {where(exc)}")
+            self.front.refused("internal", f"cannot reach the internal gRPC server: {where(exc)}")
             self.close()
             return
         if self.transport is None or self.transport.is_closing():
@@ -302,12 +312,15 @@ class Conn(asyncio.Protocol):
             with _seam():
                 self._upstream.write(self._guard.feed(self._acks.feed(data)))
         except PeerProtocolError as exc:
+            self.front.closed("splice_refused")
             self.front.violations.event(f"spliced connection closed: {exc}", logging.INFO)
             self.close()
 
     def _ended_by_protocol(self) -> None:
         assert self._h2 is not None
         if self._h2.error is not None:
+            calm = self._h2.error_code == ErrorCode.ENHANCE_YOUR_CALM
+            self.front.closed("flood_limit" if calm else "protocol_error")
             self.front.violations.event(f"connection closed: {self._h2.error}", logging.INFO)
         self.close()
 

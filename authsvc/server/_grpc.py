@@ -150,6 +150,10 @@ class AuthzServer:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
+    def front(self) -> Front | None:
+        """The fast HTTP/2 front once started (its connection counters feed ``/metrics``)."""
+        return self._front
+
     @property
     def bound_addresses(self) -> tuple[str, ...]:
         """Where the server listens, real ports filled in (``127.0.0.1:43125``, ``unix:/p``)."""

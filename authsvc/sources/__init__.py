@@ -9,6 +9,7 @@ config parser builds sources through ``REGISTRY`` (config kind → parser + fact
 from authsvc.sources._env import EnvSource
 from authsvc.sources._file import FileSource
 from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
+from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS, offload_parsing
 from authsvc.sources._litellm import LITELLM_ENV, read_litellm
 from authsvc.sources._litellm_db import VirtualKeySource
 from authsvc.sources._litellm_db_lookup import MISS, Lookup, set_lookup_share, unknown_message
@@ -24,6 +25,7 @@ from authsvc.sources._protocol import (
 )
 from authsvc.sources._registry import BUILTIN, REGISTRY, Section, SourceRegistry
 from authsvc.sources._sha256 import Sha256Source
+from authsvc.sources._sha256_file import Sha256FileSource
 from authsvc.sources._stat import SETTLED, FileSignature, file_signature
 from authsvc.sources._value import ENV_PREFIX, ValueSource
 
@@ -32,6 +34,8 @@ __all__ = [
     "ENV_PREFIX",
     "LITELLM_ENV",
     "MAX_FILE_BYTES",
+    "MAX_LIST_BYTES",
+    "MAX_LIST_KEYS",
     "MISS",
     "REGISTRY",
     "SETTLED",
@@ -43,6 +47,7 @@ __all__ = [
     "Lookup",
     "ParseContext",
     "Section",
+    "Sha256FileSource",
     "Sha256Source",
     "SourceKind",
     "SourceOutput",
@@ -52,6 +57,7 @@ __all__ = [
     "VirtualKeySource",
     "Watch",
     "file_signature",
+    "offload_parsing",
     "output",
     "read_litellm",
     "read_text",

@@ -1,8 +1,11 @@
 """``file: PATH`` — a file (label ``file:PATH``).
 
 In the master-key chain the whole file is the key, stripped of surrounding whitespace (Secrets
-usually end with a newline). As a ``keys:`` entry the file holds one key per line (blank lines
-and ``#`` comments ignored), each reported as ``file:PATH#lineN``.
+usually end with a newline). As a ``keys:`` entry the file is a key list (``_keylist``): one key
+per line (blank lines and ``#`` comments ignored), read as ONE ``DigestBatch`` (one shared
+record, no object per key); lines that cannot be used are reported as ``file:PATH#lines``
+(invalid, summed) or ``file:PATH#lineN`` (weak). Up to ``MAX_LIST_KEYS`` keys and
+``MAX_LIST_BYTES`` per file.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from authsvc.keymodel import KeyMeta, Reading, State
+from authsvc.keymodel import KeyMeta, Reading
 from authsvc.sources._fileio import read_text
+from authsvc.sources._keylist import MAX_LIST_BYTES, list_output, parse_key_lines
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
 from authsvc.sources._stat import file_signature
 
@@ -35,28 +39,16 @@ class FileSource:
     def read(self, environ: Mapping[str, str], *, max_length: int) -> SourceOutput:
         if self.key is None:
             return output([self._whole(max_length)], None)
-        return output(self._lines(max_length), self.key)
+        state, detail, text = read_text(self.path, limit=MAX_LIST_BYTES)
+        if text is None:
+            return output([Reading.without_value(self.label, state, detail)], self.key)
+        return list_output(self.key, self.label, parse_key_lines(self.label, text, max_length))
 
     def _whole(self, max_length: int) -> Reading:
         state, detail, text = read_text(self.path)
         if text is None:
             return Reading.without_value(self.label, state, detail)
         return Reading.of_value(self.label, text.strip(), max_length=max_length, what="the file")
-
-    def _lines(self, max_length: int) -> list[Reading]:
-        state, detail, text = read_text(self.path)
-        if text is None:
-            return [Reading.without_value(self.label, state, detail)]
-        readings = [
-            Reading.of_value(
-                f"{self.label}#line{number}", line.strip(), max_length=max_length, what="the key"
-            )
-            for number, line in enumerate(text.splitlines(), start=1)
-            if line.strip() and not line.strip().startswith("#")
-        ]
-        if not readings:
-            return [Reading.without_value(self.label, State.EMPTY, "the file holds no keys")]
-        return readings
 
     def watch(self) -> Watch:
         return Watch(files=(self.path,))

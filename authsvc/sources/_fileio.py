@@ -23,15 +23,18 @@ _STATE = {
 }
 
 
-def read_text(path: str, what: str = "the file") -> tuple[State, str, str | None]:
+def read_text(
+    path: str, what: str = "the file", *, limit: int = MAX_FILE_BYTES
+) -> tuple[State, str, str | None]:
     """``(state, detail, text)``: ``text`` is ``None`` unless the file was read as UTF-8.
 
     A missing file (or a missing directory on its path) is ``missing``; a directory, a FIFO,
     a socket, a device, a permission problem or any other I/O error is ``unreadable``;
     oversize or non-UTF-8 content is ``invalid``. Symlinks are followed (Kubernetes Secrets
-    are symlinks). Never blocks: see ``authsvc._fileio``.
+    are symlinks). ``limit``: the size cap (a key list has a larger one). Never blocks: see
+    ``authsvc._fileio``.
     """
-    data = read_regular(path, MAX_FILE_BYTES)
+    data = read_regular(path, limit)
     if isinstance(data, FileProblem):
         return _STATE[data.problem], f"{what} {data.detail}", None
     try:

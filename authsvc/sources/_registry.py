@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Literal
 
 from authsvc._errors import ConfigError
-from authsvc.sources import _env, _file, _litellm_db, _litellm_source, _sha256, _value
+from authsvc.sources import _env, _file, _litellm_db, _litellm_source, _sha256, _sha256_file, _value
 from authsvc.sources._protocol import SourceKind
 
 __all__ = ["BUILTIN", "REGISTRY", "Section", "SourceRegistry"]
@@ -28,6 +28,7 @@ BUILTIN: tuple[SourceKind, ...] = (
     _file.KIND,
     _litellm_source.KIND,
     _value.KIND,
+    _sha256_file.KIND,
     _litellm_db.KIND,
 )
 

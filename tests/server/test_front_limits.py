@@ -24,8 +24,10 @@ import pytest
 from authsvc.authz import Policy
 from authsvc.h2wire import PREFACE, frame
 from authsvc.keys import KeyStore
+from authsvc.observability import Metrics
 from authsvc.server import AuthzServer
 from authsvc.server._admission import FrontLimits
+from authsvc.server._front_turns import REQUESTS_PER_TURN
 from tests.h2wire._names import DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, SETTINGS
 from tests.server._h2wire import check_block, grpc_body
 from tests.server.conftest import CHECK, LoopThread, master_ring, request
@@ -103,12 +105,41 @@ def _clients(count: int, port: int, source: str = "127.0.0.1") -> Iterator[list[
             sock.close()
 
 
+def _waiting(sock: socket.socket) -> bool:
+    """Connected (the kernel's backlog holds it), nothing received, not closed."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
+    try:
+        sock.recv(1)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+    return False
+
+
+def _reset(sock: socket.socket, within: float) -> bool:
+    """The server reset the connection without sending a byte."""
+    sock.settimeout(within)
+    try:
+        sock.recv(65536)
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def test_idle_clients_are_capped_and_closed_after_the_handshake_timeout(
     loop_thread: LoopThread,
 ) -> None:
     """The attack: many clients that handshake and say nothing. Limit: 40 connections, 1 s to
-    the first request. The established checker keeps working, the idle ones are closed, and a
-    new checker gets in once they are gone."""
+    the first request. At the cap the front stops accepting: the clients beyond it wait in
+    the kernel's backlog, unread and unrefused (before: each was accepted and aborted, and
+    the client's retry cost the same again). The established checker keeps working, the
+    idle ones are closed, and the waiting ones, then a new checker, get in as slots free."""
     limits = FrontLimits(
         max_connections=40, max_connections_per_peer=40, handshake_timeout=1.0, sweep_interval=0.2
     )
@@ -120,25 +151,80 @@ def test_idle_clients_are_capped_and_closed_after_the_handshake_timeout(
             with _clients(100, port) as idle:
                 front = server._front
                 assert front is not None
-                assert front.admission.total <= 40
-                refused = sum(_closed_by_server(s, 0.3) for s in idle[60:])
-                assert refused == 40, "connections over the cap are closed at once"
+                assert len(idle) == 100
+                time.sleep(0.3)
+                assert front.admission.total == 40
+                assert not front.accepting, "at the cap the listeners are not read"
+                assert sum(_waiting(s) for s in idle) >= 60, "over the cap: waiting, not reset"
+                assert front.refused_counts["peer_cap"] == 0
                 for _ in range(20):  # the established checker is never affected
                     assert check(request().SerializeToString(), timeout=5)
-                assert all(_closed_by_server(s, 3.0) for s in idle[:39]), "handshake timeout"
+                assert all(_closed_by_server(s, 6.0) for s in idle), "handshake timeout"
+                deadline = time.monotonic() + 3
+                while front.admission.total > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
                 assert front.admission.total == 1  # the checker's connection only
+                assert front.accepting
+                assert front.closed_counts["handshake_timeout"] == 100
                 assert _raw_check(port)[0], "a new checker gets in"
     finally:
         loop_thread.run(server.stop(0))
 
 
 def test_one_peer_cannot_take_every_connection(loop_thread: LoopThread) -> None:
+    """Over the per-peer cap a connection is reset right after accept(): not a byte sent
+    (no SETTINGS), counted as refused{reason="peer_cap"}; another peer is still served."""
     limits = FrontLimits(max_connections=100, max_connections_per_peer=10, handshake_timeout=30)
     server, port = _start(loop_thread, limits)
     try:
-        with _clients(30, port, "127.0.0.1") as idle:
-            assert sum(_closed_by_server(s, 0.3) for s in idle) == 20
+        with _clients(10, port, "127.0.0.1") as idle:
+            resets = 0
+            for _ in range(20):
+                try:  # the reset may come before connect() returns or the bytes go
+                    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                    with sock:
+                        sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+                        resets += _reset(sock, 2.0)
+                except ConnectionResetError:
+                    resets += 1
+            assert resets == 20
+            assert len(idle) == 10 and not any(_closed_by_server(s, 0.1) for s in idle)
+            front = server._front
+            assert front is not None and front.refused_counts["peer_cap"] == 20
+            assert front.admission.total == 10 and front.accepting
+            metrics = Metrics(process_metrics=False)
+            metrics.watch_front(server.front)
+            text = metrics.render()[0].decode()
+            assert 'authsvc_front_refused_total{reason="peer_cap"} 20.0' in text
+            assert 'authsvc_front_refused_total{reason="memory"} 0.0' in text
+            assert "authsvc_front_connections 10.0" in text
+            assert "authsvc_front_accepting 1.0" in text
+            assert 'authsvc_front_closed_total{reason="flood_limit"} 0.0' in text
             assert _raw_check(port, source="127.0.0.2")[0], "another peer is still served"
+    finally:
+        loop_thread.run(server.stop(0))
+
+
+def test_near_the_cap_clients_that_say_nothing_get_the_short_timeout(
+    loop_thread: LoopThread,
+) -> None:
+    """At 90 % of the cap a connection without a first request is closed after
+    ``pressure_idle_timeout`` (0.5 s here), not ``handshake_timeout`` (30 s): hoarded slots
+    turn over (before: only idle *fast* connections got the short timeout)."""
+    limits = FrontLimits(
+        max_connections=10,
+        handshake_timeout=30,
+        pressure_idle_timeout=0.5,
+        sweep_interval=0.1,
+    )
+    server, port = _start(loop_thread, limits)
+    try:
+        with _clients(9, port) as idle:
+            assert len(idle) == 9
+            assert all(_closed_by_server(s, 3.0) for s in idle), "closed near the cap"
+            front = server._front
+            assert front is not None and front.closed_counts["handshake_timeout"] == 9
+            assert _raw_check(port)[0], "a checker gets in"
     finally:
         loop_thread.run(server.stop(0))
 
@@ -255,42 +341,66 @@ def _drain(sock: socket.socket) -> None:
             pass
 
 
-def test_a_pipelined_flood_on_one_connection_takes_turns_with_others(
+def _fast_client(port: int, source: str) -> socket.socket:
+    """A client with a huge window that made one check (so its connection is fast) and
+    reads every answer on a thread."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    body = grpc_body(request().SerializeToString())
+    window = frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 30))
+    window += frame(8, 0, 0, struct.pack(">I", 1 << 30))  # WINDOW_UPDATE
+    one = frame(HEADERS, END_HEADERS, 1, check_block()) + frame(DATA, END_STREAM, 1, body)
+    sock.sendall(PREFACE + window + one)
+    threading.Thread(target=_drain, args=(sock,), daemon=True).start()
+    return sock
+
+
+def test_a_check_flood_from_one_peer_gets_one_turn_per_loop_round(
     loop_thread: LoopThread,
 ) -> None:
-    """A read full of pipelined checks is parsed one slice (16 KiB, ~80 checks) per loop
-    turn, so other connections get their turn between slices; before, a 256 KiB read was
-    parsed whole (~1,300 checks) while every other connection waited."""
+    """The check flood: a peer (127.0.0.2) has 2,000 pipelined checks on each of 4
+    connections. Per event-loop iteration its connections *together* get at most
+    REQUESTS_PER_TURN checks answered (before: every connection a 16 KiB slice, ~500 checks
+    per iteration while Envoy's check waited for the iteration to end); another peer's check
+    sent meanwhile is answered while most of the flood still waits."""
     server, port = _start(loop_thread, FrontLimits())
+    socks = [_fast_client(port, "127.0.0.2") for _ in range(4)]
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            body = grpc_body(request().SerializeToString())
-            one = frame(HEADERS, END_HEADERS, 1, check_block()) + frame(DATA, END_STREAM, 1, body)
-            window = frame(SETTINGS, 0, 0, struct.pack(">HI", 4, 1 << 30))
-            window += frame(8, 0, 0, struct.pack(">I", 1 << 30))  # WINDOW_UPDATE
-            sock.sendall(PREFACE + window + one)
-            reader = threading.Thread(target=_drain, args=(sock,), daemon=True)
-            reader.start()
-            time.sleep(0.3)
-            front = server._front
-            assert front is not None
-            (conn,) = [c for c in front.connections if c.mode == "fast"]
-            flood = b"".join(
-                frame(HEADERS, END_HEADERS, sid, check_block()) + frame(DATA, END_STREAM, sid, body)
-                for sid in range(3, 4003, 2)
-            )  # 2,000 checks in one read
+        front = server._front
+        assert front is not None
+        deadline = time.monotonic() + 5
+        while len([c for c in front.connections if c.mode == "fast"]) < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        conns = [c for c in front.connections if c.mode == "fast"]
+        body = grpc_body(request().SerializeToString())
+        flood = b"".join(
+            frame(HEADERS, END_HEADERS, sid, check_block()) + frame(DATA, END_STREAM, sid, body)
+            for sid in range(3, 4003, 2)
+        )
 
-            async def one_read() -> int:
-                conn.data_received(flood)
-                h2 = conn.h2
-                assert h2 is not None
-                return h2._last_stream  # what was parsed before the loop got control back
+        def opened() -> int:  # streams the flood's connections have opened so far
+            return sum(c.h2._last_stream // 2 for c in conns if c.h2 is not None)
 
-            parsed_at_once = loop_thread.run(one_read())
-            assert parsed_at_once < 400, f"{parsed_at_once // 2} checks parsed in one turn"
-            deadline = time.monotonic() + 10
-            while conn.h2 is not None and conn.h2._last_stream < 4001:
-                assert time.monotonic() < deadline, "the rest was never parsed"
-                time.sleep(0.05)
+        async def per_iteration() -> list[int]:
+            for conn in conns:
+                conn.data_received(flood)  # one 250 KiB read each
+            counts = []
+            for _ in range(30):
+                before = opened()
+                await asyncio.sleep(0)  # one loop iteration
+                counts.append(opened() - before)
+            return counts
+
+        counts = loop_thread.run(per_iteration())
+        assert 0 < max(counts) <= REQUESTS_PER_TURN + 1, counts  # +1: a HEADERS before its turn
+        answered, _ = _raw_check(port, source="127.0.0.1")
+        assert answered
+        assert opened() < 4 * 2000 * 0.75, "Envoy's check waited behind the flood"
+        deadline = time.monotonic() + 30
+        while opened() < 4 * 2000:
+            assert time.monotonic() < deadline, "the rest of the flood was never parsed"
+            time.sleep(0.05)
     finally:
+        for sock in socks:
+            sock.close()
         loop_thread.run(server.stop(0))

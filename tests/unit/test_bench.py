@@ -106,6 +106,7 @@ def test_parse_hey() -> None:
         responses=4998,
         non_2xx=8,
         errors=2,
+        max_ms=pytest.approx(12.3),
     )
     with pytest.raises(ValueError, match="latency distribution"):
         parse_hey("Summary:\n  Requests/sec:\t99.2\n")

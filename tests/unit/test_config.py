@@ -146,7 +146,7 @@ def error(text: str, tmp_path: Path) -> str:
         ),
         (
             "keys:\n  - name: ci\n",
-            ":2: keys[0]: needs exactly one of sha256, env, file, value, virtual_keys; got none",
+            ":2: keys[0]: needs exactly one of sha256, env, file, value, sha256_file, virtual_keys; got none",
         ),
         (
             "keys:\n  - name: ci\n    sha256: abc\n",

@@ -39,7 +39,14 @@ def test_the_registry_refuses_a_taken_name_and_a_kind_without_factory() -> None:
     with pytest.raises(ConfigError, match="has no factory"):
         registry.register(SourceKind("nothing", lambda ctx, node, path: None))
     assert registry.names("chain") == ("env", "file", "litellm_config", "value")
-    assert registry.names("key") == ("sha256", "env", "file", "value", "virtual_keys")
+    assert registry.names("key") == (
+        "sha256",
+        "env",
+        "file",
+        "value",
+        "sha256_file",
+        "virtual_keys",
+    )
 
 
 def test_registered_is_undone_on_exit(tmp_path: Path) -> None:

@@ -159,19 +159,23 @@ def test_file_source_permission_denied(tmp_path: Path) -> None:
 
 
 def test_extra_key_file_holds_one_key_per_line(tmp_path: Path) -> None:
+    """A key file is ONE batch of digests (no reading per key); weak lines stay readings."""
     path = tmp_path / "keys"
     path.write_text(f"# rotation: new first\n{KEY}\n\n  {OTHER}  \nshort\n")
     meta = KeyMeta("ci", "keys[0]")
     spec = ExtraKeySpec("ci", "keys[0]", FileSource(str(path), "keys[0]", meta))
     readings = key_readings(spec)
-    assert [(r.source, r.state) for r in readings] == [
-        (f"file:{path}#line2", State.SET),
-        (f"file:{path}#line4", State.SET),
-        (f"file:{path}#line5", State.WEAK),
+    assert [(r.source, r.state) for r in readings] == [(f"file:{path}#line5", State.WEAK)]
+    (batch,) = spec.source.read({}, max_length=1024).batches
+    assert (batch.meta, batch.source) == (meta, f"file:{path}")
+    assert list(batch) == [
+        hashlib.sha256(KEY.encode()).digest(),
+        hashlib.sha256(OTHER.encode()).digest(),
     ]
     path.write_text("# nothing yet\n\n")
     (r,) = key_readings(spec)
     assert r.state is State.EMPTY and "no keys" in r.detail
+    assert not spec.source.read({}, max_length=1024).batches
 
 
 def test_sha256_keys_are_known_by_digest_only() -> None:
