@@ -63,6 +63,7 @@ def resolve(
     readings: list[Reading] = []
     extras: list[ExtraKeyReadings] = []
     batches: list[DigestBatch] = []
+    lookups: list[object] = []
     for spec in config.master_key.sources:
         out = spec.read(environ, max_length=max_length)
         readings.extend(out.readings)
@@ -72,7 +73,16 @@ def resolve(
         out = key.source.read(environ, max_length=max_length)
         extras.extend(out.keys)
         batches.extend(out.batches)
-    if previous is not None and previous.config is not None:
+        if out.lookup is not None:
+            lookups.append(out.lookup)
+    # The unknown-key lookup rides on the ring (set before the ring is served): a reload that
+    # drops the ``virtual_keys:`` entry drops the lookup in the same swap. The first wins.
+    lookup = lookups[0] if lookups else None
+    if (
+        previous is not None
+        and previous.config is not None
+        and previous.ring.unknown_lookup is lookup
+    ):
         same_rule = (previous.config.master_key.allow_weak, previous.config.master_key.on_conflict)
         if same_rule == (config.master_key.allow_weak, config.master_key.on_conflict) and _inputs(
             readings, extras, batches
@@ -86,5 +96,6 @@ def resolve(
         batches=batches,
         reuse=previous.ring if previous is not None else None,
     )
+    pure.ring.unknown_lookup = lookup
     fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
     return Resolution(**fields, config=config)
