@@ -37,6 +37,7 @@ class Reason(StrEnum):
     EXPIRED_KEY = "expired_key"
     BLOCKED_KEY = "blocked_key"  # a LiteLLM virtual key with blocked = true
     TEAM_BLOCKED = "team_blocked"  # a LiteLLM virtual key of a blocked team
+    TEAM_NOT_FOUND = "team_not_found"  # a LiteLLM virtual key whose team row is gone
     PATH_NOT_ALLOWED = "path_not_allowed"
     NO_MASTER_KEY = "no_master_key"
     MALFORMED_REQUEST = "malformed_request"
@@ -53,6 +54,7 @@ STATUS: dict[Reason, int] = {
     Reason.EXPIRED_KEY: 401,
     Reason.BLOCKED_KEY: 401,
     Reason.TEAM_BLOCKED: 401,
+    Reason.TEAM_NOT_FOUND: 404,  # LiteLLM answers 404 (its TeamNotFoundError)
     Reason.PATH_NOT_ALLOWED: 403,
     Reason.NO_MASTER_KEY: 503,
     Reason.MALFORMED_REQUEST: 400,
@@ -208,6 +210,12 @@ def _litellm_refusal(record: KeyRecord, now: float, location: str) -> Decision |
             "Authentication Error - Expired Key. "
             f"Key Expiry time {expiry} and current time {current}",
         )
+    if standing.team_missing:  # LiteLLM's str() of its HTTPException detail, verbatim
+        detail = {
+            "error": f"Team doesn't exist in db. Team={standing.team_id}. "
+            "Create team via `/team/new` call."
+        }
+        return refuse(Reason.TEAM_NOT_FOUND, str(detail))
     if standing.team_blocked:
         return refuse(
             Reason.TEAM_BLOCKED,

@@ -30,6 +30,7 @@ from authsvc.health._verify_plan import (
     plan,
     render_json,
     render_table,
+    store_outcome,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ class VerifyInputs:
     header: str  # the request header the master key is sent in
     master: tuple[SupportsReveal, KeyInfo] | None  # None: no usable master key resolved
     default_url: str
+    stores: tuple[Outcome, ...] = ()  # the virtual-key store, read as serve reads it
 
 
 def inputs_from_config(
@@ -75,7 +77,27 @@ def inputs_from_config(
         header=key_header_name(policy.locations),
         master=master,
         default_url=config.health_check.url,
+        stores=_store_outcomes(resolution.ring.unknown_lookup),
     )
+
+
+def _store_outcomes(lookup: object) -> tuple[Outcome, ...]:
+    """The ``virtual_keys:`` store this process just read (none without the source)."""
+    from datetime import UTC, datetime
+
+    from authsvc.sources import Lookup
+
+    if not isinstance(lookup, Lookup):
+        return ()
+    status = lookup.store.status
+    if status.last_refresh is None or status.stale_since is not None:
+        return (store_outcome(lookup.store_label, f"unreadable: {status.error}", False),)
+    when = datetime.fromtimestamp(status.last_refresh, UTC).isoformat(timespec="seconds")
+    state = (
+        f"{status.keys} keys, {status.deprecated} rotated, {status.blocked_teams} blocked "
+        f"teams, refreshed {when.replace('+00:00', 'Z')}"
+    )
+    return (store_outcome(lookup.store_label, state, True),)
 
 
 def _wrong_key(master: str | None) -> str:
@@ -143,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         inputs = inputs_from_config(args.config, os.environ, master_key_file=args.master_key_file)
         url = args.url or inputs.default_url
-        outcomes = run_checks(inputs, url, timeout=args.timeout)
+        outcomes = [*inputs.stores, *run_checks(inputs, url, timeout=args.timeout)]
         target = target_from_env(os.environ, pod_ips=args.pod_ips, app_port=args.app_port)
         if target is not None:
             for ip, endpoint in zip(target.pod_ips, target.endpoints(), strict=True):

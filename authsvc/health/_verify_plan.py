@@ -49,6 +49,7 @@ class Expect(StrEnum):
     SUCCESS = "2xx"
     AUTHSVC_401 = "401 from authsvc"
     CLOSED = "closed"  # the app port on the pod IP (the bypass check): no answer
+    READABLE = "readable"  # LiteLLM's database (virtual_keys:), read as serve reads it
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +243,22 @@ def bypass_outcome(endpoint: str, reach: str) -> Outcome:
             "make it listen on 127.0.0.1 only, or inject with --network-policy / --inbound-redirect",
         )
     return Outcome(check, reach.replace("_", " "), True)
+
+
+def store_outcome(label: str, state: str, ok: bool) -> Outcome:
+    """The virtual-key store as ``verify`` read it, the way ``serve`` does (``state``: keys
+    loaded, last refresh, or why it is stale — never a key or a hash)."""
+    check = Check(f"LiteLLM database ({label})", "", Credential.NONE, Expect.READABLE)
+    if ok:
+        return Outcome(check, state, True)
+    return Outcome(
+        check,
+        state,
+        False,
+        "authsvc serve would accept no virtual key it has not loaded (known keys keep working "
+        "from its last snapshot, unknown ones are refused): check the database and its URL; "
+        "`authsvc explain` shows the source",
+    )
 
 
 def not_run(check: Check, why: str, hint: str) -> Outcome:

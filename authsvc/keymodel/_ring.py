@@ -230,7 +230,15 @@ class KeyRing:
     against; no other object per key). A digest is in at most one of them.
     """
 
-    __slots__ = ("_batches", "_content", "_records", "_size", "master", "unready_reason")
+    __slots__ = (
+        "_batches",
+        "_content",
+        "_records",
+        "_size",
+        "master",
+        "unknown_lookup",
+        "unready_reason",
+    )
 
     _records: dict[bytes, KeyRecord]
     _batches: tuple[tuple[dict[bytes, bytes], KeyRecord], ...]
@@ -262,6 +270,9 @@ class KeyRing:
         self._content = content.digest()
         self.master = master
         self.unready_reason = "" if master is not None else unready_reason
+        # A virtual-key source's unknown-key lookup (#15), set once by the resolver before
+        # the ring is served, so it swaps with the ring.
+        self.unknown_lookup: object | None = None
 
     @property
     def ready(self) -> bool:

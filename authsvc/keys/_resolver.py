@@ -65,6 +65,7 @@ def resolve(
     extras: list[ExtraKeyReadings] = []
     batches: list[DigestBatch] = []
     app: tuple[Reading, ...] = ()  # what the app itself reads (LiteLLM mode)
+    lookups: list[object] = []
     for spec in config.master_key.sources:
         out = spec.read(environ, max_length=max_length)
         readings.extend(out.readings)
@@ -76,11 +77,25 @@ def resolve(
         out = key.source.read(environ, max_length=max_length)
         extras.extend(out.keys)
         batches.extend(out.batches)
-    if previous is not None and previous.config is not None:
-        same_rule = (previous.config.master_key.allow_weak, previous.config.master_key.on_conflict)
-        if same_rule == (config.master_key.allow_weak, config.master_key.on_conflict) and _inputs(
-            readings, extras, batches
-        ) == _inputs(previous.readings, previous.extras, previous.batches):
+        if out.lookup is not None:
+            lookups.append(out.lookup)
+    # The unknown-key lookup rides on the ring (set before the ring is served): a reload that
+    # drops the ``virtual_keys:`` entry drops the lookup in the same swap. The first wins.
+    lookup = lookups[0] if lookups else None
+    if (
+        previous is not None
+        and previous.config is not None
+        and previous.ring.unknown_lookup is lookup
+    ):
+        old, new = previous.config.master_key, config.master_key
+        same_rule = (old.allow_weak, old.on_conflict, old.weak) == (
+            new.allow_weak,
+            new.on_conflict,
+            new.weak,
+        )
+        if same_rule and _inputs(readings, extras, batches) == _inputs(
+            previous.readings, previous.extras, previous.batches
+        ):
             return dataclasses.replace(previous, config=config)
     pure = resolve_readings(
         readings,
@@ -91,6 +106,7 @@ def resolve(
         batches=batches,
         reuse=previous.ring if previous is not None else None,
     )
+    pure.ring.unknown_lookup = lookup
     fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
     warnings = list(pure.warnings)
     mismatch = _against_the_app(pure.winner, app)

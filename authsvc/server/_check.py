@@ -8,13 +8,15 @@ Nothing is logged for a check; the observer (metrics, decision log) is called af
 
 LiteLLM virtual keys (``virtual_keys:``): a key the ring does not know may have been created
 in LiteLLM's database since the last refresh. For an ``sk-`` key with a database configured,
-the checker asks the source's ``Lookup`` (single flight, miss cache, rate cap): a recent
+the checker asks the source's ``Lookup`` — carried by the ring it reads (``KeyRing.unknown_lookup``,
+so a reload that removes ``virtual_keys:`` removes the lookup in the same swap) (single flight, miss cache, rate cap): a recent
 answer is used at once; otherwise the answer is DEFERRED — ``check`` returns an awaitable
 answer (``finish`` awaits it), and ``decide`` runs again, pure, on a one-record ring.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -39,7 +41,7 @@ from authsvc.keymodel import FINGERPRINT_LENGTH
 from authsvc.keymodel import digest as key_digest
 from authsvc.keys import KeyMeta, KeyRecord, KeyRing, KeyStore
 from authsvc.server._adapter import response_from, view_from_request
-from authsvc.sources import MISS, Lookup, current_lookup
+from authsvc.sources import MISS, Lookup, unknown_message
 
 __all__ = ["CACHE_SIZE", "Answer", "Checker", "DecisionObserver", "finish", "settle", "where"]
 
@@ -135,8 +137,8 @@ class Checker:
                 ring = self.store.current
                 decision = decide(view, self._policy, ring, _time())
                 if decision.reason is Reason.UNKNOWN_KEY:
-                    lookup = current_lookup()
-                    if lookup is not None:
+                    lookup = ring.unknown_lookup  # the source's lookup, swapped with the ring
+                    if isinstance(lookup, Lookup):
                         found = self._lookup(lookup, view, ring, decision, started)
                         if not isinstance(found, Decision):
                             return found, None
@@ -164,7 +166,11 @@ class Checker:
             view.target, view.headers, policy.locations, policy.max_credential_length
         )
         key = getattr(found, "key", None)
-        if not isinstance(key, str) or not key.startswith("sk-"):
+        if not isinstance(key, str):
+            return unknown
+        # With its database configured, LiteLLM's own reason (reason code unchanged).
+        unknown = dataclasses.replace(unknown, message=unknown_message(key))
+        if not key.startswith("sk-"):
             return unknown  # LiteLLM looks up only sk- keys
         digest = key_digest(key)
         cached = lookup.cached(digest)

@@ -43,7 +43,7 @@ from authsvc.observability import Observer, configure_logging
 from authsvc.server._grpc import UNIX_SOCKET_MODE, AuthzServer
 from authsvc.server._listen import parse_listen, parse_socket_mode
 from authsvc.server._signals import serve_until_signal
-from authsvc.server._virtual_status import VirtualKeyCollector
+from authsvc.server._virtual_status import VirtualKeyCollector, virtual_key_notes
 from authsvc.server._workers import Supervisor, die_with_parent, report_ready
 from authsvc.sources import set_lookup_share
 
@@ -280,7 +280,7 @@ async def _run_started(
             readiness=all_ready(*checks),
             metrics=observer.metrics,
             probes=probes,
-            notes=lambda: ([DRY_RUN_NOTE] if server.dry_run else []) + _bypass_notes(bypass),
+            notes=lambda: _notes(server.dry_run, bypass, *virtual_key_notes(store.current)),
         )
         status.start()
     if deep is not None:
@@ -407,9 +407,9 @@ def worker_argv(
     return argv
 
 
-def _bypass_notes(bypass: BypassDetector | None) -> list[str]:
-    """The bypass detector's /readyz lines (none without a detector)."""
-    return bypass.detail() if bypass is not None else []
+def _notes(dry_run: bool, bypass: BypassDetector | None, *more: str) -> list[str]:
+    """The /readyz notes: dry-run, the bypass detector's, ``more`` (a stale key store)."""
+    return [DRY_RUN_NOTE] * dry_run + (bypass.detail() if bypass is not None else []) + list(more)
 
 
 async def _supervise(
@@ -436,7 +436,7 @@ async def _supervise(
             readiness=all_ready(*checks),
             metrics=aggregate.metrics,
             probes=probes_from_env(os.environ),
-            notes=lambda: ([DRY_RUN_NOTE] if dry_run else []) + _bypass_notes(bypass),
+            notes=lambda: aggregate.notes(_notes(dry_run, bypass)),  # + the workers' notes
         )
         status.start()  # before the workers: a busy status port fails fast
     if bypass is not None:  # the supervisor checks for all workers (log and /readyz detail)

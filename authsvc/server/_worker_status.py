@@ -52,9 +52,11 @@ class WorkerStatus:
     ) -> None:
         self._workers = workers
         self._extra = extra  # the supervisor's own metrics (the bypass detector's gauge)
+        self._notes: list[str] = []  # the workers' /readyz notes, as the last readiness saw them
 
     def readiness(self) -> tuple[bool, str]:
-        reasons = []
+        reasons: list[str] = []
+        notes: list[str] = []
         for worker in self._workers:
             status = worker.status if worker.running else None
             if status is None:
@@ -62,12 +64,23 @@ class WorkerStatus:
                 continue
             try:
                 code, body = _get(status, "/readyz", "application/json")
-                reason = str(json.loads(body).get("reason", "")) if code != 200 else ""
+                doc = json.loads(body)
+                reason = str(doc.get("reason", "")) if code != 200 else ""
+                found = doc.get("notes", [])
+                if isinstance(found, list):
+                    notes += [f"worker {worker.index}: {str(n)[:500]}" for n in found[:10]]
             except (OSError, http.client.HTTPException, ValueError) as exc:
                 code, reason = 0, f"its status port does not answer ({type(exc).__name__})"
             if code != 200:
                 reasons.append(f"worker {worker.index}: {reason or 'not ready'}")
+        self._notes = notes
         return (not reasons, "; ".join(reasons))
+
+    def notes(self, own: Sequence[str] = ()) -> list[str]:
+        """The supervisor's own ``/readyz`` notes, then its workers' (e.g. a stale virtual-key
+        store) as the last ``readiness()`` saw them (``/readyz`` asks it first), bounded; a
+        worker's note the supervisor shows itself (``own``, e.g. dry-run) is not repeated."""
+        return [*own, *(n for n in self._notes if n.partition(": ")[2] not in own)]
 
     def metrics(self) -> tuple[bytes, str]:
         families: dict[str, Metric] = {}

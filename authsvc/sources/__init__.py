@@ -13,7 +13,7 @@ from authsvc.sources._fileio import MAX_FILE_BYTES, read_text
 from authsvc.sources._keylist import MAX_LIST_BYTES, MAX_LIST_KEYS, offload_parsing
 from authsvc.sources._litellm import LITELLM_ENV, litellm_key_header, read_litellm
 from authsvc.sources._litellm_db import VirtualKeySource
-from authsvc.sources._litellm_db_lookup import MISS, Lookup, current_lookup, set_lookup_share
+from authsvc.sources._litellm_db_lookup import MISS, Lookup, set_lookup_share, unknown_message
 from authsvc.sources._litellm_db_store import StoreStatus, stores
 from authsvc.sources._litellm_source import LiteLLMSource
 from authsvc.sources._protocol import (
@@ -58,7 +58,6 @@ __all__ = [
     "ValueSource",
     "VirtualKeySource",
     "Watch",
-    "current_lookup",
     "file_signature",
     "litellm_key_header",
     "offload_parsing",
@@ -67,4 +66,5 @@ __all__ = [
     "read_text",
     "set_lookup_share",
     "stores",
+    "unknown_message",
 ]

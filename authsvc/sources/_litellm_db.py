@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from authsvc.keymodel import ExtraKeyReadings, KeyMeta, Reading, State
-from authsvc.sources._litellm_db_lookup import lookup_for, set_current
+from authsvc.sources._litellm_db_lookup import lookup_for
 from authsvc.sources._litellm_db_rows import dsn_from_env
 from authsvc.sources._litellm_db_store import VirtualKeyStore, store_for
 from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch
@@ -89,7 +89,6 @@ class VirtualKeySource:
         store = self.store(environ)
         if store is None:
             self.cell.store = None
-            set_current(None)
             why = (
                 f"${self.settings.url_env} is not set (nor DATABASE_HOST, DATABASE_USERNAME "
                 "and DATABASE_NAME): no virtual key is loaded"
@@ -97,12 +96,12 @@ class VirtualKeySource:
             return self._problem(State.UNSET, why)
         if not store.take_synced():
             store.refresh()  # unless change_token just did (the reloader asks it first)
-        set_current(lookup_for(store, self.meta, self.label))
+        lookup = lookup_for(store, self.meta, self.label)
         batches = store.batches(self.meta, self.label)
         if store.status.stale_since is None and store.status.last_refresh is not None:
-            return SourceOutput(batches=batches)
+            return SourceOutput(batches=batches, lookup=lookup)
         problem = self._problem(State.UNREADABLE, store.status.describe(time.time()))
-        return SourceOutput(keys=problem.keys, batches=batches)
+        return SourceOutput(keys=problem.keys, batches=batches, lookup=lookup)
 
     def _problem(self, state: State, detail: str) -> SourceOutput:
         reading = Reading.without_value(self.label, state, detail)

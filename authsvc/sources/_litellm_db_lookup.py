@@ -35,7 +35,7 @@ from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError
 from authsvc.sources._litellm_db_store import VirtualKeyStore
 
-__all__ = ["MISS", "Lookup", "current_lookup", "lookup_for", "set_current", "set_lookup_share"]
+__all__ = ["MISS", "Lookup", "lookup_for", "set_lookup_share", "unknown_message"]
 
 MISS: Final = "miss"
 MAX_CACHED = 10_000
@@ -44,9 +44,22 @@ TIMEOUT = 0.5
 bootstrap authsvc writes), so a slow database is a 401 from us, not an error at the proxy."""
 RETRY = 1.0
 
+LITELLM_UNKNOWN = "Authentication Error, Invalid API key provided."
+"""LiteLLM 1.110.2's 401 for an ``sk-`` key its database does not hold (``KeyNotFoundError``,
+``INVALID_API_KEY_ERROR_MESSAGE``)."""
+LITELLM_NOT_VIRTUAL = "LiteLLM Virtual Key expected. Received=****, expected to start with 'sk-'."
+"""LiteLLM's 401 for any other key (not the master, not ``sk-``): LiteLLM quotes the key's
+first and last four characters after ``Received=``; authsvc never echoes a key's bits."""
+
+
+def unknown_message(key: str) -> str:
+    """The reason LiteLLM gives a key it does not know, with its database configured."""
+    return LITELLM_UNKNOWN if key.startswith("sk-") else LITELLM_NOT_VIRTUAL
+
+
 _FIND_SQL = (
     "SELECT v.token, v.key_alias, v.team_id, v.expires, v.blocked, v.allowed_routes, "
-    "v.updated_at, d.revoke_at, t.blocked "
+    "v.updated_at, d.revoke_at, t.blocked, t.team_id "
     "FROM (SELECT %s::text AS h) q "
     f"LEFT JOIN {sql.DEPRECATED} d ON d.token = q.h "
     "AND d.revoke_at > (now() AT TIME ZONE 'UTC') "
@@ -192,7 +205,9 @@ class Lookup:
         if not active and revoke_at is None:
             return None
         teams = frozenset({parsed.team_id}) if row[8] is True and parsed.team_id else frozenset()
-        return parsed.meta(self.entry, teams, None if active else revoke_at)
+        has_row = isinstance(row[9], str) and parsed.team_id  # the join found the team's row
+        known = frozenset({parsed.team_id}) if has_row and parsed.team_id else frozenset()
+        return parsed.meta(self.entry, teams, None if active else revoke_at, known)
 
     async def _drop(self) -> None:
         conn, self._conn = self._conn, None
@@ -213,20 +228,9 @@ def lookup_for(store: VirtualKeyStore, entry: KeyMeta, label: str) -> Lookup:
     return lookup
 
 
-_CURRENT: list[Lookup | None] = [None]
 _SHARE: list[int] = [1]
 
 
 def set_lookup_share(workers: int) -> None:
     """This process is one of ``workers`` worker processes sharing the lookup budget."""
     _SHARE[0] = max(1, int(workers))
-
-
-def set_current(lookup: Lookup | None) -> None:
-    """The lookup of the configured ``virtual_keys:`` source (set by its ``read``)."""
-    _CURRENT[0] = lookup
-
-
-def current_lookup() -> Lookup | None:
-    """The checker's question on an unknown key: is there a database to ask?"""
-    return _CURRENT[0]

@@ -67,6 +67,9 @@ KEYS_SINCE_SQL = f"{_SELECT} WHERE updated_at >= %s"
 KEY_BY_TOKEN_SQL = f"{_SELECT} WHERE token = %s"
 ALL_TOKENS_SQL = f"SELECT token FROM {TOKENS}"
 BLOCKED_TEAMS_SQL = f"SELECT team_id FROM {TEAMS} WHERE blocked"
+ALL_TEAMS_SQL = f"SELECT team_id FROM {TEAMS}"
+UI_TEAM_ID = "litellm-dashboard"
+"""LiteLLM's UI session keys carry this team, which never has a row (``UI_TEAM_ID``)."""
 TEAM_BLOCKED_SQL = f"SELECT blocked FROM {TEAMS} WHERE team_id = %s"
 DEPRECATED_SQL = (
     f"SELECT token, active_token_id, revoke_at FROM {DEPRECATED} "
@@ -84,7 +87,8 @@ WATERMARK_SQL = (
     f"SELECT (SELECT count(*) FROM {TOKENS}), (SELECT max(updated_at) FROM {TOKENS}), "
     f"(SELECT coalesce(string_agg(md5(team_id), '' ORDER BY team_id), '') FROM {TEAMS} WHERE blocked), "
     f"(SELECT count(*) FROM {DEPRECATED} WHERE revoke_at > (now() AT TIME ZONE 'UTC')), "
-    f"(SELECT max(created_at) FROM {DEPRECATED})"
+    f"(SELECT max(created_at) FROM {DEPRECATED}), "
+    f"(SELECT coalesce(md5(string_agg(team_id, ',' ORDER BY team_id)), '') FROM {TEAMS})"
 )
 COUNT_SQL = f"SELECT count(*) FROM {TOKENS}"
 
@@ -122,8 +126,10 @@ class VirtualRow:
         entry: KeyMeta,
         blocked_teams: frozenset[str],
         revoke_at: float | None = None,
+        known_teams: frozenset[str] | None = None,
     ) -> KeyMeta:
-        """The ring record of this key (``revoke_at``: served for a rotated-away key)."""
+        """The ring record of this key (``revoke_at``: served for a rotated-away key;
+        ``known_teams``: every ``team_id`` of ``LiteLLM_TeamTable``, ``None``: not read)."""
         if self.alias:
             name = self.alias
         elif self.team_id:
@@ -135,6 +141,10 @@ class VirtualRow:
             team_id=self.team_id,
             team_blocked=self.team_id is not None and self.team_id in blocked_teams,
             revoke_at=revoke_at,
+            team_missing=self.team_id is not None
+            and self.team_id != UI_TEAM_ID
+            and known_teams is not None
+            and self.team_id not in known_teams,
         )
         paths = PathRule.from_patterns(self.routes) if self.routes is not None else entry.paths
         return KeyMeta(name, entry.where, paths, self.expires_at, standing)

@@ -105,10 +105,11 @@ class VirtualKeyStore:
         self._conn: psycopg.Connection[Any] | None = None
         self._rows: dict[bytes, VirtualRow] = {}
         self._batch: dict[bytes, DigestBatch] = {}  # per key, rebuilt when its row changes
-        self._batch_for: tuple[KeyMeta, str, frozenset[str]] | None = None
+        self._batch_for: tuple[KeyMeta, str, frozenset[str], frozenset[str] | None] | None = None
         self._reconciled = 0.0
         self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
         self._blocked_teams: frozenset[str] = frozenset()
+        self._teams: frozenset[str] | None = None  # every team_id (a key's team may be gone)
         self._version = 0
         self._built: tuple[int, KeyMeta | None, tuple[DigestBatch, ...]] = (-1, None, ())
         self._columns_checked = False
@@ -228,6 +229,10 @@ class VirtualKeyStore:
         if len(rows) > MAX_ROWS:
             raise VirtualKeyDBError(f"more than {MAX_ROWS} virtual keys: refusing to load them")
         teams = frozenset(t for (t,) in self._query(sql.BLOCKED_TEAMS_SQL) if isinstance(t, str))
+        all_teams = self._query(sql.ALL_TEAMS_SQL)
+        if len(all_teams) > MAX_ROWS:
+            raise VirtualKeyDBError(f"more than {MAX_ROWS} teams: refusing to load them")
+        known = frozenset(t[: sql.MAX_NAME] for (t,) in all_teams if isinstance(t, str))
         deprecated: dict[bytes, tuple[bytes, float]] = {}
         for old, active, revoke in self._query(sql.DEPRECATED_SQL):
             old_d, active_d = sql.row_digest(old), sql.row_digest(active)
@@ -235,7 +240,7 @@ class VirtualKeyStore:
             if old_d is not None and active_d is not None and revoke_at is not None:
                 deprecated[old_d] = (active_d, revoke_at)
         parsed = [r for r in map(sql.parse_row, rows) if r is not None]  # raises on garbage
-        changed = full or teams != self._blocked_teams
+        changed = full or teams != self._blocked_teams or known != self._teams
         changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
         changed = changed or deprecated != self._deprecated
         if full:
@@ -245,7 +250,7 @@ class VirtualKeyStore:
         for row in parsed:
             self._put(row)
         self._loaded = True
-        self._blocked_teams, self._deprecated = teams, deprecated
+        self._blocked_teams, self._deprecated, self._teams = teams, deprecated, known
         (count,) = self._query(sql.COUNT_SQL)[0]
         due = time.monotonic() - self._reconciled >= RECONCILE
         if count != len(self._rows) + status.extra.get("unusable_tokens", 0) or due:
@@ -286,15 +291,15 @@ class VirtualKeyStore:
             version, built_for, built = self._built
             if version == self._version and built_for == entry:
                 return built
-            teams = self._blocked_teams
-            if self._batch_for != (entry, label, teams):
-                self._batch, self._batch_for = {}, (entry, label, teams)
+            teams, known = self._blocked_teams, self._teams
+            if self._batch_for != (entry, label, teams, known):
+                self._batch, self._batch_for = {}, (entry, label, teams, known)
             cache = self._batch
             for digest, row in self._rows.items():
                 if digest not in cache:
-                    cache[digest] = DigestBatch(row.meta(entry, teams), label, digest)
+                    cache[digest] = DigestBatch(row.meta(entry, teams, None, known), label, digest)
             rotated = [
-                DigestBatch(current.meta(entry, teams, revoke_at), label, old)
+                DigestBatch(current.meta(entry, teams, revoke_at, known), label, old)
                 for old, (active, revoke_at) in self._deprecated.items()
                 if (current := self._rows.get(active)) is not None and old not in self._rows
             ]

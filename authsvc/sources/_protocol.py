@@ -70,6 +70,9 @@ class SourceOutput:
     readings: tuple[Reading, ...] = ()
     keys: tuple[ExtraKeyReadings, ...] = ()
     batches: tuple[DigestBatch, ...] = ()
+    lookup: object | None = None
+    """What the checker asks about a key the ring does not know (``sources.Lookup``, the
+    ``virtual_keys:`` source): it travels with the ring built from this output."""
 
 
 def output(readings: list[Reading] | tuple[Reading, ...], key: KeyMeta | None) -> SourceOutput:

@@ -18,6 +18,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -67,15 +68,28 @@ def run_limited(argv: list[str], env: dict[str, str]) -> tuple[int, str, float, 
         env={"PATH": os.environ["PATH"], **env},
         preexec_fn=limit,
     )
-    try:
-        out, _ = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
         proc.kill()
-        proc.communicate()
+
+    timer = threading.Timer(60, kill)
+    timer.start()
+    assert proc.stdout is not None
+    try:
+        with proc.stdout:
+            out = proc.stdout.read()
+        # wait4: this child's own peak RSS (RUSAGE_CHILDREN would be the largest of every
+        # child this test process ever reaped, e.g. an earlier test's 100,000-key authsvc)
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    if killed.is_set():
         pytest.fail(f"{argv[3:]} did not finish within 60 s")
+    proc.returncode = os.waitstatus_to_exitcode(status)
     seconds = time.monotonic() - start
-    # The largest RSS of any child reaped so far: an upper bound for this one.
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = usage.ru_maxrss / 1024
     return proc.returncode, out.decode(errors="replace"), seconds, rss
 
 

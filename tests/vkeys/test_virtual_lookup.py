@@ -15,7 +15,7 @@ from authsvc._proto.envoy.service.auth.v3 import external_auth_pb2 as ext
 from authsvc.config import load_config
 from authsvc.keys import KeyStore, resolve
 from authsvc.server._check import Checker, finish
-from authsvc.sources import current_lookup
+from authsvc.sources import Lookup
 from authsvc.sources._litellm_db_store import stores
 from tests._keys import make_key
 from tests.vkeys._litellm_db import LiteLLMDB
@@ -67,8 +67,8 @@ def test_a_key_created_after_the_refresh_is_accepted_at_once(
     tmp_path: Path, litellm_db: LiteLLMDB
 ) -> None:
     checker = _checker(tmp_path, litellm_db)
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
 
     async def scenario() -> None:
@@ -86,8 +86,8 @@ def test_a_key_created_after_the_refresh_is_accepted_at_once(
 
 def test_single_flight_and_miss_cache(tmp_path: Path, litellm_db: LiteLLMDB) -> None:
     checker = _checker(tmp_path, litellm_db, "      miss_ttl: 5\n")
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
 
     async def scenario() -> None:
@@ -108,8 +108,8 @@ def test_a_flood_of_random_keys_stays_under_the_query_cap(
     tmp_path: Path, litellm_db: LiteLLMDB
 ) -> None:
     checker = _checker(tmp_path, litellm_db)  # the default cap: 40/s, a burst of 10
-    lookup = current_lookup()
-    assert lookup is not None
+    lookup = checker.store.current.unknown_lookup
+    assert isinstance(lookup, Lookup)
     status = lookup.store.status
     good = litellm_db.generate(alias="good")  # created after the ring: needs a lookup
 
@@ -137,3 +137,59 @@ def test_a_flood_of_random_keys_stays_under_the_query_cap(
         return await _ask(checker, good)
 
     assert asyncio.run(after()) == 200  # the cap refills: a real new key still gets in
+
+
+def _message(answer: bytes) -> str:
+    import json
+
+    resp = ext.CheckResponse.FromString(answer)
+    return str(json.loads(resp.denied_response.body)["error"]["message"])
+
+
+def test_unknown_keys_get_litellms_reason(tmp_path: Path, litellm_db: LiteLLMDB) -> None:
+    """With virtual keys on, LiteLLM 1.110.2's own 401 text (the reason code stays
+    ``unknown_key``); without them, authsvc's. Never a bit of the key."""
+    from authsvc.sources._litellm_db_lookup import LITELLM_NOT_VIRTUAL, LITELLM_UNKNOWN
+
+    checker = _checker(tmp_path, litellm_db)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("master_key:\n  sources:\n    - env: AUTHSVC_MASTER_KEY\n")
+    env = {"AUTHSVC_MASTER_KEY": MASTER}
+    config = load_config(str(plain), environ=env)
+    without = Checker(KeyStore(resolve(config, env).ring), config.policy)
+    sk_key, other = "sk-" + secrets.token_urlsafe(16), "abcd" + secrets.token_urlsafe(16)
+
+    async def ask(c: Checker, key: str) -> str:
+        answer, pending = c.check(_request(key))
+        body = await finish(answer, pending)
+        assert _status(body) == 401
+        assert ext.CheckResponse.FromString(body).denied_response.headers  # a real denial
+        return _message(body)
+
+    async def scenario() -> None:
+        assert await ask(checker, sk_key) == LITELLM_UNKNOWN  # looked up, not found
+        assert await ask(checker, sk_key) == LITELLM_UNKNOWN  # the cached miss
+        assert await ask(checker, other) == LITELLM_NOT_VIRTUAL  # LiteLLM: not sk-
+        assert other[:4] not in LITELLM_NOT_VIRTUAL
+        assert (await ask(without, sk_key)).startswith("invalid api key sent in")
+
+    asyncio.run(scenario())
+    assert LITELLM_UNKNOWN == "Authentication Error, Invalid API key provided."
+
+
+def test_a_looked_up_key_whose_team_is_gone_gets_litellms_404(
+    tmp_path: Path, litellm_db: LiteLLMDB
+) -> None:
+    checker = _checker(tmp_path, litellm_db)
+    orphan = litellm_db.generate(alias="late-orphan", team_id="t-none")  # after the ring
+    litellm_db.team("t-ok")
+    member = litellm_db.generate(alias="late-member", team_id="t-ok")
+
+    async def scenario() -> None:
+        answer, pending = checker.check(_request(orphan))
+        body = await finish(answer, pending)
+        assert _status(body) == 404
+        assert "Team doesn't exist in db. Team=t-none." in _message(body)
+        assert await _ask(checker, member) == 200
+
+    asyncio.run(scenario())

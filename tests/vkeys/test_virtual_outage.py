@@ -14,6 +14,7 @@ import pytest
 
 from authsvc.keys import KeyStore, Reloader
 from authsvc.server._check import Checker, finish
+from authsvc.server._virtual_status import virtual_key_notes
 from tests._keys import make_key
 from tests.vkeys._litellm_db import DDL, LiteLLMDB
 from tests.vkeys.test_virtual_lookup import _request, _status
@@ -60,6 +61,7 @@ def test_database_down_then_back(tmp_path: Path, own_postgres: tuple[Path, Any])
         return _status(await finish(answer, pending))
 
     assert asyncio.run(ask(known)) == 200
+    assert virtual_key_notes(store.current) == []  # fresh: no /readyz note
 
     server.cleanup()  # the database stops
     unknown = "sk-" + "u" * 30
@@ -68,6 +70,10 @@ def test_database_down_then_back(tmp_path: Path, own_postgres: tuple[Path, Any])
     assert "STALE since" in errors[-1]
     assert asyncio.run(ask(known)) == 200  # known keys keep working
     assert asyncio.run(ask(unknown)) == 401  # unknown keys refused: never allowed
+    (note,) = virtual_key_notes(store.current)  # the /readyz note (readiness unchanged)
+    assert note.startswith("virtual keys: stale since ")
+    assert "(database unavailable (" in note
+    assert "known keys still work (1 in the snapshot of " in note and db.url not in note
 
     server = get_server(pgdata, cleanup_mode="stop")  # the database is back
     later = db.generate(alias="later")
@@ -75,4 +81,5 @@ def test_database_down_then_back(tmp_path: Path, own_postgres: tuple[Path, Any])
     assert asyncio.run(ask(later)) == 200
     assert asyncio.run(ask(known)) == 200
     assert "STALE" not in reloader.current.render_table()  # type: ignore[union-attr]
+    assert virtual_key_notes(store.current) == []  # recovered: the note is gone
     server.cleanup()

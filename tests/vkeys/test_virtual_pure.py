@@ -185,3 +185,32 @@ def test_workers_share_the_lookup_budget() -> None:
         assert lookup.rate == 0 and not lookup._take()
     finally:
         set_lookup_share(1)
+
+
+def test_a_key_whose_team_is_gone_gets_litellms_404() -> None:
+    gone = Standing(team_id="t-gone", team_missing=True)
+    view = RequestView("GET", "/v1/models", {"authorization": f"Bearer {KEY}"})
+    d = decide(view, Policy.build(), _ring(standing=gone), NOW)
+    assert (d.reason, d.status) == (Reason.TEAM_NOT_FOUND, 404)
+    # LiteLLM's str() of its TeamNotFoundError detail (a dict), verbatim
+    assert d.message == (
+        "{'error': \"Team doesn't exist in db. Team=t-gone. Create team via `/team/new` call.\"}"
+    )
+    # LiteLLM checks the key itself first: blocked and expired win
+    blocked_too = Standing(blocked=True, team_id="t-gone", team_missing=True)
+    assert _decide(_ring(standing=blocked_too)) is Reason.BLOCKED_KEY
+    assert _decide(_ring(standing=gone, expires_at=NOW - 1)) is Reason.EXPIRED_KEY
+
+
+def test_rows_mark_a_missing_team_except_litellms_ui_team() -> None:
+    entry = KeyMeta("litellm", "keys[0]", None, None)
+    row = parse_row(("a" * 64, None, "t1", None, None, None, None))
+    assert row is not None
+    standing = row.meta(entry, frozenset(), None, frozenset({"t2"})).litellm
+    assert standing is not None and standing.team_missing
+    standing = row.meta(entry, frozenset(), None, frozenset({"t1"})).litellm
+    assert standing is not None and not standing.team_missing
+    ui = parse_row(("b" * 64, None, "litellm-dashboard", None, None, None, None))
+    assert ui is not None
+    standing = ui.meta(entry, frozenset(), None, frozenset()).litellm
+    assert standing is not None and not standing.team_missing  # LiteLLM's UI sentinel

@@ -12,6 +12,7 @@ import pytest
 from authsvc.authz import Reason, RequestView, decide
 from authsvc.config import load_config
 from authsvc.keys import Resolution, resolve
+from authsvc.sources import Lookup
 from authsvc.sources._litellm_db_store import stores
 from tests._keys import make_key
 from tests.vkeys._litellm_db import LiteLLMDB, now_utc
@@ -244,3 +245,29 @@ def test_explain_shows_the_store_without_keys(tmp_path: Path, litellm_db: LiteLL
     assert "LiteLLM database: 8 keys, 0 rotated, 0 blocked teams" in text
     for key in keys:
         assert key not in text and hash_token(key) not in text
+
+
+def test_a_key_whose_team_row_is_gone_is_refused_as_litellm_does(
+    tmp_path: Path, litellm_db: LiteLLMDB
+) -> None:
+    litellm_db.team("t-live")
+    member = litellm_db.generate(alias="m", team_id="t-live")
+    orphan = litellm_db.generate(alias="o", team_id="t-never")  # no such team row
+    ui = litellm_db.generate(alias="ui", team_id="litellm-dashboard")  # LiteLLM's UI team
+    res = _resolve(tmp_path, litellm_db)
+    assert _ask(res, member).reason is Reason.KEY_VALID
+    assert _ask(res, ui).reason is Reason.KEY_VALID
+    d = _ask(res, orphan)
+    assert (d.reason, d.status) == (Reason.TEAM_NOT_FOUND, 404)
+    assert "Team doesn't exist in db. Team=t-never." in d.message
+
+    litellm_db.delete_team("t-live")  # /team/delete: the member's key now fails in LiteLLM
+    lookup = res.ring.unknown_lookup
+    assert isinstance(lookup, Lookup)
+    assert lookup.store.sync() is not None  # the watermark moves (the team ids' checksum)
+    res = _resolve(tmp_path, litellm_db)
+    d = _ask(res, member)
+    assert (d.reason, d.status) == (Reason.TEAM_NOT_FOUND, 404)
+    litellm_db.team("t-live")  # recreated: accepted again
+    res = _resolve(tmp_path, litellm_db)
+    assert _ask(res, member).reason is Reason.KEY_VALID
