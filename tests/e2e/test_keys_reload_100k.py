@@ -36,7 +36,7 @@ keys:
   - name: bulk
     file: secret/keys
 reload:
-  poll_interval: 30
+  poll_interval: 2  # the default: a watch event that never comes is caught by the poll
 """
 
 
