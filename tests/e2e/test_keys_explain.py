@@ -22,6 +22,7 @@ from typing import Any
 from authsvc.keymodel._render import OUTCOMES as _OUTCOMES
 from authsvc.keys import fingerprint
 from authsvc.stack._children import wait_until
+from tests._explain import EXPLAIN_JSON_KEYS
 from tests._secretdir import SecretDir
 from tests.e2e._harness import Launcher, Stack, new_key, no_key_in, run_authsvc
 
@@ -48,15 +49,7 @@ reload:
 def check_shape(report: Any) -> None:
     """The stable JSON shape, exactly: these keys in this order, these types, nothing else."""
     assert isinstance(report, dict)
-    assert list(report) == [
-        "resolved",
-        "winner",
-        "app_open",
-        "sources",
-        "extra_keys",
-        "warnings",
-        "dry_run",
-    ]
+    assert list(report) == EXPLAIN_JSON_KEYS
     assert isinstance(report["app_open"], bool) and isinstance(report["extra_keys"], list)
     assert isinstance(report["resolved"], bool)
     assert isinstance(report["sources"], list) and report["sources"]

@@ -27,6 +27,7 @@ from typing import Any
 import pytest
 
 from authsvc.keys import fingerprint
+from tests._explain import EXPLAIN_JSON_KEYS
 from tests.e2e._harness import Launcher, Stack, new_key, no_key_in, run_authsvc
 
 GS = "general_settings.master_key"
@@ -210,15 +211,7 @@ def test_litellm_case_end_to_end(procs: Launcher, tmp_path: Path, case: Case) ->
     assert run.returncode == (0 if app_key is not None else 1), run.stderr
     no_key_in(run.stdout + run.stderr, keys, "explain's output")
     report = json.loads(run.stdout)
-    assert list(report) == [
-        "resolved",
-        "winner",
-        "app_open",
-        "sources",
-        "extra_keys",
-        "warnings",
-        "dry_run",
-    ]
+    assert list(report) == EXPLAIN_JSON_KEYS
     assert report.pop("dry_run") is False  # explain's addition to the report serve logs
     warnings = report.pop("warnings")
     assert _projected(report) == expected_report(case, litellm, keys)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._explain import EXPLAIN_JSON_KEYS
+
 KEY = "sk-explain-test-0123456789abcdef"
 OTHER = "sk-explain-other-0123456789abcdef"
 WEAK = "sk-1234"
@@ -45,15 +47,7 @@ def test_json_report_resolved(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    assert list(report) == [
-        "resolved",
-        "winner",
-        "app_open",
-        "sources",
-        "extra_keys",
-        "warnings",
-        "dry_run",
-    ]
+    assert list(report) == EXPLAIN_JSON_KEYS
     assert report["resolved"] is True
     assert report["winner"]["source"] == f"litellm:{litellm}#general_settings.master_key"
     assert [(s["source"], s["state"], s["used"]) for s in report["sources"]] == [
