@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -194,19 +195,60 @@ def test_digest_lists_and_the_limit() -> None:
 
 
 def test_a_large_list_parsed_in_the_helper_process_is_the_same() -> None:
-    from authsvc.sources import _keylist
+    from authsvc.sources import _keyhelper
 
     keys = [f"sk-helper-{i:06d}-0123456789abcdef" for i in range(20_000)]
-    keys[7] = "tiny"  # weak: comes back as a reading with its Secret (rebuilt in this process)
+    keys[7] = "tiny"  # weak: comes back as a line number, its reading is built here
     keys[9] = "sk-has space-0123456789abcdef"
+    keys[11] = "sk-caf\u00e9-0123456789abcdef"
     text = "\n".join(keys) + "\n"
-    assert len(text) >= _keylist.OFFLOAD_BYTES
-    here = _keylist._parse_keys_here("file:/k", text, 1024)
-    _keylist.offload_parsing()
-    assert _keylist._offload
-    there = parse_key_lines("file:/k", text, 1024)
-    assert _keylist._pool is not None, "the helper process did not start"
-    assert there == here
-    assert there.problems[0].secret is not None and there.problems[0].source == "file:/k#line8"
+    assert len(text) >= _keyhelper.OFFLOAD_BYTES
     digests = "\n".join(hashlib.sha256(k.encode()).hexdigest() for k in keys) + "\nzz\n"
-    assert parse_digest_lines("d", digests) == _keylist._parse_digests_here("d", digests)
+    here = parse_key_lines("file:/k", text, 1024)  # before offload_parsing: in-process
+    here_digests = parse_digest_lines("d", digests)
+    assert _keyhelper._proc is None
+    _keyhelper.offload_parsing()
+    try:
+        there = parse_key_lines("file:/k", text, 1024)
+        assert _keyhelper._proc is not None, "the helper process did not start"
+        assert there == here
+        assert there.problems[0].secret is not None
+        assert there.problems[0].source == "file:/k#line8"
+        assert there.unusable == 1 and [n for n, _ in there.bad] == [12]  # line 10: flagged
+        assert parse_digest_lines("d", digests) == here_digests
+        assert len(here_digests.packed) == 32 * len(keys) and here_digests.unusable == 1
+    finally:
+        _keyhelper._offload = False
+        _keyhelper._close()
+
+
+def test_the_helper_process_imports_nothing_of_authsvc_and_stays_small() -> None:
+    """The helper runs ``_keyhash.py`` as a script: only the standard library, so its peak
+    RSS is an interpreter's plus one chunk of lines (issue #14: it was 86 MB as a forkserver
+    pool importing authsvc)."""
+    import ast
+    import subprocess
+    import sys
+
+    from authsvc.sources import _keyhash
+
+    tree = ast.parse(Path(_keyhash.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not {m for m in imported if m.startswith("authsvc")}, imported
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+    keys = "".join(f"sk-{i:08d}-{os.urandom(8).hex()}\n" for i in range(25_000)).encode()
+    probe = (
+        "import resource, subprocess, sys;"
+        "p = subprocess.Popen(sys.argv[1:], stdin=subprocess.PIPE, stdout=subprocess.PIPE);"
+        "out, _ = p.communicate(sys.stdin.buffer.read());"
+        "print(len(out), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    request = _keyhash.REQUEST.pack(b"k", 1024, 250_000, len(keys)) + keys
+    helper = [sys.executable, "-I", "-S", "-B", _keyhash.__file__, "0", "5"]
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *helper], input=request, capture_output=True, check=True
+    )
+    size, peak_kb = map(int, done.stdout.split())
+    assert size == _keyhash.REPLY.size + 32 * 25_000  # every key hashed, no odd line
+    assert peak_kb < 30 * 1024, f"the helper's peak RSS is {peak_kb / 1024:.1f} MB"
