@@ -26,9 +26,10 @@ import contextlib
 import hmac
 import time
 from collections import OrderedDict
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 from authsvc.keymodel import KeyMeta
 from authsvc.sources import _litellm_db_rows as sql
@@ -156,6 +157,8 @@ class Lookup:
         future: asyncio.Future[KeyMeta | None] = loop.create_future()
         self._inflight[digest] = future
         result: KeyMeta | None = None
+        import psycopg  # here: see _litellm_db_store
+
         try:
             status.lookups += 1
             result = await asyncio.wait_for(self._query(digest), TIMEOUT)
@@ -183,6 +186,8 @@ class Lookup:
             self._hits.popitem(last=False)
 
     async def _query(self, digest: bytes) -> KeyMeta | None:
+        import psycopg  # here: see _litellm_db_store
+
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:  # one connection, one query at a time

@@ -30,9 +30,10 @@ import time
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
+if TYPE_CHECKING:
+    import psycopg
 
 from authsvc.keymodel import DigestBatch, KeyMeta
 from authsvc.sources import _litellm_db_rows as sql
@@ -126,6 +127,10 @@ class VirtualKeyStore:
         return {"connect_timeout": CONNECT_TIMEOUT, "options": options, "autocommit": True}
 
     def _connection(self) -> psycopg.Connection[Any]:
+        # imported here, not at the top: a serving process without virtual_keys never loads
+        # psycopg and libpq (~12 MB of RSS, in every process that imports authsvc.sources)
+        import psycopg
+
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
             if conn is not None:
@@ -166,6 +171,8 @@ class VirtualKeyStore:
             return self._watermark()
 
     def _watermark(self) -> Hashable | None:
+        import psycopg  # here: see _connection
+
         try:
             mark = tuple(self._query(sql.WATERMARK_SQL)[0])
         except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
@@ -204,6 +211,8 @@ class VirtualKeyStore:
             return synced and self.status.stale_since is None
 
     def _refresh_locked(self) -> None:
+        import psycopg  # here: see _connection
+
         try:
             self._refresh()
         except (psycopg.Error, VirtualKeyDBError, OSError) as exc:
