@@ -51,6 +51,9 @@ for ~0.3 s in total, and each of the loop's syscalls would otherwise wait up to 
 T = TypeVar("T")
 
 _BROKEN = (State.UNREADABLE, State.INVALID, State.WEAK)
+WATCH_ROUND = 1000
+"""Milliseconds the file watch waits for a change before it answers with none: its first
+answer proves the watch runs (``Reloader._watch_loop``); later empty ones are ignored."""
 STUCK_AFTER = 10.0
 """A reload attempt running longer than this is reported as stuck (log, metric, /readyz detail).
 Reads never block on a file's type (``authsvc._fileio``); this is the backstop for anything
@@ -343,10 +346,18 @@ class Reloader:
         return asyncio.create_task(self._watch_loop(sorted(dirs), halt)), halt
 
     async def _watch_loop(self, dirs: list[str], halt: asyncio.Event) -> None:
-        from watchfiles import awatch  # imported lazily: 'explain' never needs it
+        """Kick the loop at every change in ``dirs``, and once when the watch is known to run.
 
+        The watch starts some time after this task does (the import, the inotify setup; under
+        load that took seconds, issue #14): a change between the last attempt's read and that
+        moment makes no event, and was seen only at the next poll. So the first answer of the
+        watch, a change or its first empty round (``WATCH_ROUND``), kicks the loop: an attempt
+        that reads after the watch runs, and the watch sees everything later."""
+        import watchfiles  # imported lazily: 'explain' never needs it
+
+        running = False
         try:
-            async for _changes in awatch(
+            async for changes in watchfiles.awatch(
                 *dirs,
                 watch_filter=None,
                 debounce=400,
@@ -354,8 +365,12 @@ class Reloader:
                 stop_event=halt,
                 recursive=False,
                 ignore_permission_denied=True,
+                rust_timeout=WATCH_ROUND,
+                yield_on_timeout=True,
             ):
-                self._kick.set()
+                if changes or not running:
+                    self._kick.set()
+                running = True
         except Exception as exc:  # a directory vanished, inotify limits, ...
             log.debug("file watch on %s stopped (%s); restarting it", dirs, exc)
             await asyncio.sleep(0.5)  # no busy loop if the watch cannot start at all

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -109,6 +110,42 @@ def test_kubelet_rotation_swaps_the_store_within_two_seconds(setup: tuple[Path, 
     assert len(rec.changes) == 5 and rec.errors == []
     assert store.current.lookup(digest(KEY_B)) is not None
     assert_no_key_in([r.render_table() for r in rec.changes])
+
+
+def test_a_rotation_before_the_watch_runs_is_read_once_it_runs(
+    setup: tuple[Path, SecretDir], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watch starts after the reloader's first read, and under load it started seconds
+    later (a full CI run, issue #14: no reload within 20 s of a rotation, the 30 s poll was
+    all that was left). A rotation in between makes no event: it must still be read as soon
+    as the watch runs, not at the next poll (30 s here). The late start is made certain by
+    delaying watchfiles' own ``awatch``; the reloader is the real one."""
+    import watchfiles
+
+    real = watchfiles.awatch
+
+    def late_awatch(*args: Any, **kwargs: Any) -> AsyncIterator[set[Any]]:
+        async def late() -> AsyncIterator[set[Any]]:
+            await asyncio.sleep(2.0)  # the watch is not up yet
+            async for changes in real(*args, **kwargs):
+                yield changes
+
+        return late()
+
+    monkeypatch.setattr(watchfiles, "awatch", late_awatch)
+    config, secret = setup
+    store, rec = KeyStore(), Recorder()
+    served = resolve(load_config(str(config), environ={}), {})  # as serve starts the reloader
+    reloader = make_reloader(config, store, rec, initial=served)
+
+    async def body() -> None:
+        assert master_digest(store) == digest(KEY_A)
+        await asyncio.sleep(0.5)  # the reloader's first read (a few ms) is done
+        secret.rotate({"master": KEY_B + "\n", "extra": KEY_C + "\n"})  # no watch to see it
+        await wait_until(lambda: master_digest(store) == digest(KEY_B), 5.0)
+
+    run_with(reloader, body)
+    assert rec.errors == []
 
 
 def test_polling_fallback_without_watch(setup: tuple[Path, SecretDir]) -> None:
