@@ -11,8 +11,9 @@ directory and an atomic ``..data`` symlink swap, as kubelet does). Through one E
    effect* (it includes the watch's 0.4 s debounce); then one removed key must be refused
    (``leaks`` counts those allowed).
 
-Reported: p50/p99/max and the rate held for both phases, start to SERVING, authsvc's peak RSS
-(``VmHWM``) and the reload times. No target is asserted here: ``_report`` marks them.
+Reported: p50/p99/max and the rate held for both phases, start to SERVING, peak RSS
+(``VmHWM``) of the serving process, of its list-hashing helper and their sum, and the reload
+times. No target is asserted here: ``_report`` marks them.
 """
 
 from __future__ import annotations
@@ -182,6 +183,12 @@ class ReloadResult:
     reload_s: list[float] = field(default_factory=list)  # swap → new key allowed
     leaks: int = 0  # removed keys allowed after the new keys were
     helper_rss_mb: float = 0.0  # peak RSS of authsvc's helper processes (the list parser), summed
+
+    @property
+    def total_rss_mb(self) -> float:
+        """Serving process + helpers: what a pod's memory limit must hold (an upper bound:
+        pages both map, the interpreter's, count twice)."""
+        return self.peak_rss_mb + self.helper_rss_mb
 
     @property
     def p99_added_ms(self) -> float:

@@ -30,6 +30,8 @@ def test_the_reload_scenario_runs_and_reports(tmp_path: Path) -> None:
     data = json.loads(out.read_text())["reload"]
     assert data["rewrites"] >= 1 and data["reload_s"], "no rewrite took effect"
     assert data["leaks"] == 0 and data["quiet"]["responses"] > 0
+    assert "peak RSS serving" in report and f"= {data['total_rss_mb']:.1f} MB" in report
+    assert data["total_rss_mb"] == data["peak_rss_mb"] + data["helper_rss_mb"] > 0
 
 
 def test_the_fallback_load_without_hey_holds_a_rate() -> None:
