@@ -187,28 +187,20 @@ class _FrontCollector:
         front = self.source() if self.source is not None else None
         if front is None:
             return
-        refused = CounterMetricFamily(
+        yield _by_reason(
             "authsvc_front_refused",
             "Connections the fast front refused, by reason: peer_cap (reset right after "
             "accept: the peer has max_connections_per_peer open), memory (no budget left for "
             "a first request), internal (the private gRPC server was unreachable).",
-            labels=["reason"],
+            front.refused_counts,
         )
-        for reason, count in front.refused_counts.items():
-            if _VERDICT.fullmatch(reason):
-                refused.add_metric([reason], count)
-        yield refused
-        closed = CounterMetricFamily(
+        yield _by_reason(
             "authsvc_front_closed",
             "Connections the fast front closed, by reason: handshake_timeout, idle_timeout, "
             "flood_limit (GOAWAY ENHANCE_YOUR_CALM), protocol_error (another HTTP/2 "
             "violation), splice_refused (a request the private gRPC server cannot survive).",
-            labels=["reason"],
+            front.closed_counts,
         )
-        for reason, count in front.closed_counts.items():
-            if _VERDICT.fullmatch(reason):
-                closed.add_metric([reason], count)
-        yield closed
         yield CounterMetricFamily(
             "authsvc_front_accept_errors",
             "accept() failures for want of file descriptors or memory (EMFILE, ENFILE, "
@@ -227,6 +219,16 @@ class _FrontCollector:
             "failure, or stopping.",
             1 if front.accepting else 0,
         )
+
+
+def _by_reason(name: str, documentation: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    """A counter with one ``reason`` label; a reason that is not a plain word is left out (the
+    front names its reasons itself, but a label value is never anything else)."""
+    family = CounterMetricFamily(name, documentation, labels=["reason"])
+    for reason, count in counts.items():
+        if _VERDICT.fullmatch(reason):
+            family.add_metric([reason], count)
+    return family
 
 
 class Metrics:
