@@ -294,3 +294,28 @@ def test_weak_master_key_in_use_and_app_open_are_gauges(tmp_path: Path) -> None:
     )
     m.on_resolution(resolve(lite, {}))  # LiteLLM would accept every request; authsvc closed
     assert value(m, "authsvc_app_open") == 1 and value(m, "authsvc_master_key_resolved") == 0
+
+
+class _Front:
+    """A front's counters as ``FrontStats`` describes them (plain values, as the real one)."""
+
+    def __init__(self) -> None:
+        self.refused_counts = {"peer_cap": 3, "memory": 0, "Not A Word!": 7}
+        self.closed_counts = {"flood_limit": 2, 'x"}\n': 1}
+        self.accept_errors = 1
+        self.open_connections = 4
+        self.accepting = True
+
+
+def test_front_counters_by_reason_and_only_word_reasons() -> None:
+    metrics = Metrics(process_metrics=False)
+    metrics.watch_front(lambda: _Front())
+    got = samples(metrics)
+    assert got[("authsvc_front_refused_total", (("reason", "peer_cap"),))] == 3
+    assert got[("authsvc_front_refused_total", (("reason", "memory"),))] == 0
+    assert got[("authsvc_front_closed_total", (("reason", "flood_limit"),))] == 2
+    reasons = {
+        dict(labels).get("reason") for name, labels in got if name.startswith("authsvc_front_")
+    }
+    assert reasons == {"peer_cap", "memory", "flood_limit", None}
+    assert got[("authsvc_front_connections", ())] == 4
