@@ -34,6 +34,7 @@ import select
 import struct
 import sys
 from array import array
+from collections.abc import Iterator
 from itertools import islice, repeat
 from operator import eq, itemgetter, methodcaller
 
@@ -79,15 +80,23 @@ def _usable_chunk(stripped: list[bytes], max_length: int) -> list[bytes] | None:
     return entries
 
 
+def _chunks(data: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """(lines before it, its lines trimmed), ``CHUNK`` lines at a time: only one chunk's
+    lines exist at once (``BytesIO`` shares ``data``'s buffer)."""
+    lines = io.BytesIO(data)
+    done = 0
+    while chunk := list(islice(lines, CHUNK)):
+        yield done, _trimmed(chunk)
+        done += len(chunk)
+
+
 def hash_keys(data: bytes, max_length: int, limit: int) -> Hashed:
     """One key per line → packed SHA-256 digests, the entries counted, the odd lines named."""
-    lines = io.BytesIO(data)  # shares ``data``'s buffer: lines are cut a chunk at a time
     parts: list[bytes] = []
     odd: list[int] = []
-    entries = done = 0
+    entries = 0
     usable = _USABLE.fullmatch
-    while chunk := list(islice(lines, CHUNK)):
-        stripped = _trimmed(chunk)
+    for done, stripped in _chunks(data):
         fast = _usable_chunk(stripped, max_length)
         if fast is not None:
             parts.append(b"".join(map(_DIGEST, map(hashlib.sha256, fast))))
@@ -101,7 +110,6 @@ def hash_keys(data: bytes, max_length: int, limit: int) -> Hashed:
                     parts.append(hashlib.sha256(line).digest())
                 else:
                     odd.append(number)
-        done += len(chunk)
         if entries > limit:
             return b"", entries, [], True
     return b"".join(parts), entries, odd, False
@@ -109,13 +117,11 @@ def hash_keys(data: bytes, max_length: int, limit: int) -> Hashed:
 
 def hash_digests(data: bytes, limit: int) -> Hashed:
     """One SHA-256 digest per line (64 hex digits) → packed digests; other entries are odd."""
-    lines = io.BytesIO(data)
     parts: list[bytes] = []
     odd: list[int] = []
-    entries = done = 0
+    entries = 0
     hex_line = _HEX_LINE.fullmatch
-    while chunk := list(islice(lines, CHUNK)):
-        stripped = _trimmed(chunk)
+    for done, stripped in _chunks(data):
         found = _entries(stripped)
         entries += len(found)
         if found and not _HEX_LINES.fullmatch(b"\n".join(found)):
@@ -123,7 +129,6 @@ def hash_digests(data: bytes, limit: int) -> Hashed:
             odd += [n for n, line in numbered if line and line[0] != _HASH and not hex_line(line)]
             found = [line for line in found if hex_line(line)]
         parts.append(binascii.unhexlify(b"".join(found)))
-        done += len(chunk)
         if entries > limit:
             return b"", entries, [], True
     return b"".join(parts), entries, odd, False

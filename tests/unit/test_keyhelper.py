@@ -21,7 +21,7 @@ def helper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(_keyhelper, "_offload", True)
     yield
     _keyhelper._close()
-    monkeypatch.setattr(_keyhelper, "_proc", None)
+    _keyhelper._proc = None
 
 
 def test_an_idle_helper_exits_and_the_next_list_starts_another(
@@ -51,7 +51,7 @@ def test_a_helper_that_dies_mid_request_is_replaced_or_the_list_hashed_here(
     assert _keyhelper.hash_elsewhere(b"k", DATA, 1024, 250_000) == (WANTED, 2_000, [], False)
     # no interpreter to start: None, and the caller hashes in-process
     _keyhelper._close()
-    monkeypatch.setattr(_keyhelper, "_proc", None)
+    _keyhelper._proc = None
     monkeypatch.setattr(_keyhelper.sys, "executable", "")
     assert _keyhelper.hash_elsewhere(b"k", DATA, 1024, 250_000) is None
     assert _keyhash.hash_keys(DATA, 1024, 250_000) == (WANTED, 2_000, [], False)
