@@ -40,10 +40,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -53,6 +53,8 @@ from authsvc.keys import fingerprint
 from authsvc.stack._children import Child, grpc_answers, http_status, tcp_open
 from tests._keys import register
 from tests._leakscan import log_file
+
+T = TypeVar("T")
 
 __all__ = [
     "AUTHSVC",
@@ -104,6 +106,21 @@ def free_ports(n: int) -> int:
         if base + n <= 65535 and all(_port_free(base + i) for i in range(1, n)):
             return base
     raise RuntimeError(f"no {n} consecutive free ports")
+
+
+def eventually(
+    probe: Callable[[], T | None], what: str, timeout: float = 10.0, interval: float = 0.1
+) -> T:
+    """What ``probe`` returns once it is truthy (polled every ``interval`` s); fails naming
+    ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
 
 
 def new_key(label: str = "e2e") -> str:

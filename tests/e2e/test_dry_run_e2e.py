@@ -6,29 +6,23 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from authsvc.health._verify_plan import DRY_RUN_BANNER
 from authsvc.keys._explain import DRY_RUN_ON
 from authsvc.server._cli import DRY_RUN_NOTE
-from tests.e2e._harness import HOST, Launcher, Stack, http_request, new_key, run_authsvc
+from tests.e2e._harness import (
+    HOST,
+    Launcher,
+    Stack,
+    eventually,
+    http_request,
+    new_key,
+    run_authsvc,
+)
 
 DRY = "x-authsvc-dry-run"
-T = TypeVar("T")
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 10.0) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def metric(stack: Stack, name: str, **labels: str) -> float | None:

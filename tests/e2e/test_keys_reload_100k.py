@@ -36,7 +36,7 @@ keys:
   - name: bulk
     file: secret/keys
 reload:
-  poll_interval: 2  # the default: a watch event that never comes is caught by the poll
+  poll_interval: 30  # long: a rotation the watch misses fails the 20 s wait below
 """
 
 

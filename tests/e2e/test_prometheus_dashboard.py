@@ -20,7 +20,15 @@ import pytest
 from authsvc.stack._children import Child, http_status
 from tests._keys import register
 from tests._leakscan import log_file
-from tests.e2e._harness import AUTHSVC, HOST, Launcher, clean_env, free_port, http_request
+from tests.e2e._harness import (
+    AUTHSVC,
+    HOST,
+    Launcher,
+    clean_env,
+    eventually,
+    free_port,
+    http_request,
+)
 from tests.monitoring._prometheus import (
     ALERTS,
     PENDING,
@@ -54,17 +62,6 @@ def query(base: str, expr: str) -> list[dict[str, Any]]:
     data = api(base, "/api/v1/query", query=expr)
     result: list[dict[str, Any]] = data["result"]
     return result
-
-
-def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
 
 
 @pytest.fixture
@@ -119,19 +116,18 @@ def test_every_dashboard_panel_query_returns_data_from_a_real_prometheus(
     running: Running,
 ) -> None:
     base = running.prometheus
-    wait_for(
-        "Prometheus to scrape authsvc",
-        lambda: query(base, 'up{job="authsvc"} == 1'),
-    )
+    eventually(lambda: query(base, 'up{job="authsvc"} == 1'), "Prometheus to scrape authsvc", 60)
     drive(running, 8.0)
     # the traffic is in Prometheus: several scrapes of a counter that moved
-    wait_for(
-        "the would-denies to be scraped",
+    eventually(
         lambda: query(base, 'authsvc_dry_run_would_deny_total{reason="unknown_key"} > 0'),
+        "the would-denies to be scraped",
+        60,
     )
-    wait_for(
-        "three scrapes after the traffic",
+    eventually(
         lambda: query(base, "count_over_time(authsvc_checks_total[5s]) >= 3"),
+        "three scrapes after the traffic",
+        60,
     )
     exposed = http_request(running.status_port, "GET", "/metrics").body.decode()
 
@@ -169,14 +165,14 @@ def test_every_dashboard_panel_query_returns_data_from_a_real_prometheus(
     groups = api(base, "/api/v1/rules")["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
     assert len(rules) == 6 and all(rule["health"] == "ok" for rule in rules), rules
-    alerts = wait_for(
-        "AuthsvcDryRunLeftOn to be pending",
+    alerts = eventually(
         lambda: [
             a
             for a in api(base, "/api/v1/alerts")["alerts"]
             if a["labels"]["alertname"] == "AuthsvcDryRunLeftOn"
         ],
-        timeout=20,
+        "AuthsvcDryRunLeftOn to be pending",
+        20,
     )
     assert alerts[0]["state"] == "pending"
     firing = [a["labels"]["alertname"] for a in api(base, "/api/v1/alerts")["alerts"]]
