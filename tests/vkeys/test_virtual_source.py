@@ -143,27 +143,39 @@ def test_allowed_routes_are_enforced_as_litellm_does(tmp_path: Path, litellm_db:
     assert _ask(res, grouped, "/v1/models").reason is Reason.KEY_VALID
 
 
-def test_a_schema_lacking_a_column_is_an_error_naming_it_never_an_allow(
-    tmp_path: Path, postgres: object
-) -> None:
+def _odd_schema(postgres: object, name: str, blocked: str, key: str) -> LiteLLMDB:
+    """A fresh database ``name`` whose token table declares ``blocked`` as given (``""``:
+    no such column), holding one row for ``key`` (``blocked`` set to the text 'true' when
+    the column exists)."""
     import psycopg
+
+    from tests.vkeys._litellm_db import DDL, hash_token
 
     uri = postgres.get_uri()  # type: ignore[attr-defined]
     with psycopg.connect(uri, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS broken")
-        conn.execute("CREATE DATABASE broken")
-    broken = LiteLLMDB(uri.replace("/postgres?", "/broken?"))
-    from tests.vkeys._litellm_db import DDL
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    db = LiteLLMDB(uri.replace("/postgres?", f"/{name}?"))
+    db.sql(DDL.replace("    blocked BOOLEAN,\n", blocked))
+    if blocked:
+        db.sql(
+            'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, blocked) '
+            "VALUES (%s, %s, %s)",
+            (hash_token(key), name, "true"),
+        )
+    else:
+        db.sql(
+            'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias) VALUES (%s, %s)',
+            (hash_token(key), name),
+        )
+    return db
 
-    broken.sql(DDL.replace("    blocked BOOLEAN,\n", ""))
+
+def test_a_schema_lacking_a_column_is_an_error_naming_it_never_an_allow(
+    tmp_path: Path, postgres: object
+) -> None:
     key = make_key("vk-broken")
-    from tests.vkeys._litellm_db import hash_token
-
-    broken.sql(
-        'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias) VALUES (%s, %s)',
-        (hash_token(key), "x"),
-    )
-    res = _resolve(tmp_path, broken)
+    res = _resolve(tmp_path, _odd_schema(postgres, "broken", "", key))
     assert _ask(res, key).reason is Reason.UNKNOWN_KEY
     text = "\n".join(res.warnings)
     assert '"LiteLLM_VerificationToken".blocked' in text
@@ -204,22 +216,8 @@ def test_litellm_mode_reads_the_database_litellm_uses(litellm_db: LiteLLMDB) -> 
 
 
 def test_a_column_of_the_wrong_type_is_an_error_naming_it(tmp_path: Path, postgres: object) -> None:
-    import psycopg
-
-    from tests.vkeys._litellm_db import DDL, hash_token
-
-    uri = postgres.get_uri()  # type: ignore[attr-defined]
-    with psycopg.connect(uri, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS garbage")
-        conn.execute("CREATE DATABASE garbage")
-    db = LiteLLMDB(uri.replace("/postgres?", "/garbage?"))
-    db.sql(DDL.replace("    blocked BOOLEAN,\n", "    blocked TEXT,\n"))
     key = make_key("vk-garbage")
-    db.sql(
-        'INSERT INTO "LiteLLM_VerificationToken" (token, key_alias, blocked) VALUES (%s, %s, %s)',
-        (hash_token(key), "g", "true"),
-    )
-    res = _resolve(tmp_path, db)
+    res = _resolve(tmp_path, _odd_schema(postgres, "garbage", "    blocked TEXT,\n", key))
     assert _ask(res, key).reason is Reason.UNKNOWN_KEY  # never an allow
     assert any('"LiteLLM_VerificationToken".blocked' in w for w in res.warnings)
 
