@@ -149,13 +149,19 @@ def _exactly(proc: subprocess.Popen[bytes], size: int) -> bytes:
 
 @atexit.register
 def _close() -> None:
-    """At exit: close the helper's stdin (it exits) and reap it."""
-    with _lock:
-        proc = _proc
-        if proc is None or proc.stdin is None:
-            return
-        try:
+    """At exit: close the helper's stdin (it exits) and reap it. A request in flight (a
+    reload thread waiting for its answer) does not hold the exit up: the helper is killed."""
+    proc = _proc
+    if proc is None:
+        return
+    if not _lock.acquire(timeout=0.5):
+        proc.kill()
+        return
+    try:
+        if proc.stdin is not None:
             proc.stdin.close()
-            proc.wait(timeout=2)
-        except (OSError, subprocess.TimeoutExpired):
-            _drop(proc)
+        proc.wait(timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        _drop(proc)
+    finally:
+        _lock.release()

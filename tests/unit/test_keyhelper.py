@@ -63,3 +63,14 @@ def test_the_limit_counts_every_entry_and_nothing_is_loaded_past_it() -> None:
     assert (entries, odd[:3], limited, len(packed)) == (2_003, [3, 4, 5], False, len(WANTED))
     assert _keyhash.hash_keys(lines, 1024, 2_002) == (b"", 2_003, [], True)
     assert _keyhash.hash_digests(b"zz\n" * 3, 2)[3] is True
+
+
+def test_exit_is_not_held_up_by_a_request_in_flight(helper: None) -> None:
+    assert _keyhelper.hash_elsewhere(b"k", DATA, 1024, 250_000) is not None
+    proc = _keyhelper._proc
+    assert proc is not None
+    with _keyhelper._lock:  # as a reload thread waiting for the helper's answer holds it
+        started = time.monotonic()
+        _keyhelper._close()
+        assert time.monotonic() - started < 2.0
+    assert proc.wait(timeout=5) != 0, "killed, not asked to leave"
