@@ -4,7 +4,7 @@ Once the reloader called ``offload_parsing()``, key lists of ``OFFLOAD_BYTES`` o
 hashed in ONE helper process: hashing 100,000 keys holds the GIL for ~0.2 s, which a thread
 of the serving process cannot do without delaying checks. The helper is ``_keyhash.py`` run
 as a script with ``python -I -S`` (isolated, no site-packages): it imports no authsvc module,
-so it costs ~12 MB, not the ~86 MB of the ``multiprocessing`` forkserver pool it replaces
+so it peaks at ~19 MB, not the ~87 MB of the ``multiprocessing`` forkserver pool it replaces
 (forkserver + worker both importing authsvc, plus the resource tracker; docs/performance.md
 section 7). Bytes go there, packed digests and odd line numbers come back.
 
