@@ -4,8 +4,9 @@ This module imports nothing from authsvc, only the standard library (``hashlib``
 a few C modules). The serving process applies ``hash_keys``/``hash_digests`` to small lists
 itself; for large ones (``_keyhelper``) it runs THIS FILE as a script
 (``python -I -S _keyhash.py``), so the helper process holds an interpreter, OpenSSL's SHA-256
-and one chunk of lines (14 MB idle, 19 MB at a 25,000-key list; issue #14), not authsvc's import graph (~40 MB per process
-with a forkserver pool, measured; see docs/performance.md section 7).
+and one chunk of lines (14 MB idle, 19 MB at a 25,000-key list; issue #14), not authsvc's
+import graph (~40 MB per process with a forkserver pool, measured; see docs/performance.md
+section 7).
 
 What a line is: split at ``\\n`` only, a CRLF end removed, then ASCII space and tab trimmed;
 blank lines and ``#`` comments are not entries. A key line *hashes* when it is 16 to
