@@ -30,6 +30,7 @@ from authsvc.config import parse_config
 from authsvc.keymodel import KeyRecord, KeyRing, Standing, digest, fingerprint
 from authsvc.keys import resolve
 from tests._keys import register
+from tests._ui_cookie import mint
 
 MASTER = "sk-ui-master-0123456789abcdefABCDEF"
 SESSION = "sk-ui-session-0123456789abcdefABCD"
@@ -47,10 +48,7 @@ def _b64(data: bytes) -> str:
 
 
 def jwt(claims: object, secret: str = MASTER, header: object = None) -> str:
-    head = _b64(json.dumps(header or {"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64(json.dumps(claims).encode())
-    mac = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{_b64(mac)}"
+    return mint(claims, secret, header)
 
 
 def claims(**over: object) -> dict[str, object]:
