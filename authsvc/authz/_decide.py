@@ -242,21 +242,27 @@ def _ui_session(view: RequestView, ring: KeyRing, now: float) -> Decision:
             COOKIE,
         )
     record = ring.lookup(digest(session.key))
-    if record is None or record.litellm is None:
-        # Not UNKNOWN_KEY: that would send the checker's database lookup after the request's
-        # other credentials, which this route ignores.
+    refused = None
+    if record is not None and record.litellm is not None:
+        refused = _litellm_refusal(record, now, COOKIE)
+    if record is None or record.litellm is None or _is_unknown(refused):
+        # Never UNKNOWN_KEY (e.g. rotated past revoke_at): that would send the checker's
+        # database lookup after the request's other credentials, which this route ignores.
         return _deny(
             Reason.MISSING_CREDENTIAL,
             "This route accepts only the Admin UI session cookie (token): its session key is "
             "not a LiteLLM virtual key authsvc holds.",
             COOKIE,
         )
-    refused = _litellm_refusal(record, now, COOKIE)
     if refused is not None:
         return refused
     return Decision(
         Reason.KEY_VALID, "UI session accepted", record.name, record.fingerprint, COOKIE
     )
+
+
+def _is_unknown(decision: Decision | None) -> bool:
+    return decision is not None and decision.reason is Reason.UNKNOWN_KEY
 
 
 LITELLM_BLOCKED = (

@@ -367,6 +367,17 @@ def test_byok_accepts_a_live_virtual_session_key_only() -> None:
     assert d.reason is Reason.BLOCKED_KEY
 
 
+def test_byok_never_hands_a_revoked_session_key_to_the_lookup() -> None:
+    """A session key rotated past revoke_at is unknown; on the BYOK route that must not be
+    UNKNOWN_KEY (the checker's database lookup would then try the other credentials)."""
+    cookie = f"token={jwt(claims())}"
+    keys = ring(virtual(SESSION, revoke_at=NOW))
+    d = decide(view(BYOK, cookie, "POST", authorization=f"Bearer {OTHER}"), POLICY, keys, NOW)
+    assert d.reason is Reason.MISSING_CREDENTIAL and "not a LiteLLM virtual key" in d.message
+    live = ring(virtual(SESSION, revoke_at=NOW + 1))
+    assert decide(view(BYOK, cookie, "POST"), POLICY, live, NOW).reason is Reason.KEY_VALID
+
+
 def test_byok_ignores_every_other_credential() -> None:
     keys = ring(virtual(SESSION))
     d = decide(view(BYOK, None, "POST", authorization=f"Bearer {SESSION}"), POLICY, keys, NOW)
