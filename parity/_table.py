@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from parity._cookies import ui_cookies
+
 PLACEHOLDER = re.compile(r"\{\{([A-Z0-9_]+)\}\}")
 GENERATED = ("A", "B", "C", "WRONG", "SHORT", "LONG", "REPEAT")
 MAX_TABLE_BYTES = 1 << 20
@@ -54,6 +56,8 @@ class Keys:
         values["SHORT"] = "sk-" + token(10)  # 13 characters
         values["LONG"] = "sk-" + token(1104)  # 1,107 characters
         values["REPEAT"] = secrets.choice(string.ascii_lowercase) * 24
+        # the Admin UI's session cookies, signed with A (the UI setups' master key)
+        values.update(ui_cookies(values["A"], values["WRONG"]))
         values.update(literals)
         return Keys(values, frozenset(literals))
 

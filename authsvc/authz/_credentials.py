@@ -49,6 +49,7 @@ __all__ = [
     "extract_credential",
     "is_websocket",
     "parse_location",
+    "plain_credential",
     "strip_ows",
 ]
 
@@ -205,6 +206,14 @@ def _check_token(token: str, location: str, max_length: int) -> Credential | Cre
     if token != strip_ows(token):
         return CredentialError(location, "the credential has leading or trailing whitespace")
     return Credential(token, location)
+
+
+def plain_credential(
+    key: str, location: str, max_length: int = MAX_CREDENTIAL_LENGTH
+) -> Credential | CredentialError:
+    """A key read whole from somewhere else (the UI session cookie's ``key`` claim), held to
+    the same rules as a header's: non-empty, bounded, printable ASCII, no surrounding space."""
+    return _check_token(key, location, max_length)
 
 
 def _from_value(raw: str, loc: CredentialLocation, max_length: int) -> Credential | CredentialError:

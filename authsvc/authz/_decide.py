@@ -17,9 +17,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from authsvc.authz._credentials import CredentialError, extract_credential, is_websocket
-from authsvc.authz._paths import normalize_path, split_target
+from authsvc.authz._credentials import (
+    CredentialError,
+    extract_credential,
+    is_websocket,
+    plain_credential,
+    strip_ows,
+)
+from authsvc.authz._paths import is_canonical, normalize_path, split_target
 from authsvc.authz._policy import Policy
+from authsvc.authz._ui_session import CookieRoute, Session, cookie_route, read_session, token_cookie
 from authsvc.authz._view import RequestView
 from authsvc.keymodel import KeyRecord, KeyRing, digest
 
@@ -112,6 +119,8 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
             )
         if policy.app_public(path):
             return _PUBLIC
+        if is_canonical(path) and cookie_route(view.method, path) is CookieRoute.NO_AUTH:
+            return _PUBLIC  # LiteLLM's BYOK sign-in form (no auth dependency)
 
     # 2. readiness
     if not ring.ready:
@@ -121,8 +130,27 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
 
     # 3. credential
     headers = view.first_values if view.first_values is not None else view.headers
+    cookie_rule = None
+    if policy.app_routes is not None and is_canonical(path):
+        cookie_rule = cookie_route(view.method, path)  # LiteLLM's UI session cookie routes
+    if cookie_rule is CookieRoute.SESSION_ONLY:
+        return _ui_session(view, ring, now)
     locations = policy.ws_locations if is_websocket(headers) else policy.locations
     found = extract_credential(view.target, headers, locations, policy.max_credential_length)
+    if (
+        found is None
+        and cookie_rule is CookieRoute.FALLBACK
+        and not strip_ows(headers.get("authorization", ""))
+    ):
+        session = _session_cookie(view, ring, now, cookie_rule)
+        if isinstance(session, Session) and session.key is not None:
+            found = plain_credential(session.key, COOKIE, policy.max_credential_length)
+        elif session is not None:
+            return _deny(
+                Reason.MISSING_CREDENTIAL,
+                f"{policy.missing_message} The token cookie is not a usable UI session: {session}.",
+                COOKIE,
+            )
     if found is None:
         return _deny(Reason.MISSING_CREDENTIAL, policy.missing_message)
     if isinstance(found, CredentialError):
@@ -180,6 +208,61 @@ def decide(view: RequestView, policy: Policy, ring: KeyRing, now: float) -> Deci
         found.location,
         first_value_of=via_first,
     )
+
+
+COOKIE = "cookie:token"
+
+
+def _session_cookie(
+    view: RequestView, ring: KeyRing, now: float, rule: CookieRoute
+) -> Session | str | None:
+    """The verified UI session of the ``token`` cookie, why it is refused, or ``None`` when no
+    such cookie was sent."""
+    token = token_cookie(view.headers.get("cookie"))
+    if token is None:
+        return None
+    if ring.session_mac is None:
+        return "authsvc holds no master key to verify it with"
+    session = read_session(token, ring.session_mac, now)
+    if isinstance(session, str):
+        return session
+    return session.refusal(rule) or session
+
+
+def _ui_session(view: RequestView, ring: KeyRing, now: float) -> Decision:
+    """``POST /v1/mcp/oauth/authorize``: LiteLLM reads the UI session cookie alone there
+    (``_byok_session_auth``); authsvc accepts it when its session key is a LiteLLM virtual key
+    that passes LiteLLM's rules."""
+    session = _session_cookie(view, ring, now, CookieRoute.SESSION_ONLY)
+    if not isinstance(session, Session) or session.key is None:
+        why = session if isinstance(session, str) else "none was sent"
+        return _deny(
+            Reason.MISSING_CREDENTIAL,
+            f"This route accepts only the Admin UI session cookie (token): {why}.",
+            COOKIE,
+        )
+    record = ring.lookup(digest(session.key))
+    refused = None
+    if record is not None and record.litellm is not None:
+        refused = _litellm_refusal(record, now, COOKIE)
+    if record is None or record.litellm is None or _is_unknown(refused):
+        # Never UNKNOWN_KEY (e.g. rotated past revoke_at): that would send the checker's
+        # database lookup after the request's other credentials, which this route ignores.
+        return _deny(
+            Reason.MISSING_CREDENTIAL,
+            "This route accepts only the Admin UI session cookie (token): its session key is "
+            "not a LiteLLM virtual key authsvc holds.",
+            COOKIE,
+        )
+    if refused is not None:
+        return refused
+    return Decision(
+        Reason.KEY_VALID, "UI session accepted", record.name, record.fingerprint, COOKIE
+    )
+
+
+def _is_unknown(decision: Decision | None) -> bool:
+    return decision is not None and decision.reason is Reason.UNKNOWN_KEY
 
 
 LITELLM_BLOCKED = (

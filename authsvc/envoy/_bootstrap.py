@@ -240,14 +240,17 @@ other places (LiteLLM's realtime rule), so authsvc must see that it is one."""
 
 def _allowed_headers(opts: EnvoyOptions) -> dict[str, Any]:
     """Only the credential headers (and ``Upgrade``) go to authsvc: it reads no other (method,
-    path, host and the request id are fields of their own). Cookies and the rest never leave Envoy, and a
-    smaller CheckRequest is cheaper for both sides. Without header credentials (``query:key``
+    path, host and the request id are fields of their own). The rest never leaves Envoy, and a
+    smaller CheckRequest is cheaper for both sides. In LiteLLM mode (``session_cookie``) the
+    ``Cookie`` header goes too: LiteLLM's MCP OAuth routes accept the Admin UI's ``token``
+    cookie, which authsvc verifies there (authz/_ui_session.py) and never logs. Without header credentials (``query:key``
     only) every header is sent, as Envoy does by default: its matcher list cannot be empty."""
     if not opts.credential_headers:
         return {}
+    extra = (*UPGRADE_HEADERS, *(("cookie",) if opts.session_cookie else ()))
     names = (
         *opts.credential_headers,
-        *(h for h in UPGRADE_HEADERS if h not in opts.credential_headers),
+        *(h for h in extra if h not in opts.credential_headers),
     )
     return {"allowed_headers": {"patterns": [{"exact": h} for h in names]}}
 

@@ -97,6 +97,7 @@ def policy_options(
             )
         ),
         "forward_credentials": config.forward_credentials,
+        "session_cookie": policy.app_routes is not None,  # LiteLLM mode: the UI's token cookie
     }
 
 

@@ -103,6 +103,7 @@ class EnvoyOptions:
     public_methods: tuple[str, ...] = DEFAULT_PUBLIC_METHODS
     forward_credentials: bool = True
     credential_headers: tuple[str, ...] = DEFAULT_CREDENTIAL_HEADERS
+    session_cookie: bool = False  # LiteLLM mode: Cookie goes to authsvc (the UI's token cookie)
     status_on_error: int = 503
     escaped_slashes: EscapedSlashes = "REJECT_REQUEST"
     upstream_timeout: float = 600.0

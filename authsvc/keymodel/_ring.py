@@ -236,6 +236,7 @@ class KeyRing:
         "_records",
         "_size",
         "master",
+        "session_mac",
         "unknown_lookup",
         "unready_reason",
     )
@@ -273,6 +274,9 @@ class KeyRing:
         # A virtual-key source's unknown-key lookup (#15), set once by the resolver before
         # the ring is served, so it swaps with the ring.
         self.unknown_lookup: object | None = None
+        # The Admin UI session cookie's verifier (#15): HMAC-SHA256 keyed with the master key,
+        # set by the resolver like ``unknown_lookup``; the key itself is never stored here.
+        self.session_mac: hmac.HMAC | None = None
 
     @property
     def ready(self) -> bool:

@@ -9,12 +9,21 @@ sources contribute their ``readings``; every source may contribute named ``keys`
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from authsvc import keymodel
 from authsvc.config import Config
-from authsvc.keymodel import DigestBatch, ExtraKeyReadings, Reading, Role, resolve_readings
+from authsvc.keymodel import (
+    DigestBatch,
+    ExtraKeyReadings,
+    Reading,
+    Role,
+    Secret,
+    resolve_readings,
+)
 from authsvc.sources import LiteLLMSource
 
 __all__ = ["Resolution", "resolve"]
@@ -107,6 +116,7 @@ def resolve(
         reuse=previous.ring if previous is not None else None,
     )
     pure.ring.unknown_lookup = lookup
+    pure.ring.session_mac = _session_mac(pure.master_secret())
     fields = {f.name: getattr(pure, f.name) for f in dataclasses.fields(pure)}
     warnings = list(pure.warnings)
     mismatch = _against_the_app(pure.winner, app)
@@ -120,6 +130,14 @@ def resolve(
         )
     fields["warnings"] = tuple(warnings)
     return Resolution(**fields, config=config)
+
+
+def _session_mac(secret: Secret | None) -> hmac.HMAC | None:
+    """The Admin UI cookie's verifier: HMAC-SHA256 keyed with the master key (LiteLLM signs
+    the ``token`` cookie with it), so the ring carries no copy of the key itself."""
+    if secret is None:
+        return None
+    return hmac.new(secret.reveal().encode("utf-8", "surrogatepass"), digestmod=hashlib.sha256)
 
 
 def _against_the_app(winner: Reading | None, app: tuple[Reading, ...]) -> str:

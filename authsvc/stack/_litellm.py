@@ -183,7 +183,8 @@ def _looks_secret(name: str, value: str) -> bool:
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
     """Header name (lower-cased) → every value received, in order; credential values are
     replaced by their fingerprint."""
-    secret = {name for name, _ in CREDENTIAL_HEADERS} | {"sec-websocket-protocol"}
+    # cookie: LiteLLM's Admin UI session cookie (token) carries a key
+    secret = {name for name, _ in CREDENTIAL_HEADERS} | {"sec-websocket-protocol", "cookie"}
     out: dict[str, list[str]] = {}
     for name, value in headers:
         low = name.lower()

@@ -17,6 +17,7 @@ from authsvc.envoy import (
     RouteOptions,
     build_bootstrap,
     parse_address,
+    policy_options,
     render_yaml,
 )
 from authsvc.envoy._bootstrap import _seconds
@@ -295,3 +296,28 @@ def test_websocket_upgrades_are_enabled() -> None:
         "filters"
     ][0]["typed_config"]
     assert hcm["upgrade_configs"] == [{"upgrade_type": "websocket"}]
+
+
+def _allowed(opts: EnvoyOptions) -> list[str]:
+    authz = _filters(build_bootstrap(opts))["envoy.filters.http.ext_authz"]
+    return [p["exact"] for p in authz["allowed_headers"]["patterns"]]
+
+
+def test_litellm_mode_sends_the_cookie_to_authsvc_but_never_strips_it(tmp_path: Any) -> None:
+    """The Admin UI's ``token`` cookie (authz/_ui_session.py): in LiteLLM mode Envoy passes
+    ``Cookie`` to authsvc; it is no credential header, so it still reaches the app."""
+    (tmp_path / "litellm.yaml").write_text("general_settings:\n  master_key: os.environ/K\n")
+    cfg = tmp_path / "authsvc.yaml"
+    cfg.write_text("master_key:\n  sources:\n    - litellm_config: litellm.yaml\n")
+    litellm = policy_options(str(cfg), environ={})
+    assert litellm["session_cookie"] is True and "cookie" not in litellm["credential_headers"]
+    allowed = _allowed(EnvoyOptions(**litellm))
+    assert allowed[-1] == "cookie" and allowed.count("cookie") == 1
+    litellm["forward_credentials"] = False
+    for route in _routes(build_bootstrap(EnvoyOptions(**litellm))):
+        assert "cookie" not in route.get("request_headers_to_remove", [])
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("master_key:\n  sources:\n    - env: K\n")
+    options = policy_options(str(plain), environ={})
+    assert options["session_cookie"] is False
+    assert "cookie" not in _allowed(EnvoyOptions(**options))

@@ -163,3 +163,12 @@ def test_unknown_key_headers_are_redacted_too() -> None:
         [("X-Team-Key", f"Bearer {KEY}"), ("x-custom", f"Basic {KEY}"), ("x-authsvc-key-name", "m")]
     )
     assert KEY not in str(out) and out["x-authsvc-key-name"] == ["m"]
+
+
+def test_the_cookie_header_is_redacted() -> None:
+    """LiteLLM's Admin UI session cookie (``token``) carries a key: the demo never logs it."""
+    from authsvc.stack._litellm import redact_headers
+
+    out = redact_headers([("Cookie", f"theme=dark; token={KEY}"), ("accept", "text/html")])
+    assert KEY not in str(out) and out["accept"] == ["text/html"]
+    assert out["cookie"] != [f"theme=dark; token={KEY}"]
