@@ -27,14 +27,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from authsvc.keymodel import DigestBatch, KeyMeta
+from authsvc.keymodel import DigestBatch, KeyMeta, KeyRecord, PathRule, Standing
 from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError, VirtualRow
 
@@ -53,6 +53,8 @@ MAX_ROWS = 2_000_000
 
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 5000
+CHUNK = 4096
+"""Key rows fetched (and parsed) per step of a load."""
 
 
 @dataclass(slots=True)
@@ -104,8 +106,18 @@ class VirtualKeyStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._rows: dict[bytes, VirtualRow] = {}
-        self._batch: dict[bytes, DigestBatch] = {}  # per key, rebuilt when its row changes
-        self._batch_for: tuple[KeyMeta, str, frozenset[str], frozenset[str] | None] | None = None
+        # The ring's view (``batches``): digest → record template, shared by keys with equal
+        # records (interned in ``_templates``); handed to the ring by reference, so once
+        # handed out (``_keyed_out``) it is copied before a change. ``_dirty``: the digests
+        # whose row changed (or went) since it was last brought up to date.
+        self._keyed: dict[bytes, KeyRecord] = {}
+        self._keyed_out = False
+        self._templates: dict[KeyRecord, KeyRecord] = {}
+        self._strings: dict[str, str] = {}  # team ids, names: one object each
+        self._paths: dict[PathRule | None, PathRule | None] = {}  # one object per equal rule
+        self._standings: dict[Standing | None, Standing | None] = {}
+        self._dirty: set[bytes] = set()
+        self._keyed_for: tuple[KeyMeta, str, frozenset[str], frozenset[str] | None] | None = None
         self._reconciled = 0.0
         self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
         self._blocked_teams: frozenset[str] = frozenset()
@@ -144,6 +156,29 @@ class VirtualKeyStore:
         with self._connection().cursor() as cur:
             cur.execute(query, params)
             return cur.fetchall()
+
+    def _parsed_rows(self, query: str, params: tuple[object, ...] = ()) -> list[VirtualRow]:
+        """``query``'s key rows parsed, read through a server-side cursor ``CHUNK`` rows at a
+        time: the driver never holds 100,000 raw rows at once (peak memory), and each chunk
+        is a short step for the GIL. More than ``MAX_ROWS`` rows is refused as garbage."""
+        self.status.queries += 1
+        parsed: list[VirtualRow] = []
+        seen = 0
+        conn = self._connection()
+        with conn.transaction(), conn.cursor(name="authsvc_virtual_keys") as cur:
+            cur.itersize = CHUNK
+            cur.execute(query, params)
+            while chunk := cur.fetchmany(CHUNK):
+                seen += len(chunk)
+                if seen > MAX_ROWS:
+                    raise VirtualKeyDBError(
+                        f"more than {MAX_ROWS} virtual keys: refusing to load them"
+                    )
+                for raw in chunk:  # a value of the wrong type raises, naming the column
+                    row = sql.parse_row(raw, self._strings)
+                    if row is not None:
+                        parsed.append(row)
+        return parsed
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, VirtualKeyDBError):
@@ -221,13 +256,11 @@ class VirtualKeyStore:
         status = self.status
         full = not self._loaded
         if full:
-            rows = self._query(sql.KEYS_SQL)
+            parsed = self._parsed_rows(sql.KEYS_SQL)
         else:
             newest = status.newest_update or 0.0
             since = datetime.fromtimestamp(max(0.0, newest - OVERLAP), UTC).replace(tzinfo=None)
-            rows = self._query(sql.KEYS_SINCE_SQL, (since,))
-        if len(rows) > MAX_ROWS:
-            raise VirtualKeyDBError(f"more than {MAX_ROWS} virtual keys: refusing to load them")
+            parsed = self._parsed_rows(sql.KEYS_SINCE_SQL, (since,))
         teams = frozenset(t for (t,) in self._query(sql.BLOCKED_TEAMS_SQL) if isinstance(t, str))
         all_teams = self._query(sql.ALL_TEAMS_SQL)
         if len(all_teams) > MAX_ROWS:
@@ -239,12 +272,11 @@ class VirtualKeyStore:
             revoke_at = sql.parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
             if old_d is not None and active_d is not None and revoke_at is not None:
                 deprecated[old_d] = (active_d, revoke_at)
-        parsed = [r for r in map(sql.parse_row, rows) if r is not None]  # raises on garbage
         changed = full or teams != self._blocked_teams or known != self._teams
         changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
         changed = changed or deprecated != self._deprecated
         if full:
-            self._rows, self._batch = {}, {}
+            self._rows, self._keyed_for = {}, None  # the ring's view is rebuilt from scratch
             self._reconciled = time.monotonic()
             status.full_loads += 1
         for row in parsed:
@@ -263,7 +295,7 @@ class VirtualKeyStore:
 
     def _put(self, row: VirtualRow) -> None:
         if self._rows.get(row.digest) != row:
-            self._batch.pop(row.digest, None)
+            self._dirty.add(row.digest)
         self._rows[row.digest] = row
         newest = self.status.newest_update
         if row.updated_at is not None and (newest is None or row.updated_at > newest):
@@ -277,7 +309,7 @@ class VirtualKeyStore:
         gone = [d for d in self._rows if d not in present]
         for digest in gone:
             del self._rows[digest]
-            self._batch.pop(digest, None)
+        self._dirty.update(gone)
         # rows whose token is not a SHA-256 hex digest (no key can match them)
         self.status.extra["unusable_tokens"] = len(tokens) - len(present)
         return bool(gone)
@@ -286,23 +318,22 @@ class VirtualKeyStore:
 
     def batches(self, entry: KeyMeta, label: str) -> tuple[DigestBatch, ...]:
         """The snapshot as ring batches: a summary (no key, the store's figures for explain),
-        then one per key — each built once and kept until its row changes."""
+        then ONE keyed batch holding every key (digest → shared record template, see
+        ``DigestBatch.keyed``) and one for the rotated-away keys. Only the rows that changed
+        since the last call get a new template; nothing is done per unchanged key."""
         with self._lock:
             version, built_for, built = self._built
             if version == self._version and built_for == entry:
                 return built
             teams, known = self._blocked_teams, self._teams
-            if self._batch_for != (entry, label, teams, known):
-                self._batch, self._batch_for = {}, (entry, label, teams, known)
-            cache = self._batch
-            for digest, row in self._rows.items():
-                if digest not in cache:
-                    cache[digest] = DigestBatch(row.meta(entry, teams, None, known), label, digest)
-            rotated = [
-                DigestBatch(current.meta(entry, teams, revoke_at, known), label, old)
-                for old, (active, revoke_at) in self._deprecated.items()
-                if (current := self._rows.get(active)) is not None and old not in self._rows
-            ]
+            keyed = self._keyed_view(entry, label, teams, known)
+            rotated: dict[bytes, KeyRecord] = {}
+            for old, (active, revoke_at) in self._deprecated.items():
+                current = self._rows.get(active)
+                if current is not None and old not in self._rows:
+                    meta = current.meta(entry, teams, revoke_at, known)
+                    rotated[old] = self._template(meta, label)
+            stamp = f"{id(self)}:{self._version}".encode()
             summary = DigestBatch(
                 entry,
                 label,
@@ -310,9 +341,70 @@ class VirtualKeyStore:
                 f"LiteLLM database: {len(self._rows)} keys, {len(rotated)} rotated, "
                 f"{len(teams)} blocked teams",
             )
-            built = (summary, *cache.values(), *rotated)
+            names = len({t.name for t in keyed.values()})
+            out = [summary, DigestBatch(entry, label, b"", keyed=keyed, stamp=stamp, names=names)]
+            if rotated:
+                out.append(DigestBatch(entry, label, b"", keyed=rotated, stamp=stamp + b"r"))
+            self._keyed_out = True
+            built = tuple(out)
             self._built = (self._version, entry, built)
             return built
+
+    def _template(self, meta: KeyMeta, label: str) -> KeyRecord:
+        """The ring's record template for ``meta`` (no digest, no fingerprint), interned:
+        keys with equal records share one object (and its name, routes and standing)."""
+        paths = self._paths.setdefault(meta.paths, meta.paths)
+        standing = self._standings.setdefault(meta.litellm, meta.litellm)
+        name = self._strings.setdefault(meta.name, meta.name)
+        record = KeyRecord(name, label, "", b"", paths, meta.expires_at, standing)
+        return self._templates.setdefault(record, record)
+
+    def _keyed_view(
+        self,
+        entry: KeyMeta,
+        label: str,
+        teams: frozenset[str],
+        known: frozenset[str] | None,
+    ) -> dict[bytes, KeyRecord]:
+        """``_keyed`` brought up to date: rebuilt when what every record depends on changed
+        (the config entry, the blocked or known teams: only the keys of a team whose
+        standing changed get a new template), else only the dirty rows."""
+        for_now = (entry, label, teams, known)
+        rows = self._rows
+        if self._keyed_for is None or self._keyed_for[:2] != for_now[:2]:
+            self._templates, self._paths, self._standings = {}, {}, {}
+            dirty: Iterable[bytes] = rows
+            self._keyed, self._keyed_out = {}, False
+        else:
+            dirty = self._dirty
+            _, _, old_teams, old_known = self._keyed_for
+            if old_teams != teams or old_known != known:
+                moved: frozenset[str] | None = teams ^ old_teams
+                if (old_known is None) != (known is None):
+                    moved = None  # every team's "missing" may have changed
+                elif known is not None and old_known is not None and moved is not None:
+                    moved |= known ^ old_known
+                dirty = [
+                    d
+                    for d, row in rows.items()
+                    if row.team_id is not None and (moved is None or row.team_id in moved)
+                ]
+                dirty += self._dirty
+        if self._keyed_out:
+            self._keyed, self._keyed_out = dict(self._keyed), False  # the ring holds the old
+        keyed = self._keyed
+        for digest in dirty:
+            row = rows.get(digest)
+            if row is None:
+                keyed.pop(digest, None)
+            else:
+                keyed[digest] = self._template(row.meta(entry, teams, None, known), label)
+        self._dirty = set()
+        self._keyed_for = for_now
+        if len(self._templates) > 2 * len(keyed) + 1024:  # templates no key uses any more
+            self._templates = {t: t for t in keyed.values()}
+            self._paths, self._standings, self._strings = {}, {}, {}
+        return keyed
 
     def blocked_teams(self) -> frozenset[str]:
         return self._blocked_teams
