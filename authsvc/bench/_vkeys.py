@@ -22,7 +22,6 @@ No target is asserted here: ``vkeys_targets`` marks them ``ok``/``MISS``.
 
 from __future__ import annotations
 
-import json
 import random
 import subprocess
 import sys
@@ -37,7 +36,7 @@ from authsvc.bench._reload import CLIENTS, _status, pace
 from authsvc.bench._stack import Bench, Envoy
 from authsvc.bench._vkeys_db import VirtualKeyDB, embedded_postgres
 
-__all__ = ["VKEYS_TARGETS", "VKeysResult", "run_vkeys", "vkeys_lines", "vkeys_targets"]
+__all__ = ["VKEYS_TARGETS", "VKeysResult", "run_vkeys", "to_dict", "vkeys_lines", "vkeys_targets"]
 
 SETTLE = 3.0  # seconds between SERVING and the quiet run (the first refresh polls)
 REFRESH = 2.0  # the source's refresh_interval (the default)
@@ -174,11 +173,11 @@ def run_vkeys(
                     ("virtual", envoy, header),
                 ):
                     run_wrk(env_.url, hdr, seconds=1, connections=connections)  # warm-up
-                    load = run_wrk(
+                    run = run_wrk(
                         env_.url, hdr, seconds=duration / max(1, rounds), connections=connections
                     )
-                    loads[name].append(load)
-                    say(f"  {name}: {load.rps:.0f} checks/s, p50 {load.p50_ms:.2f} ms")
+                    loads[name].append(run)
+                    say(f"  {name}: {run.rps:.0f} checks/s, p50 {run.p50_ms:.2f} ms")
             result.master_only = merge_loads(loads["master"])
             result.virtual = merge_loads(loads["virtual"])
             result.master_only_rss_mb = peak_rss_mb(master.pid)
@@ -277,6 +276,6 @@ def vkeys_targets(r: VKeysResult) -> list[str]:
 def to_dict(r: VKeysResult) -> dict[str, object]:
     from dataclasses import asdict
 
-    data = asdict(r)
+    data: dict[str, object] = asdict(r)
     data.update(checks_ratio=r.checks_ratio, p99_added_ms=r.p99_added_ms)
-    return json.loads(json.dumps(data))
+    return data
