@@ -38,6 +38,7 @@ __all__ = [
     "parse_row",
     "parse_when",
     "row_digest",
+    "without_update",
 ]
 
 TOKENS = '"LiteLLM_VerificationToken"'
@@ -228,6 +229,15 @@ def parse_row(row: tuple[object, ...], strings: dict[str, str] | None = None) ->
         blocked=blocked is True,
         routes=_routes(routes),
         updated_at=parse_when(updated, '"LiteLLM_VerificationToken".updated_at'),
+    )
+
+
+def without_update(row: VirtualRow) -> VirtualRow:
+    """``row`` without its ``updated_at`` (compared by nothing; one float less per key kept)."""
+    if row.updated_at is None:
+        return row
+    return VirtualRow(
+        row.digest, row.alias, row.team_id, row.expires_at, row.blocked, row.routes, None
     )
 
 

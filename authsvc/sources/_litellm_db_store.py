@@ -157,13 +157,18 @@ class VirtualKeyStore:
             cur.execute(query, params)
             return cur.fetchall()
 
-    def _parsed_rows(self, query: str, params: tuple[object, ...] = ()) -> list[VirtualRow]:
-        """``query``'s key rows parsed, read through a server-side cursor ``CHUNK`` rows at a
-        time: the driver never holds 100,000 raw rows at once (peak memory), and each chunk
-        is a short step for the GIL. More than ``MAX_ROWS`` rows is refused as garbage."""
+    def _parsed_rows(
+        self, query: str, params: tuple[object, ...] = ()
+    ) -> tuple[list[VirtualRow], float | None]:
+        """``query``'s key rows parsed, and their newest ``updated_at``, read through a
+        server-side cursor ``CHUNK`` rows at a time: the driver never holds 100,000 raw
+        rows at once (peak memory), and each chunk is a short step for the GIL. More than
+        ``MAX_ROWS`` rows is refused as garbage. The rows keep no ``updated_at`` (a float
+        per key that nothing reads again)."""
         self.status.queries += 1
         parsed: list[VirtualRow] = []
         seen = 0
+        newest: float | None = None
         conn = self._connection()
         with conn.transaction(), conn.cursor(name="authsvc_virtual_keys") as cur:
             cur.itersize = CHUNK
@@ -177,8 +182,11 @@ class VirtualKeyStore:
                 for raw in chunk:  # a value of the wrong type raises, naming the column
                     row = sql.parse_row(raw, self._strings)
                     if row is not None:
-                        parsed.append(row)
-        return parsed
+                        when = row.updated_at
+                        if when is not None and (newest is None or when > newest):
+                            newest = when
+                        parsed.append(sql.without_update(row))
+        return parsed, newest
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, VirtualKeyDBError):
@@ -256,11 +264,11 @@ class VirtualKeyStore:
         status = self.status
         full = not self._loaded
         if full:
-            parsed = self._parsed_rows(sql.KEYS_SQL)
+            parsed, newest_row = self._parsed_rows(sql.KEYS_SQL)
         else:
             newest = status.newest_update or 0.0
             since = datetime.fromtimestamp(max(0.0, newest - OVERLAP), UTC).replace(tzinfo=None)
-            parsed = self._parsed_rows(sql.KEYS_SINCE_SQL, (since,))
+            parsed, newest_row = self._parsed_rows(sql.KEYS_SINCE_SQL, (since,))
         teams = frozenset(t for (t,) in self._query(sql.BLOCKED_TEAMS_SQL) if isinstance(t, str))
         all_teams = self._query(sql.ALL_TEAMS_SQL)
         if len(all_teams) > MAX_ROWS:
@@ -281,6 +289,8 @@ class VirtualKeyStore:
             status.full_loads += 1
         for row in parsed:
             self._put(row)
+        if newest_row is not None and (status.newest_update or 0.0) < newest_row:
+            status.newest_update = newest_row
         self._loaded = True
         self._blocked_teams, self._deprecated, self._teams = teams, deprecated, known
         (count,) = self._query(sql.COUNT_SQL)[0]
@@ -297,9 +307,6 @@ class VirtualKeyStore:
         if self._rows.get(row.digest) != row:
             self._dirty.add(row.digest)
         self._rows[row.digest] = row
-        newest = self.status.newest_update
-        if row.updated_at is not None and (newest is None or row.updated_at > newest):
-            self.status.newest_update = row.updated_at
 
     def _reconcile(self) -> bool:
         """Drop the keys deleted from the database (their tokens are gone). True if any."""
@@ -332,7 +339,7 @@ class VirtualKeyStore:
                 current = self._rows.get(active)
                 if current is not None and old not in self._rows:
                     meta = current.meta(entry, teams, revoke_at, known)
-                    rotated[old] = self._template(meta, label)
+                    rotated[old] = self._template(meta, label, shared=False)
             stamp = f"{id(self)}:{self._version}".encode()
             summary = DigestBatch(
                 entry,
@@ -350,13 +357,15 @@ class VirtualKeyStore:
             self._built = (self._version, entry, built)
             return built
 
-    def _template(self, meta: KeyMeta, label: str) -> KeyRecord:
-        """The ring's record template for ``meta`` (no digest, no fingerprint), interned:
-        keys with equal records share one object (and its name, routes and standing)."""
+    def _template(self, meta: KeyMeta, label: str, shared: bool = True) -> KeyRecord:
+        """The ring's record template for ``meta`` (no digest, no fingerprint). Its routes
+        and standing are interned, and with ``shared`` (a key without an alias: named after
+        its team) the template itself: keys with equal records share one object."""
         paths = self._paths.setdefault(meta.paths, meta.paths)
         standing = self._standings.setdefault(meta.litellm, meta.litellm)
-        name = self._strings.setdefault(meta.name, meta.name)
-        record = KeyRecord(name, label, "", b"", paths, meta.expires_at, standing)
+        record = KeyRecord(meta.name, label, "", b"", paths, meta.expires_at, standing)
+        if not shared:
+            return record  # a key of its own name (its alias): nothing to share
         return self._templates.setdefault(record, record)
 
     def _keyed_view(
@@ -398,12 +407,12 @@ class VirtualKeyStore:
             if row is None:
                 keyed.pop(digest, None)
             else:
-                keyed[digest] = self._template(row.meta(entry, teams, None, known), label)
+                meta = row.meta(entry, teams, None, known)
+                keyed[digest] = self._template(meta, label, row.alias is None)
         self._dirty = set()
         self._keyed_for = for_now
         if len(self._templates) > 2 * len(keyed) + 1024:  # templates no key uses any more
-            self._templates = {t: t for t in keyed.values()}
-            self._paths, self._standings, self._strings = {}, {}, {}
+            self._templates, self._paths, self._standings, self._strings = {}, {}, {}, {}
         return keyed
 
     def blocked_teams(self) -> frozenset[str]:
