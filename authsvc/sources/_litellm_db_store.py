@@ -285,6 +285,7 @@ class VirtualKeyStore:
         changed = changed or deprecated != self._deprecated
         if full:
             self._rows, self._keyed_for = {}, None  # the ring's view is rebuilt from scratch
+            self._dirty = set()
             self._reconciled = time.monotonic()
             status.full_loads += 1
         for row in parsed:
@@ -304,8 +305,8 @@ class VirtualKeyStore:
         status.blocked_teams = len(teams)
 
     def _put(self, row: VirtualRow) -> None:
-        if self._rows.get(row.digest) != row:
-            self._dirty.add(row.digest)
+        if self._keyed_for is not None and self._rows.get(row.digest) != row:
+            self._dirty.add(row.digest)  # (a full rebuild is due otherwise: no set of every key)
         self._rows[row.digest] = row
 
     def _reconcile(self) -> bool:
