@@ -118,8 +118,11 @@ def _flip(envoy: Envoy, key: str, want: int, began: float, wait: float) -> float
     """Seconds from ``began`` until ``key`` gets ``want`` through ``envoy`` (None: not within
     ``wait``)."""
     while time.monotonic() - began < wait:
-        if _status(envoy, key) == want:
-            return time.monotonic() - began
+        try:
+            if _status(envoy, key) == want:
+                return time.monotonic() - began
+        except OSError:  # a probe timed out on a loaded machine: ask again
+            pass
         time.sleep(0.02)
     return None
 
