@@ -112,6 +112,7 @@ class VirtualKeyStore:
         # whose row changed (or went) since it was last brought up to date.
         self._keyed: dict[bytes, KeyRecord] = {}
         self._keyed_out = False
+        self._generation = 0  # the views handed out (their stamp)
         self._templates: dict[KeyRecord, KeyRecord] = {}
         self._strings: dict[str, str] = {}  # team ids, names: one object each
         self._paths: dict[PathRule | None, PathRule | None] = {}  # one object per equal rule
@@ -341,7 +342,8 @@ class VirtualKeyStore:
                 if current is not None and old not in self._rows:
                     meta = current.meta(entry, teams, revoke_at, known)
                     rotated[old] = self._template(meta, label, shared=False)
-            stamp = f"{id(self)}:{self._version}".encode()
+            self._generation += 1  # a new view (a new version, or a new config entry)
+            stamp = f"{id(self)}:{self._generation}".encode()
             summary = DigestBatch(
                 entry,
                 label,
