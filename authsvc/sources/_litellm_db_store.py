@@ -27,16 +27,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
 
-from authsvc.keymodel import DigestBatch, KeyMeta, KeyRecord, PathRule, Standing
+from authsvc.keymodel import DigestBatch, KeyMeta
 from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError, VirtualRow
+from authsvc.sources._litellm_db_view import KeyedView
 
 __all__ = ["OVERLAP", "StoreStatus", "VirtualKeyStore", "store_for", "stores"]
 
@@ -106,19 +107,8 @@ class VirtualKeyStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._rows: dict[bytes, VirtualRow] = {}
-        # The ring's view (``batches``): digest → record template, shared by keys with equal
-        # records (interned in ``_templates``); handed to the ring by reference, so once
-        # handed out (``_keyed_out``) it is copied before a change. ``_dirty``: the digests
-        # whose row changed (or went) since it was last brought up to date.
-        self._keyed: dict[bytes, KeyRecord] = {}
-        self._keyed_out = False
-        self._generation = 0  # the views handed out (their stamp)
-        self._templates: dict[KeyRecord, KeyRecord] = {}
-        self._strings: dict[str, str] = {}  # team ids, names: one object each
-        self._paths: dict[PathRule | None, PathRule | None] = {}  # one object per equal rule
-        self._standings: dict[Standing | None, Standing | None] = {}
-        self._dirty: set[bytes] = set()
-        self._keyed_for: tuple[KeyMeta, str, frozenset[str], frozenset[str] | None] | None = None
+        self._view = KeyedView()  # the ring's map digest → record template, kept as a diff
+        self._strings: dict[str, str] = {}  # team ids: one object each
         self._reconciled = 0.0
         self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
         self._blocked_teams: frozenset[str] = frozenset()
@@ -285,8 +275,8 @@ class VirtualKeyStore:
         changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
         changed = changed or deprecated != self._deprecated
         if full:
-            self._rows, self._keyed_for = {}, None  # the ring's view is rebuilt from scratch
-            self._dirty = set()
+            self._rows = {}
+            self._view.reset()  # the ring's view is rebuilt from scratch
             self._reconciled = time.monotonic()
             status.full_loads += 1
         for row in parsed:
@@ -306,8 +296,8 @@ class VirtualKeyStore:
         status.blocked_teams = len(teams)
 
     def _put(self, row: VirtualRow) -> None:
-        if self._keyed_for is not None and self._rows.get(row.digest) != row:
-            self._dirty.add(row.digest)  # (a full rebuild is due otherwise: no set of every key)
+        if self._rows.get(row.digest) != row:
+            self._view.changed(row.digest)
         self._rows[row.digest] = row
 
     def _reconcile(self) -> bool:
@@ -318,7 +308,7 @@ class VirtualKeyStore:
         gone = [d for d in self._rows if d not in present]
         for digest in gone:
             del self._rows[digest]
-        self._dirty.update(gone)
+        self._view.gone(gone)
         # rows whose token is not a SHA-256 hex digest (no key can match them)
         self.status.extra["unusable_tokens"] = len(tokens) - len(present)
         return bool(gone)
@@ -335,88 +325,9 @@ class VirtualKeyStore:
             if version == self._version and built_for == entry:
                 return built
             teams, known = self._blocked_teams, self._teams
-            keyed = self._keyed_view(entry, label, teams, known)
-            rotated: dict[bytes, KeyRecord] = {}
-            for old, (active, revoke_at) in self._deprecated.items():
-                current = self._rows.get(active)
-                if current is not None and old not in self._rows:
-                    meta = current.meta(entry, teams, revoke_at, known)
-                    rotated[old] = self._template(meta, label, shared=False)
-            self._generation += 1  # a new view (a new version, or a new config entry)
-            stamp = f"{id(self)}:{self._generation}".encode()
-            summary = DigestBatch(
-                entry,
-                label,
-                b"",
-                f"LiteLLM database: {len(self._rows)} keys, {len(rotated)} rotated, "
-                f"{len(teams)} blocked teams",
-            )
-            names = len({t.name for t in keyed.values()})
-            out = [summary, DigestBatch(entry, label, b"", keyed=keyed, stamp=stamp, names=names)]
-            if rotated:
-                out.append(DigestBatch(entry, label, b"", keyed=rotated, stamp=stamp + b"r"))
-            self._keyed_out = True
-            built = tuple(out)
+            built = self._view.batches(self._rows, self._deprecated, entry, label, teams, known)
             self._built = (self._version, entry, built)
             return built
-
-    def _template(self, meta: KeyMeta, label: str, shared: bool = True) -> KeyRecord:
-        """The ring's record template for ``meta`` (no digest, no fingerprint). Its routes
-        and standing are interned, and with ``shared`` (a key without an alias: named after
-        its team) the template itself: keys with equal records share one object."""
-        paths = self._paths.setdefault(meta.paths, meta.paths)
-        standing = self._standings.setdefault(meta.litellm, meta.litellm)
-        record = KeyRecord(meta.name, label, "", b"", paths, meta.expires_at, standing)
-        if not shared:
-            return record  # a key of its own name (its alias): nothing to share
-        return self._templates.setdefault(record, record)
-
-    def _keyed_view(
-        self,
-        entry: KeyMeta,
-        label: str,
-        teams: frozenset[str],
-        known: frozenset[str] | None,
-    ) -> dict[bytes, KeyRecord]:
-        """``_keyed`` brought up to date: rebuilt when what every record depends on changed
-        (the config entry, the blocked or known teams: only the keys of a team whose
-        standing changed get a new template), else only the dirty rows."""
-        for_now = (entry, label, teams, known)
-        rows = self._rows
-        if self._keyed_for is None or self._keyed_for[:2] != for_now[:2]:
-            self._templates, self._paths, self._standings = {}, {}, {}
-            dirty: Iterable[bytes] = rows
-            self._keyed, self._keyed_out = {}, False
-        else:
-            dirty = self._dirty
-            _, _, old_teams, old_known = self._keyed_for
-            if old_teams != teams or old_known != known:
-                moved: frozenset[str] | None = teams ^ old_teams
-                if (old_known is None) != (known is None):
-                    moved = None  # every team's "missing" may have changed
-                elif known is not None and old_known is not None and moved is not None:
-                    moved |= known ^ old_known
-                dirty = [
-                    d
-                    for d, row in rows.items()
-                    if row.team_id is not None and (moved is None or row.team_id in moved)
-                ]
-                dirty += self._dirty
-        if self._keyed_out:
-            self._keyed, self._keyed_out = dict(self._keyed), False  # the ring holds the old
-        keyed = self._keyed
-        for digest in dirty:
-            row = rows.get(digest)
-            if row is None:
-                keyed.pop(digest, None)
-            else:
-                meta = row.meta(entry, teams, None, known)
-                keyed[digest] = self._template(meta, label, row.alias is None)
-        self._dirty = set()
-        self._keyed_for = for_now
-        if len(self._templates) > 2 * len(keyed) + 1024:  # templates no key uses any more
-            self._templates, self._paths, self._standings, self._strings = {}, {}, {}, {}
-        return keyed
 
     def blocked_teams(self) -> frozenset[str]:
         return self._blocked_teams
