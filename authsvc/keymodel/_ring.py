@@ -220,7 +220,7 @@ class RingBuilder:
         seen_keyed = (m.keys() for m in self._keyed)
         for seen in (self._records.keys(), *(m.keys() for m, _ in self._batches), *seen_keyed):
             present.extend(templates.keys() & seen)  # iterates the smaller side
-        refused = refuse & templates.keys()
+        refused = (refuse & templates.keys()).difference(present)  # counted once
         if present or refused:
             own = dict(templates)
             for key_digest in (*present, *refused):

@@ -81,3 +81,29 @@ def test_keyed_batches_compare_by_stamp_and_refuse_packed_digests() -> None:
         DigestBatch(ENTRY, "v", sha(KEYS[0]), keyed=keyed, stamp=b"1")
     with pytest.raises(ValueError, match="stamp"):
         DigestBatch(ENTRY, "v", b"", keyed=keyed)
+
+
+def test_a_weak_digest_already_held_by_an_earlier_entry_is_left_out_once() -> None:
+    master = Reading.of_value("env:M", MASTER, max_length=1024)
+    weak = sha("sk-1234")
+    earlier = DigestBatch(KeyMeta("bulk", "keys[1]"), "file:x", weak)
+    keyed = {weak: _template("team:a"), sha(KEYS[0]): _template("team:a")}
+    batch = DigestBatch(ENTRY, "virtual_keys:$DATABASE_URL", b"", keyed=keyed, stamp=b"3")
+    res = resolve_readings([master], batches=[earlier, batch], allow_weak=True)
+    assert len(res.ring) == 3 and res.ring.lookup(weak).origin == "file:x"  # type: ignore[union-attr]
+    refused = resolve_readings([master], batches=[batch])  # not allowed: refused, not loaded
+    assert len(refused.ring) == 2 and refused.ring.lookup(weak) is None
+
+
+def test_a_digest_both_held_and_refused_is_left_out_once() -> None:
+    from authsvc.keymodel import RingBuilder
+
+    weak = sha("sk-1234")
+    builder = RingBuilder()
+    builder.add(KeyRecord("pinned", "keys[0]", "", weak))  # e.g. a sha256: entry of it
+    keyed = {weak: _template("team:a"), sha(KEYS[0]): _template("team:a")}
+    present, refused = builder.add_keyed(keyed, b"4", frozenset({weak}))
+    assert (present, refused) == ([weak], 0)
+    ring = builder.build()
+    assert len(ring) == 2 and ring.lookup(weak).name == "pinned"  # type: ignore[union-attr]
+    assert len(keyed) == 2  # the source's map is untouched
