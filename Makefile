@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt 2>/dev/n
 PYTEST_ARGS ?=
 
 .PHONY: all venv test unit lint run proto bench bench-floods clean help prometheus test-tools mutate
+.PHONY: bench-tools
 
 all: test
 
@@ -52,8 +53,15 @@ proto: $(STAMP)
 	$(BIN)/python scripts/genproto.py
 
 ## bench: side-by-side throughput/latency against Envoy's native api_key_auth filter
-bench: $(STAMP)
+bench: $(STAMP) bench-tools
 	$(BIN)/python -m authsvc.bench
+
+## bench-tools: wrk and hey for make bench (apt, as root, only if missing; else the bench says what it skips)
+bench-tools:
+	@{ command -v wrk >/dev/null 2>&1 && command -v hey >/dev/null 2>&1; } || [ "$$(id -u)" != 0 ] \
+	  || ! command -v apt-get >/dev/null 2>&1 \
+	  || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends wrk hey >/dev/null 2>&1; } \
+	  || echo "make: wrk/hey could not be installed (apt-get install -y wrk hey)"
 
 ## bench-floods: issue 20's attacks on authsvc behind a real Envoy, with a checker (numbers, not a test)
 bench-floods: $(STAMP)

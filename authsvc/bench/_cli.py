@@ -30,6 +30,7 @@ from authsvc.bench._procstat import cpu_seconds, peak_rss_mb, tree
 from authsvc.bench._reload import run_reload
 from authsvc.bench._report import BenchResults, Scenario, format_report, to_json
 from authsvc.bench._stack import Authsvc, Bench, Envoy, free_port
+from authsvc.bench._vkeys import run_vkeys
 from authsvc.envoy import envoy_binary
 
 __all__ = ["main"]
@@ -89,6 +90,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--reload-rotate", type=int, default=250, help="keys replaced per file per rewrite"
+    )
+    p.add_argument(
+        "--vkeys-only",
+        action="store_true",
+        help="run only the virtual-key scenario (issue 15: LiteLLM's Postgres, embedded)",
+    )
+    p.add_argument("--no-vkeys", action="store_true", help="skip that scenario")
+    p.add_argument("--vkeys-keys", type=int, default=100_000, help="virtual keys (default 100000)")
+    p.add_argument(
+        "--vkeys-changed", type=int, default=1000, help="rows blocked/unblocked per change"
+    )
+    p.add_argument("--vkeys-seconds", type=float, default=10.0, help="seconds per phase")
+    p.add_argument(
+        "--vkeys-interval", type=float, default=2.5, help="change the rows this often (s)"
     )
     p.add_argument(
         "--serve-pythonpath",
@@ -244,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"authsvc bench: {exc}", file=sys.stderr)
         return 2
     missing = missing_tools("wrk") if not args.reload_only else []
+    if args.reload_only and not args.vkeys_only:
+        args.no_vkeys = True
+    if args.vkeys_only:  # no other scenario; without wrk, no checks/s comparison
+        args.reload_only, args.no_reload = True, True
     if missing:
         print(f"authsvc bench: {', '.join(missing)} not found; {INSTALL_HINT}", file=sys.stderr)
         return 2
@@ -296,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.many_keys[how] = many_keys(runner, how)
             _say("decide() micro-bench ...")
             results.decide = time_decide()
-        if args.reload_only:
+        if args.reload_only and not args.vkeys_only:
             _say("decide() micro-bench ...")
             results.decide = time_decide()
         if not args.no_reload:
@@ -309,6 +328,21 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.reload_seconds,
                 interval=args.reload_interval,
                 rotate=args.reload_rotate,
+                serve_args=args.serve_arg,
+                say=_say,
+            )
+        if not args.no_vkeys:
+            _say(f"virtual keys ({args.vkeys_keys:,} keys in LiteLLM's Postgres) ...")
+            results.vkeys = run_vkeys(
+                bench,
+                keys=args.vkeys_keys,
+                changed=args.vkeys_changed,
+                rate=args.rate,
+                seconds=args.vkeys_seconds,
+                interval=args.vkeys_interval,
+                duration=args.duration,
+                rounds=args.rounds,
+                connections=args.connections,
                 serve_args=args.serve_arg,
                 say=_say,
             )

@@ -9,6 +9,7 @@ from typing import Any
 from authsvc.bench._load import LoadResult, RateResult
 from authsvc.bench._micro import DecideTiming
 from authsvc.bench._reload import ReloadResult
+from authsvc.bench._vkeys import VKEYS_TARGETS, VKeysResult, to_dict, vkeys_lines, vkeys_targets
 
 __all__ = [
     "TARGETS",
@@ -56,6 +57,7 @@ class BenchResults:
     many_keys: dict[str, dict[str, float]] = field(default_factory=dict)  # "file" / "sha256"
     decide: list[DecideTiming] = field(default_factory=list)
     reload: ReloadResult | None = None  # the many-keys quiet-vs-reloading scenario
+    vkeys: VKeysResult | None = None  # the virtual-key scenario (issue 15)
     settings: dict[str, Any] = field(default_factory=dict)
 
     def by_kind(self, kind: str) -> list[Scenario]:
@@ -236,6 +238,9 @@ def format_report(results: BenchResults) -> str:
     targets = _targets(results) if results.scenarios else []
     if results.reload is not None:
         targets += _reload_targets(results.reload)
+    if results.vkeys is not None:
+        lines += ["", *vkeys_lines(results.vkeys)]
+        targets += vkeys_targets(results.vkeys)
     lines += ["", "targets:", *targets, "", ratio_line(results)]
     return "\n".join(lines)
 
@@ -254,7 +259,8 @@ def to_json(results: BenchResults) -> str:
             if results.reload is not None
             else None
         ),
+        "vkeys": to_dict(results.vkeys) if results.vkeys is not None else None,
         "ratios": {"authsvc_best/native": best, "authsvc_1proc/native": single},
-        "targets": TARGETS,
+        "targets": {**TARGETS, **VKEYS_TARGETS},
     }
     return json.dumps(data, indent=2, sort_keys=True) + "\n"

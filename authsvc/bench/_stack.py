@@ -15,7 +15,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,8 +112,14 @@ class Bench:
     def header(self) -> str:
         return f"authorization: Bearer {self.key}"
 
-    def _child(self, name: str, argv: Sequence[str]) -> Child:
-        child = Child(name, argv, self.dir / "logs" / f"{name}.log", env=self._env)
+    def child_env(self) -> dict[str, str]:
+        """The environment every child gets (for a short-lived helper run of the bench)."""
+        return dict(self._env)
+
+    def _child(self, name: str, argv: Sequence[str], env: Mapping[str, str] | None = None) -> Child:
+        child = Child(
+            name, argv, self.dir / "logs" / f"{name}.log", env={**self._env, **(env or {})}
+        )
         self._children.append(child)
         return child.start()
 
@@ -125,6 +131,7 @@ class Bench:
         workers: int = 1,
         config: Path | None = None,
         extra: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> Authsvc:
         argv = [sys.executable, "-m", "authsvc", "serve", "--listen", listen]
         argv += ["--master-key-file", str(self.key_file), "--status-listen", "off"]
@@ -136,7 +143,7 @@ class Bench:
         argv += list(extra)
         addresses = worker_addresses([listen], workers)
         started = time.monotonic()
-        child = self._child(name, argv)
+        child = self._child(name, argv, env)
         child.wait_ready(lambda: all(serving(a) for a in addresses), timeout=60)
         return Authsvc(child, addresses, time.monotonic() - started)
 

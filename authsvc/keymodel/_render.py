@@ -25,6 +25,8 @@ class _Batch(_Named, Protocol):
     def source(self) -> str: ...
     @property
     def detail(self) -> str: ...
+    @property
+    def names(self) -> int: ...  # distinct names of a keyed batch (virtual keys); else 0
     def __len__(self) -> int: ...
 
 
@@ -175,12 +177,13 @@ def _batch_rows(batches: Sequence[_Batch]) -> list[tuple[str, str, str, str, str
         by_source.setdefault(b.source, []).append(b)
     rows: list[tuple[str, str, str, str, str]] = []
     for source, group in by_source.items():
-        if len(group) <= MAX_BATCH_ROWS:
+        if len(group) <= MAX_BATCH_ROWS and not any(b.names for b in group):
             rows.extend((b.name, b.source, "set", f"{len(b)} keys", b.detail) for b in group)
             continue
         total = sum(len(b) for b in group)
         detail = next((b.detail for b in group if b.detail), "")
-        named = sum(1 for b in group if len(b))  # a summary batch holds no key
+        # a summary batch holds no key; a keyed batch counts its distinct names
+        named = sum(b.names or (1 if len(b) else 0) for b in group)
         rows.append((f"({named} names)", source, "set", f"{total} keys", detail))
     return rows
 

@@ -14,6 +14,10 @@ Memory (issue #14): one ``dict`` entry per key, nothing else per key that is not
   batch; ``lookup`` builds the per-key ``KeyRecord`` (fingerprint = the digest's first hex
   digits) only when a request presents that key. ~180 bytes per key in all (dict slot, the
   32-byte digest object, the tuple), against ~3 KB with a ``Reading`` and record per key.
+- A key of a keyed map (``add_keyed``: LiteLLM's virtual keys, issue #15) maps to a record
+  template (no digest, no fingerprint) that keys with equal records share; the map is the
+  source's own snapshot, taken by reference (no copy, no object per key at a reload), and
+  ``lookup`` builds the key's ``KeyRecord`` as for a shared record.
 
 Lookup is one dict probe (O(1), flat from 1 to 1,000,000 keys, see ``make bench``) and the
 hit is confirmed with ``hmac.compare_digest`` against the stored digest.
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from authsvc.keymodel._standing import Standing
@@ -110,11 +114,12 @@ class RingBuilder:
     what it adds (``KeyRing.content``), so "did the keys change?" never walks a ring.
     """
 
-    __slots__ = ("_batches", "_content", "_records", "_reuse", "_strings")
+    __slots__ = ("_batches", "_content", "_keyed", "_records", "_reuse", "_strings")
 
     def __init__(self, reuse: KeyRing | None = None) -> None:
         self._records: dict[bytes, KeyRecord] = {}
         self._batches: list[tuple[dict[bytes, bytes], KeyRecord]] = []
+        self._keyed: list[Mapping[bytes, KeyRecord]] = []
         self._content = hashlib.sha256()
         self._strings: dict[str, str] = {}
         self._reuse = reuse
@@ -123,7 +128,11 @@ class RingBuilder:
         return self._strings.setdefault(text, text)
 
     def __contains__(self, key_digest: bytes) -> bool:
-        return key_digest in self._records or any(key_digest in m for m, _ in self._batches)
+        return (
+            key_digest in self._records
+            or any(key_digest in m for m, _ in self._batches)
+            or any(key_digest in m for m in self._keyed)
+        )
 
     def add(self, record: KeyRecord) -> bool:
         """Add ``record``; False (and nothing changes) when its digest is already present.
@@ -181,7 +190,8 @@ class RingBuilder:
             repeated = len(digests) - len(keys)
         del digests
         present: list[bytes] = []
-        for seen in (self._records.keys(), *(m.keys() for m, _ in self._batches)):
+        seen_keyed = (m.keys() for m in self._keyed)
+        for seen in (self._records.keys(), *(m.keys() for m, _ in self._batches), *seen_keyed):
             clash = keys.keys() & seen  # the first entry holding a key keeps it
             for key_digest in clash:
                 del keys[key_digest]
@@ -197,6 +207,30 @@ class RingBuilder:
             self._batches.append((keys, shared))
         return present, repeated, len(refused)
 
+    def add_keyed(
+        self, templates: Mapping[bytes, KeyRecord], stamp: bytes, refuse: frozenset[bytes]
+    ) -> tuple[list[bytes], int]:
+        """Add a map digest → record template (``digest``/``fingerprint`` empty), taken by
+        reference: the caller never changes it afterwards (it copies before a change).
+        ``stamp`` names its content (a source's snapshot version). Digests already added by
+        an earlier entry, or in ``refuse``, are left out (then, and only then, the map is
+        copied: C-level set operations, no step per key). Returns (those already added,
+        how many refused)."""
+        present: list[bytes] = []
+        seen_keyed = (m.keys() for m in self._keyed)
+        for seen in (self._records.keys(), *(m.keys() for m, _ in self._batches), *seen_keyed):
+            present.extend(templates.keys() & seen)  # iterates the smaller side
+        refused = (refuse & templates.keys()).difference(present)  # counted once
+        if present or refused:
+            own = dict(templates)
+            for key_digest in (*present, *refused):
+                del own[key_digest]
+            templates = own
+        self._content.update(b"keyed" + stamp + repr(sorted(present)).encode())
+        if templates:
+            self._keyed.append(templates)
+        return present, len(refused)
+
     def build(
         self,
         *,
@@ -207,12 +241,17 @@ class RingBuilder:
         if master is not None:
             for keys, _ in self._batches:
                 keys.pop(master.digest, None)
+            for i, keyed in enumerate(self._keyed):  # add_keyed did this unless added later
+                if master.digest in keyed:
+                    self._keyed[i] = {d: t for d, t in keyed.items() if d != master.digest}
             self._records[master.digest] = master
             self._content.update(b"master" + master.digest)
         ring = KeyRing(master=master, unready_reason=unready_reason)
         ring._records = self._records
         ring._batches = tuple(self._batches)
+        ring._keyed = tuple(self._keyed)
         ring._size = len(self._records) + sum(len(m) for m, _ in self._batches)
+        ring._size += sum(len(m) for m in self._keyed)
         ring._content = self._content.digest()
         self.__init__()  # type: ignore[misc]  # a builder builds once
         return ring
@@ -227,12 +266,14 @@ class KeyRing:
     Layout: ``_records`` maps a digest to its own ``KeyRecord`` (the master, named keys,
     per-key records such as virtual keys); each of ``_batches`` is ONE shared record with a
     ``{digest: digest}`` map of its keys (the value is the stored digest the hit is confirmed
-    against; no other object per key). A digest is in at most one of them.
+    against; no other object per key); each of ``_keyed`` maps a digest to a record
+    template shared by keys with equal records (virtual keys). A digest is in at most one.
     """
 
     __slots__ = (
         "_batches",
         "_content",
+        "_keyed",
         "_records",
         "_size",
         "master",
@@ -243,6 +284,7 @@ class KeyRing:
 
     _records: dict[bytes, KeyRecord]
     _batches: tuple[tuple[dict[bytes, bytes], KeyRecord], ...]
+    _keyed: tuple[Mapping[bytes, KeyRecord], ...]
     _size: int
     _content: bytes
 
@@ -267,6 +309,7 @@ class KeyRing:
                 content.update(record.digest + meta.to_bytes(8, "big", signed=True))
         self._records = by_digest
         self._batches = ()
+        self._keyed = ()
         self._size = len(by_digest)
         self._content = content.digest()
         self.master = master
@@ -305,6 +348,9 @@ class KeyRing:
         for keys, shared in self._batches:
             for stored in keys.values():
                 yield _materialize(stored, shared)
+        for keyed in self._keyed:
+            for key_digest, template in keyed.items():
+                yield _materialize(key_digest, template)
 
     def lookup(self, key_digest: bytes) -> KeyRecord | None:
         """The record for a presented key's digest, confirmed with a constant-time compare.
@@ -323,6 +369,10 @@ class KeyRing:
                 if not hmac.compare_digest(stored, key_digest):
                     return None
                 return _materialize(stored, shared)
+        for keyed in self._keyed:  # the dict's key equality on a SHA-256 digest: the match
+            template = keyed.get(key_digest)
+            if template is not None:
+                return _materialize(key_digest, template)
         return None
 
 

@@ -17,7 +17,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -78,6 +78,13 @@ class DigestBatch:
 
     The compact form for sources of 100,000+ keys (no ``Reading`` object per key): what the
     ring needs is the digest and the record; the fingerprint is the digest's first hex digits.
+
+    ``keyed`` (instead of ``digests``): keys whose records differ (LiteLLM's virtual keys,
+    issue #15), as the source's own map digest → record template (``KeyRecord`` without
+    digest and fingerprint, shared by keys with equal records). The ring takes the map by
+    reference, so the source must never change it once handed out (it copies first);
+    ``stamp`` names its content (equal stamps: equal maps), ``names`` counts its distinct
+    names (for ``explain``).
     """
 
     meta: KeyMeta
@@ -85,22 +92,32 @@ class DigestBatch:
     digests: bytes
     detail: str = ""
     content: bytes = field(init=False, repr=False, compare=False)  # SHA-256 of ``digests``
+    keyed: Mapping[bytes, KeyRecord] | None = field(default=None, repr=False, compare=False)
+    stamp: bytes = b""
+    names: int = field(default=0, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.digests) % DIGEST_SIZE:
             raise ValueError(f"digests must be a multiple of {DIGEST_SIZE} bytes")
+        if self.keyed is not None and (self.digests or not self.stamp):
+            raise ValueError("a keyed batch has a stamp and no packed digests")
         # hashed here, where the batch is made (a source's read, off the serving loop), so a
         # reload comparing signatures on the loop never hashes megabytes there
-        object.__setattr__(self, "content", hashlib.sha256(self.digests).digest())
+        object.__setattr__(self, "content", hashlib.sha256(self.digests + self.stamp).digest())
 
     @property
     def name(self) -> str:
         return self.meta.name
 
     def __len__(self) -> int:
+        if self.keyed is not None:
+            return len(self.keyed)
         return len(self.digests) // DIGEST_SIZE
 
     def __iter__(self) -> Iterator[bytes]:
+        if self.keyed is not None:
+            yield from self.keyed
+            return
         view = memoryview(self.digests)
         for start in range(0, len(view), DIGEST_SIZE):
             yield bytes(view[start : start + DIGEST_SIZE])
@@ -275,7 +292,13 @@ def _add_batches(
     refuse = frozenset() if allow_weak else WEAK_DIGESTS
     for batch in batches:
         meta, who = batch.meta, f"{batch.meta.where} {batch.meta.name!r}"
-        if len(batch.digests) == DIGEST_SIZE and batch.meta.litellm is not None:
+        if batch.keyed is not None:
+            # Keys with records of their own (virtual keys, issue #15): the source's map is
+            # taken by reference, nothing is done per key (see ``RingBuilder.add_keyed``).
+            present, weak = builder.add_keyed(batch.keyed, batch.stamp, refuse)
+            is_master = sum(1 for d in present if master is not None and d == master.digest)
+            skipped = {"weak": weak, "master": is_master, "duplicate": len(present) - is_master}
+        elif len(batch.digests) == DIGEST_SIZE and batch.meta.litellm is not None:
             # A virtual key (issue #15): a record of its own, not a one-key shared map (the
             # ring probes each shared map on a miss: 100,000 of them would be a scan).
             key_digest = batch.digests

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 from authsvc.keymodel import DigestBatch, KeyMeta
 from authsvc.sources import _litellm_db_rows as sql
 from authsvc.sources._litellm_db_rows import VirtualKeyDBError, VirtualRow
+from authsvc.sources._litellm_db_view import KeyedView
 
 __all__ = ["OVERLAP", "StoreStatus", "VirtualKeyStore", "store_for", "stores"]
 
@@ -54,6 +55,8 @@ MAX_ROWS = 2_000_000
 
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 5000
+CHUNK = 4096
+"""Key rows fetched (and parsed) per step of a load."""
 
 
 @dataclass(slots=True)
@@ -105,8 +108,8 @@ class VirtualKeyStore:
         self._lock = threading.Lock()
         self._conn: psycopg.Connection[Any] | None = None
         self._rows: dict[bytes, VirtualRow] = {}
-        self._batch: dict[bytes, DigestBatch] = {}  # per key, rebuilt when its row changes
-        self._batch_for: tuple[KeyMeta, str, frozenset[str], frozenset[str] | None] | None = None
+        self._view = KeyedView()  # the ring's map digest → record template, kept as a diff
+        self._strings: dict[str, str] = {}  # team ids: one object each
         self._reconciled = 0.0
         self._deprecated: dict[bytes, tuple[bytes, float]] = {}  # old → (active, revoke_at)
         self._blocked_teams: frozenset[str] = frozenset()
@@ -149,6 +152,37 @@ class VirtualKeyStore:
         with self._connection().cursor() as cur:
             cur.execute(query, params)
             return cur.fetchall()
+
+    def _parsed_rows(
+        self, query: str, params: tuple[object, ...] = ()
+    ) -> tuple[list[VirtualRow], float | None]:
+        """``query``'s key rows parsed, and their newest ``updated_at``, read through a
+        server-side cursor ``CHUNK`` rows at a time: the driver never holds 100,000 raw
+        rows at once (peak memory), and each chunk is a short step for the GIL. More than
+        ``MAX_ROWS`` rows is refused as garbage. The rows keep no ``updated_at`` (a float
+        per key that nothing reads again)."""
+        self.status.queries += 1
+        parsed: list[VirtualRow] = []
+        seen = 0
+        newest: float | None = None
+        conn = self._connection()
+        with conn.transaction(), conn.cursor(name="authsvc_virtual_keys") as cur:
+            cur.itersize = CHUNK
+            cur.execute(query, params)
+            while chunk := cur.fetchmany(CHUNK):
+                seen += len(chunk)
+                if seen > MAX_ROWS:
+                    raise VirtualKeyDBError(
+                        f"more than {MAX_ROWS} virtual keys: refusing to load them"
+                    )
+                for raw in chunk:  # a value of the wrong type raises, naming the column
+                    row = sql.parse_row(raw, self._strings)
+                    if row is not None:
+                        when = row.updated_at
+                        if when is not None and (newest is None or when > newest):
+                            newest = when
+                        parsed.append(sql.without_update(row))
+        return parsed, newest
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, VirtualKeyDBError):
@@ -230,13 +264,11 @@ class VirtualKeyStore:
         status = self.status
         full = not self._loaded
         if full:
-            rows = self._query(sql.KEYS_SQL)
+            parsed, newest_row = self._parsed_rows(sql.KEYS_SQL)
         else:
             newest = status.newest_update or 0.0
             since = datetime.fromtimestamp(max(0.0, newest - OVERLAP), UTC).replace(tzinfo=None)
-            rows = self._query(sql.KEYS_SINCE_SQL, (since,))
-        if len(rows) > MAX_ROWS:
-            raise VirtualKeyDBError(f"more than {MAX_ROWS} virtual keys: refusing to load them")
+            parsed, newest_row = self._parsed_rows(sql.KEYS_SINCE_SQL, (since,))
         teams = frozenset(t for (t,) in self._query(sql.BLOCKED_TEAMS_SQL) if isinstance(t, str))
         all_teams = self._query(sql.ALL_TEAMS_SQL)
         if len(all_teams) > MAX_ROWS:
@@ -248,16 +280,18 @@ class VirtualKeyStore:
             revoke_at = sql.parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
             if old_d is not None and active_d is not None and revoke_at is not None:
                 deprecated[old_d] = (active_d, revoke_at)
-        parsed = [r for r in map(sql.parse_row, rows) if r is not None]  # raises on garbage
         changed = full or teams != self._blocked_teams or known != self._teams
         changed = changed or any(self._rows.get(r.digest) != r for r in parsed)
         changed = changed or deprecated != self._deprecated
         if full:
-            self._rows, self._batch = {}, {}
+            self._rows = {}
+            self._view.reset()  # the ring's view is rebuilt from scratch
             self._reconciled = time.monotonic()
             status.full_loads += 1
         for row in parsed:
             self._put(row)
+        if newest_row is not None and (status.newest_update or 0.0) < newest_row:
+            status.newest_update = newest_row
         self._loaded = True
         self._blocked_teams, self._deprecated, self._teams = teams, deprecated, known
         (count,) = self._query(sql.COUNT_SQL)[0]
@@ -272,11 +306,8 @@ class VirtualKeyStore:
 
     def _put(self, row: VirtualRow) -> None:
         if self._rows.get(row.digest) != row:
-            self._batch.pop(row.digest, None)
+            self._view.changed(row.digest)
         self._rows[row.digest] = row
-        newest = self.status.newest_update
-        if row.updated_at is not None and (newest is None or row.updated_at > newest):
-            self.status.newest_update = row.updated_at
 
     def _reconcile(self) -> bool:
         """Drop the keys deleted from the database (their tokens are gone). True if any."""
@@ -286,7 +317,7 @@ class VirtualKeyStore:
         gone = [d for d in self._rows if d not in present]
         for digest in gone:
             del self._rows[digest]
-            self._batch.pop(digest, None)
+        self._view.gone(gone)
         # rows whose token is not a SHA-256 hex digest (no key can match them)
         self.status.extra["unusable_tokens"] = len(tokens) - len(present)
         return bool(gone)
@@ -295,31 +326,15 @@ class VirtualKeyStore:
 
     def batches(self, entry: KeyMeta, label: str) -> tuple[DigestBatch, ...]:
         """The snapshot as ring batches: a summary (no key, the store's figures for explain),
-        then one per key — each built once and kept until its row changes."""
+        then ONE keyed batch holding every key (digest → shared record template, see
+        ``DigestBatch.keyed``) and one for the rotated-away keys. Only the rows that changed
+        since the last call get a new template; nothing is done per unchanged key."""
         with self._lock:
             version, built_for, built = self._built
             if version == self._version and built_for == entry:
                 return built
             teams, known = self._blocked_teams, self._teams
-            if self._batch_for != (entry, label, teams, known):
-                self._batch, self._batch_for = {}, (entry, label, teams, known)
-            cache = self._batch
-            for digest, row in self._rows.items():
-                if digest not in cache:
-                    cache[digest] = DigestBatch(row.meta(entry, teams, None, known), label, digest)
-            rotated = [
-                DigestBatch(current.meta(entry, teams, revoke_at, known), label, old)
-                for old, (active, revoke_at) in self._deprecated.items()
-                if (current := self._rows.get(active)) is not None and old not in self._rows
-            ]
-            summary = DigestBatch(
-                entry,
-                label,
-                b"",
-                f"LiteLLM database: {len(self._rows)} keys, {len(rotated)} rotated, "
-                f"{len(teams)} blocked teams",
-            )
-            built = (summary, *cache.values(), *rotated)
+            built = self._view.batches(self._rows, self._deprecated, entry, label, teams, known)
             self._built = (self._version, entry, built)
             return built
 

@@ -50,21 +50,21 @@ ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
         "later layers' digests against the winner's: all from configuration",
     ),
     ("keymodel/_rule.py", "_add_batches"): (
-        3,
+        4,
         "a batch's digests (configuration or LiteLLM's table) against the weak keys' and the "
         "master's",
     ),
     ("keymodel/_ring.py", "__contains__"): (
-        2,
+        3,
         "dict membership while a ring is built: the digests added come from configuration or "
         "LiteLLM's table (a client's digest is looked up with .get and compare_digest)",
     ),
     ("keymodel/_ring.py", "add"): (1, "a configured or stored digest against the ring being built"),
-    ("keymodel/_ring.py", "__init__"): (1, "configured records against each other (first wins)"),
-    ("sources/_litellm_db_store.py", "batches"): (
-        1,
-        "LiteLLM's stored token digests against the store's own cache of them",
+    ("keymodel/_ring.py", "build"): (
+        2,
+        "the master's digest against a source's keyed map (LiteLLM's table) while building",
     ),
+    ("keymodel/_ring.py", "__init__"): (1, "configured records against each other (first wins)"),
 }
 
 

@@ -1,0 +1,66 @@
+"""A refresh is a diff (issue #15's performance work), against a real Postgres: only the
+changed rows get a new record template, the unchanged keys keep theirs (the same objects),
+keys of one team share one template, and the ring being served is never changed under it."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from authsvc.keys import KeyStore, Reloader
+from authsvc.sources._litellm_db_store import stores
+from tests.vkeys._litellm_db import LiteLLMDB
+from tests.vkeys.test_virtual_source import MASTER, _config
+
+
+def sha(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_stores() -> None:
+    for store in stores():  # each test's tables start empty: forget the snapshot
+        store._loaded = False
+        store.status.newest_update = None
+
+
+def test_a_refresh_renews_only_the_changed_keys_and_leaves_the_served_ring_alone(
+    tmp_path: Path, litellm_db: LiteLLMDB
+) -> None:
+    litellm_db.team("team-d")
+    named = [litellm_db.generate(alias=f"diff{i}") for i in range(4)]
+    team = [litellm_db.generate(team_id="team-d") for _ in range(3)]
+    env = {"DATABASE_URL": litellm_db.url, "AUTHSVC_MASTER_KEY": MASTER}
+    store = KeyStore()
+    reloader = Reloader(str(_config(tmp_path)), env, store, watch=False)
+    assert reloader.reload()
+    old = store.current
+    (old_map,) = old._keyed
+    served = dict(old_map)
+    assert len(old_map) == 7
+    assert len({id(old_map[sha(k)]) for k in team}) == 1  # one team, one standing: one object
+
+    litellm_db.update_key(named[0], blocked=True)  # /key/block
+    assert reloader.reload()
+    new = store.current
+    (new_map,) = new._keyed
+    assert new_map is not old_map and old_map == served  # the old ring was not touched
+    assert old.lookup(sha(named[0])).litellm.blocked is False  # type: ignore[union-attr]
+    assert new.lookup(sha(named[0])).litellm.blocked is True  # type: ignore[union-attr]
+    for key in [*named[1:], *team]:
+        assert new_map[sha(key)] is old_map[sha(key)], "an unchanged key got a new template"
+
+    litellm_db.team("team-d", blocked=True)  # a team change renews its keys only
+    assert reloader.reload()
+    (team_map,) = store.current._keyed
+    for key in team:
+        assert store.current.lookup(sha(key)).litellm.team_blocked  # type: ignore[union-attr]
+    for key in named[1:]:
+        assert team_map[sha(key)] is new_map[sha(key)]
+
+    litellm_db.delete_key(named[1])  # a deletion leaves the map (reconciled by count)
+    assert reloader.reload()
+    assert store.current.lookup(sha(named[1])) is None
+    assert new.lookup(sha(named[1])) is not None  # an older ring still holds what it held
