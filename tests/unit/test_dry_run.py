@@ -121,7 +121,10 @@ VIRTUAL_CASES = {
 
 def virtual_ring(standing: Standing) -> KeyRing:
     record = KeyRecord(
-        "alice", "virtual_keys:$DATABASE_URL", fingerprint(VIRTUAL), digest(VIRTUAL),
+        "alice",
+        "virtual_keys:$DATABASE_URL",
+        fingerprint(VIRTUAL),
+        digest(VIRTUAL),
         litellm=standing,
     )
     master = KeyRecord("master", "test", fingerprint(MASTER), digest(MASTER))
