@@ -10,10 +10,16 @@ resolver.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from authsvc.config import parse_config
-from authsvc.keys import Resolution, resolve
+from authsvc.keymodel import KeyMeta
+from authsvc.keys import REGISTRY, Resolution, SourceKind, SourceOutput, Watch, resolve
 
 AUTHSVC_KEY = "sk-resolve-authsvc-0123456789abcdef"
 APP_KEY = "sk-resolve-app-0123456789abcdef"
@@ -182,3 +188,77 @@ def test_a_reload_sees_a_changed_keys_entry(tmp_path: Path) -> None:
     assert not record.paths.allows("/v1/chat/completions")
     gone = run(tmp_path, base, {"K": AUTHSVC_KEY}, previous=scoped)
     assert gone.ring.lookup(sha(CI_KEY)) is None
+
+
+# -- the unknown-key lookup (virtual_keys:) rides on the ring it was resolved with ------------
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    name: str
+
+
+LOOKUPS = {name: _Lookup(name) for name in ("a", "b")}  # one object per name, as a live source
+
+
+@dataclass(frozen=True)
+class _LookupSource:
+    """A test-only ``lookup:`` kind: a keys: entry that brings an unknown-key lookup (as the
+    ``virtual_keys:`` source does), without a database."""
+
+    name: str
+    meta: KeyMeta
+
+    @property
+    def label(self) -> str:
+        return f"lookup:{self.name}"
+
+    def read(self, environ: Mapping[str, str], *, max_length: int) -> SourceOutput:
+        return SourceOutput(lookup=LOOKUPS[self.name])
+
+    def watch(self) -> Watch:
+        return Watch()
+
+    def change_token(self) -> Hashable | None:
+        return None
+
+
+@pytest.fixture
+def lookup_kind() -> Iterator[None]:
+    def parse(ctx: Any, node: Any, path: str) -> str:
+        return str(node.value)
+
+    kind = SourceKind("lookup", parse, key=lambda name, meta: _LookupSource(name, meta))
+    with REGISTRY.registered(kind):
+        yield
+
+
+MASTER_ONLY = "master_key:\n  sources:\n    - env: K\n"
+
+
+def _with(*names: str) -> str:
+    entries = "".join(f"  - name: vk{i}\n    lookup: {n}\n" for i, n in enumerate(names))
+    return MASTER_ONLY + ("keys:\n" + entries if names else "")
+
+
+@pytest.mark.usefixtures("lookup_kind")
+def test_the_first_lookup_rides_on_the_ring(tmp_path: Path) -> None:
+    env = {"K": AUTHSVC_KEY}
+    assert run(tmp_path, _with("a"), env).ring.unknown_lookup is LOOKUPS["a"]
+    assert run(tmp_path, _with("b", "a"), env).ring.unknown_lookup is LOOKUPS["b"]
+    assert run(tmp_path, _with(), env).ring.unknown_lookup is None
+
+
+@pytest.mark.usefixtures("lookup_kind")
+def test_a_reload_that_drops_or_changes_the_lookup_drops_it_with_the_ring(tmp_path: Path) -> None:
+    env = {"K": AUTHSVC_KEY}
+    first = run(tmp_path, _with("a"), env)
+    same = run(tmp_path, _with("a"), env, previous=first)
+    assert same.ring is first.ring and same.ring.unknown_lookup is LOOKUPS["a"]
+    gone = run(tmp_path, _with(), env, previous=first)
+    assert gone.ring is not first.ring and gone.ring.unknown_lookup is None
+    other = run(tmp_path, _with("b"), env, previous=first)
+    assert other.ring.unknown_lookup is LOOKUPS["b"]
+    assert first.ring.unknown_lookup is LOOKUPS["a"]  # the served ring is never changed
+    back = run(tmp_path, _with("a"), env, previous=gone)
+    assert back.ring.unknown_lookup is LOOKUPS["a"]
