@@ -13,7 +13,7 @@ import hashlib
 
 import pytest
 
-from authsvc.authz import Policy, Reason, RequestView, decide
+from authsvc.authz import Decision, Policy, Reason, RequestView, decide
 from authsvc.keymodel import KeyRecord, KeyRing, PathRule, Standing
 
 VKEY = "sk-virtual-0123456789abcdef"
@@ -40,7 +40,7 @@ def check(
     now: float = NOW,
     path: str = "/v1/models",
     headers: dict[str, str] | None = None,
-):
+) -> Decision:
     view = RequestView("GET", path, headers or {"authorization": f"Bearer {VKEY}"})
     return decide(view, Policy.build(), r, now)
 

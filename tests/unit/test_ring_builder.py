@@ -57,15 +57,15 @@ MASTER_REC = rec(MASTER, "master", "env:M")
 )
 def test_content_changes_with_every_record_field(change: dict[str, object]) -> None:
     base = {"name": "n", "origin": "o"}
-    one = KeyRing([rec(KEYS[0], **base)], master=MASTER_REC)  # type: ignore[arg-type]
-    assert one.content == KeyRing([rec(KEYS[0], **base)], master=MASTER_REC).content  # type: ignore[arg-type]
-    changed = KeyRing([rec(KEYS[0], **{**base, **change})], master=MASTER_REC)  # type: ignore[arg-type]
+    one = KeyRing([rec(KEYS[0], **base)], master=MASTER_REC)
+    assert one.content == KeyRing([rec(KEYS[0], **base)], master=MASTER_REC).content
+    changed = KeyRing([rec(KEYS[0], **{**base, **change})], master=MASTER_REC)
     assert changed.content != one.content
     # the same through the builder (how resolve_readings builds every ring)
     built = []
     for fields in (base, {**base, **change}):
         builder = RingBuilder()
-        assert builder.add(rec(KEYS[0], **fields))  # type: ignore[arg-type]
+        assert builder.add(rec(KEYS[0], **fields))
         built.append(builder.build(master=MASTER_REC).content)
     assert built[0] != built[1]
 
@@ -143,7 +143,7 @@ def test_a_builder_without_a_master_is_not_ready_and_says_so() -> None:
 
 
 def test_packed_digests_must_be_whole() -> None:
-    with pytest.raises(ValueError, match="^packed digests must be a multiple of 32 bytes$"):
+    with pytest.raises(ValueError, match=r"^packed digests must be a multiple of 32 bytes$"):
         RingBuilder().add_shared(rec(KEYS[5]), b"x" * 33)
 
 
