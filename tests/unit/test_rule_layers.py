@@ -192,3 +192,25 @@ def test_an_extra_keys_skipped_layer_says_why() -> None:
     assert f"({value('env:CI', '').detail})" in line
     served = resolve_readings([value("env:M", MASTER)], extras=[weak])  # weak: warn by default
     assert served.ring.lookup(sha(SHORT)) is not None
+
+
+def test_an_open_app_layer_does_not_hide_the_layers_after_it() -> None:
+    """The app running open is said first, and every later layer is still listed in the 503
+    reason and still warned about (an operator fixes all of them, not one per restart)."""
+    from authsvc.keymodel import Role, State
+
+    opened = Reading.without_value(
+        "litellm_config:/app/config.yaml",
+        State.UNSET,
+        "no master key",
+        role=Role.APP_OPEN,
+        note="THE APP ITSELF IS OPEN",
+    )
+    res = resolve_readings([opened, value("env:K", SHORT)], weak="refuse")
+    assert not res.resolved
+    assert res.unready_reason.startswith("checked litellm_config:/app/config.yaml (no master key)")
+    assert "; env:K (set" in res.unready_reason
+    assert (
+        res.warnings[0] == "litellm_config:/app/config.yaml: no master key. THE APP ITSELF IS OPEN"
+    )
+    assert any(w.startswith("env:K: weak key refused") for w in res.warnings)
