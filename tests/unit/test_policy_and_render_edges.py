@@ -101,3 +101,21 @@ def test_a_team_not_found_404_has_litellms_auth_error_body() -> None:
         }
     }
     assert ("x-authsvc-reason", "team_not_found") in out.headers
+
+
+def test_the_adapter_keeps_each_headers_first_value_for_decide() -> None:
+    """From Envoy's raw header list the adapter keeps each name's first value apart (the one
+    LiteLLM reads); without a raw list there is nothing to tell, so none."""
+    from authsvc._proto.envoy.service.auth.v3.external_auth_pb2 import CheckRequest
+    from authsvc.server._adapter import view_from_request
+
+    req = CheckRequest()
+    entries = req.attributes.request.http.header_map.headers
+    entries.add(key="X-Api-Key", raw_value=b"one")
+    entries.add(key="x-api-key", raw_value=b"two")
+    entries.add(key="Upgrade", raw_value=b"websocket")
+    view = view_from_request(req)
+    assert view.first_values == {"x-api-key": "one", "upgrade": "websocket"}
+    plain = CheckRequest()
+    plain.attributes.request.http.headers["x-api-key"] = "one"
+    assert view_from_request(plain).first_values is None
