@@ -2,7 +2,8 @@
 
 ``decide()`` does not know about dry-run: the server calls ``shadow(decide(...))`` when
 dry-run is on. ``shadow`` turns a *policy* denial — the caller's credential is missing,
-malformed, unknown, expired or not allowed on this path — into an allow with reason
+malformed, unknown, expired or not allowed on this path, or a LiteLLM virtual key that
+LiteLLM's own rules refuse (blocked key, blocked team, team gone) — into an allow with reason
 ``dry_run`` that remembers the denial in ``would_deny``. Everything else passes unchanged:
 
 - ``no_master_key`` (503) stays a denial: authsvc cannot check anyone, which is a broken
@@ -29,6 +30,9 @@ SHADOWED: frozenset[Reason] = frozenset(
         Reason.UNKNOWN_KEY,
         Reason.EXPIRED_KEY,
         Reason.PATH_NOT_ALLOWED,
+        Reason.BLOCKED_KEY,
+        Reason.TEAM_BLOCKED,
+        Reason.TEAM_NOT_FOUND,
     }
 )
 """The denials dry-run lets through (and records); every other decision passes unchanged."""

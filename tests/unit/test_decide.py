@@ -290,3 +290,45 @@ def test_the_policy_credential_limit_applies() -> None:
 def test_a_scoped_key_needs_the_path_in_normal_form(target: str) -> None:
     d = check("POST", target, {"x-api-key": SCOPED})
     assert d.reason is Reason.PATH_NOT_ALLOWED and d.key_name == "scoped"
+
+
+def test_the_first_value_of_each_header_decides_as_litellm_reads_it() -> None:
+    """When the adapter knows each header's first value (Envoy's raw header list), decide reads
+    those, not the ``,``-joined values: an Upgrade sent twice is a websocket upgrade when its
+    FIRST value is ``websocket`` (the key is then in Sec-WebSocket-Protocol), and a second
+    x-api-key over the length limit does not spoil the first."""
+    from authsvc.authz._litellm_routes import litellm_routes
+
+    policy = Policy.build(app_routes=litellm_routes(ui_closed=False))
+    protocol = f"openai-insecure-api-key.{MASTER}"
+    ws = RequestView(
+        "GET",
+        "/v1/realtime",
+        {"upgrade": "websocket,h2c", "sec-websocket-protocol": protocol},
+        first_values={"upgrade": "websocket", "sec-websocket-protocol": protocol},
+    )
+    d = decide(ws, policy, RING, NOW)
+    assert (d.reason, d.key_name) == (Reason.KEY_VALID, "master")
+    assert d.credential_location == "header:sec-websocket-protocol"
+    twice = RequestView(
+        "GET",
+        "/v1/models",
+        {"x-api-key": f"{MASTER},{'x' * 5000}"},
+        first_values={"x-api-key": MASTER},
+    )
+    assert decide(twice, POLICY, RING, NOW).reason is Reason.KEY_VALID
+
+
+def test_closed_litellm_ui_says_where_it_is_closed() -> None:
+    """An operator who sees this 403 must learn it is authsvc's setting, not LiteLLM's."""
+    from authsvc.authz._litellm_routes import litellm_routes
+
+    policy = Policy.build(app_routes=litellm_routes(ui_closed=True))
+    view = RequestView("GET", "/ui/", {"authorization": f"Bearer {MASTER}"})
+    d = decide(view, policy, RING, NOW)
+    assert (d.reason, d.status) == (Reason.PATH_NOT_ALLOWED, 403)
+    assert d.message == (
+        "the LiteLLM Admin UI and sign-in routes are closed at the edge "
+        "(litellm_ui: closed in authsvc's config)"
+    )
+    assert (d.key_name, d.credential_location) == (None, None)  # refused before any key is read

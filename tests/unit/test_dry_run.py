@@ -26,6 +26,7 @@ from authsvc.authz import (
     shadow,
 )
 from authsvc.health import StatusServer
+from authsvc.keymodel import Standing
 from authsvc.keys import KeyRecord, KeyRing, KeyStore, PathRule, digest, fingerprint
 from authsvc.observability import Observer
 from authsvc.observability._metrics import Metrics
@@ -96,8 +97,56 @@ def test_the_shadowed_set_is_exactly_the_client_policy_denials() -> None:
         Reason.UNKNOWN_KEY,
         Reason.EXPIRED_KEY,
         Reason.PATH_NOT_ALLOWED,
+        Reason.BLOCKED_KEY,
+        Reason.TEAM_BLOCKED,
+        Reason.TEAM_NOT_FOUND,
     } == SHADOWED
-    assert all(STATUS[r] in (401, 403) for r in SHADOWED)
+    assert all(STATUS[r] in (401, 403, 404) for r in SHADOWED)
+    # every denial decide() can give is either shadowed or one of the three kept on purpose
+    kept = {Reason.NO_MASTER_KEY, Reason.MALFORMED_REQUEST, Reason.INTERNAL_ERROR}
+    denials = {r for r in Reason if STATUS[r] != 200}
+    assert denials == SHADOWED | kept and not SHADOWED & kept
+
+
+# A LiteLLM virtual key (read from LiteLLM's database) that LiteLLM's own rules refuse: dry-run
+# shows it as a would-deny like any other client policy outcome. The request then reaches
+# LiteLLM, which refuses the same key itself from the same table: nothing opens.
+VIRTUAL = make_key("dry-virtual")
+VIRTUAL_CASES = {
+    Reason.BLOCKED_KEY: (Standing(blocked=True), 401),
+    Reason.TEAM_BLOCKED: (Standing(team_id="team-a", team_blocked=True), 401),
+    Reason.TEAM_NOT_FOUND: (Standing(team_id="team-gone", team_missing=True), 404),
+}
+
+
+def virtual_ring(standing: Standing) -> KeyRing:
+    record = KeyRecord(
+        "alice",
+        "virtual_keys:$DATABASE_URL",
+        fingerprint(VIRTUAL),
+        digest(VIRTUAL),
+        litellm=standing,
+    )
+    master = KeyRecord("master", "test", fingerprint(MASTER), digest(MASTER))
+    return KeyRing([record], master=master)
+
+
+@pytest.mark.parametrize("reason", sorted(VIRTUAL_CASES))
+def test_a_virtual_key_litellm_refuses_is_let_through_and_recorded(reason: Reason) -> None:
+    standing, status = VIRTUAL_CASES[reason]
+    request = view(authorization=f"Bearer {VIRTUAL}")
+    denied = decide(request, Policy.build(), virtual_ring(standing), 0.0)
+    assert (denied.reason, denied.status) == (reason, status)  # decide() itself still refuses
+    out = shadow(denied)
+    assert out.allowed and out.reason is Reason.DRY_RUN and out.would_deny is reason
+    expected_fp = hashlib.sha256(VIRTUAL.encode()).hexdigest()[:12]
+    assert (out.key_name, out.key_fingerprint) == ("alice", expected_fp)
+    assert out.credential_location == "header:authorization"
+    assert out.message.startswith(f"dry-run: would deny {status} {reason.value}: ")
+    assert VIRTUAL not in out.message
+    answer = render(out, request.headers)
+    assert answer.set_headers == ((DRY_RUN_HEADER, reason.value),)  # no key name upstream
+    assert answer.response_headers == ((DRY_RUN_HEADER, reason.value),)
 
 
 @pytest.mark.parametrize(
