@@ -196,12 +196,16 @@ def _token(value: str, bearer: Bearer) -> str | None:
     return token
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+"""ASCII control characters (C0 and DEL): one C-level scan, not a Python step per character."""
+
+
 def _check_token(token: str, location: str, max_length: int) -> Credential | CredentialError:
     if not token:
         return CredentialError(location, "the credential is empty")
     if len(token) > max_length:
         return CredentialError(location, f"the credential is longer than {max_length} characters")
-    if not token.isascii() or any(ord(c) < 0x20 or ord(c) == 0x7F for c in token):
+    if not token.isascii() or _CONTROL.search(token):
         return CredentialError(location, "the credential contains control or non-ASCII characters")
     if token != strip_ows(token):
         return CredentialError(location, "the credential has leading or trailing whitespace")

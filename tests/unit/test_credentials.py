@@ -242,6 +242,20 @@ def test_unusable_tokens_name_the_rule(value: str, expected: str) -> None:
         assert got == CredentialError("header:x-api-key", expected)
 
 
+@pytest.mark.parametrize("code", range(0x81))
+def test_every_ascii_character_inside_a_token(code: int) -> None:
+    """Refused exactly when it is a C0 control (0x00-0x1F), DEL (0x7F) or not ASCII (0x80):
+    the table of ASCII, not the code's own rule."""
+    value = f"sk-a{chr(code)}b-0123456789abcd"
+    got = extract_credential("/", {"x-api-key": value})
+    if code <= 0x1F or code >= 0x7F:
+        assert got == CredentialError("header:x-api-key", ODD)
+    elif code == ord(","):  # a comma splits the values: the whole and the first are offered
+        assert got == Credential(value, "header:x-api-key", "sk-a")
+    else:
+        assert got == Credential(value, "header:x-api-key")
+
+
 def test_two_values_joined_with_a_comma_offer_the_first() -> None:
     got = extract_credential("/", {"x-api-key": "sk-one,sk-two"})
     assert got == Credential("sk-one,sk-two", "header:x-api-key", "sk-one")
