@@ -38,7 +38,7 @@ __all__ = [
     "parse_row",
     "parse_when",
     "row_digest",
-    "without_update",
+    "standing_of",
 ]
 
 TOKENS = '"LiteLLM_VerificationToken"'
@@ -137,18 +137,30 @@ class VirtualRow:
             name = f"team:{self.team_id}"
         else:
             name = entry.name
-        standing = Standing(
-            blocked=self.blocked,
-            team_id=self.team_id,
-            team_blocked=self.team_id is not None and self.team_id in blocked_teams,
-            revoke_at=revoke_at,
-            team_missing=self.team_id is not None
-            and self.team_id != UI_TEAM_ID
-            and known_teams is not None
-            and self.team_id not in known_teams,
-        )
+        standing = standing_of(self.blocked, self.team_id, blocked_teams, known_teams, revoke_at)
         paths = PathRule.from_patterns(self.routes) if self.routes is not None else entry.paths
         return KeyMeta(name, entry.where, paths, self.expires_at, standing)
+
+
+def standing_of(
+    blocked: bool,
+    team_id: str | None,
+    blocked_teams: frozenset[str],
+    known_teams: frozenset[str] | None,
+    revoke_at: float | None = None,
+) -> Standing:
+    """A key's standing: its own ``blocked``, and its team's (blocked, or gone from
+    ``LiteLLM_TeamTable``: ``known_teams`` ``None`` = not read)."""
+    return Standing(
+        blocked=blocked,
+        team_id=team_id,
+        team_blocked=team_id is not None and team_id in blocked_teams,
+        revoke_at=revoke_at,
+        team_missing=team_id is not None
+        and team_id != UI_TEAM_ID
+        and known_teams is not None
+        and team_id not in known_teams,
+    )
 
 
 def _bounded(text: str | None, what: str) -> str | None:
@@ -229,15 +241,6 @@ def parse_row(row: tuple[object, ...], strings: dict[str, str] | None = None) ->
         blocked=blocked is True,
         routes=_routes(routes),
         updated_at=parse_when(updated, '"LiteLLM_VerificationToken".updated_at'),
-    )
-
-
-def without_update(row: VirtualRow) -> VirtualRow:
-    """``row`` without its ``updated_at`` (compared by nothing; one float less per key kept)."""
-    if row.updated_at is None:
-        return row
-    return VirtualRow(
-        row.digest, row.alias, row.team_id, row.expires_at, row.blocked, row.routes, None
     )
 
 
