@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from authsvc.bench._load import LoadResult, RateResult, merge_loads, missing_tools, run_hey, run_wrk
-from authsvc.bench._procstat import peak_rss_mb
+from authsvc.bench._procstat import cpu_seconds, peak_rss_mb
 from authsvc.bench._reload import CLIENTS, _status, pace
 from authsvc.bench._stack import Bench, Envoy
 from authsvc.bench._vkeys_db import VirtualKeyDB, embedded_postgres
@@ -85,6 +85,8 @@ class VKeysResult:
     changes: int = 0
     reload_s: list[float] = field(default_factory=list)  # commit → the changed key's answer flipped
     ratios: list[float] = field(default_factory=list)  # virtual / master checks/s, per pair
+    master_cpu_us: float = 0.0  # authsvc CPU µs per check in those runs (master key only)
+    virtual_cpu_us: float = 0.0  # the same, virtual-key authsvc
     missed: int = 0  # changes not seen within the wait
 
     @property
@@ -184,6 +186,8 @@ def run_vkeys(
                 raise RuntimeError("a virtual key is not accepted through Envoy")
             loads: dict[str, list[LoadResult]] = {"master": [], "virtual": []}
             sides = {"master": (master_envoy, bench.header), "virtual": (envoy, header)}
+            pids = {"master": master.pid, "virtual": authsvc.pid}
+            cpu = {"master": 0.0, "virtual": 0.0}
             pairs = max(3, rounds, round(duration / PAIR_SECONDS)) if rounds else 0
             if missing_tools("wrk"):
                 say("  wrk not found: no checks/s comparison")
@@ -194,7 +198,9 @@ def run_vkeys(
                 order = ("master", "virtual") if pair % 2 == 0 else ("virtual", "master")
                 for name in order:
                     env_, hdr = sides[name]
+                    cpu0 = cpu_seconds([pids[name]])
                     run = run_wrk(env_.url, hdr, seconds=PAIR_SECONDS, connections=connections)
+                    cpu[name] += cpu_seconds([pids[name]]) - cpu0
                     loads[name].append(run)
                 master_rps, virtual_rps = loads["master"][-1].rps, loads["virtual"][-1].rps
                 if master_rps > 0:
@@ -206,6 +212,9 @@ def run_vkeys(
             if pairs:
                 result.master_only = merge_loads(loads["master"])
                 result.virtual = merge_loads(loads["virtual"])
+                if result.master_only.requests and result.virtual.requests:
+                    result.master_cpu_us = 1e6 * cpu["master"] / result.master_only.requests
+                    result.virtual_cpu_us = 1e6 * cpu["virtual"] / result.virtual.requests
             result.master_only_rss_mb = peak_rss_mb(master.pid)
             bench.stop(master_envoy.child, master.child)
             time.sleep(SETTLE)
@@ -257,6 +266,10 @@ def vkeys_lines(r: VKeysResult) -> list[str]:
             f"  checks/s (wrk): master key only {r.master_only.rps:.0f}, "
             f"virtual key {r.virtual.rps:.0f} (ratio: median of {len(r.ratios)} pairs "
             f"{r.checks_ratio:.3f}, pairs {spread}, all runs {r.merged_ratio:.3f})"
+        )
+        lines.append(
+            f"  authsvc CPU per check: master key only {r.master_cpu_us:.0f} µs, virtual key "
+            f"{r.virtual_cpu_us:.0f} µs (less sensitive to the box's noise than checks/s)"
         )
     for phase, rate in (("quiet", r.quiet), ("refreshing", r.refreshing)):
         if rate is not None:
