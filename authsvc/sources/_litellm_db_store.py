@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -166,12 +166,28 @@ class VirtualKeyStore:
         time: the driver never holds 100,000 raw rows at once (peak memory), each chunk is
         a short step for the GIL, and no row object outlives its step (the template is all
         that is kept). More than ``MAX_ROWS`` rows is refused as garbage."""
-        self.status.queries += 1
         parsed: dict[bytes, KeyRecord] = {}
-        seen = 0
         newest: float | None = None
         meta, label = entry
         template = self._view.template
+        for chunk in self._chunks(query, params):
+            for raw in chunk:  # a value of the wrong type raises, naming the column
+                row = sql.parse_row(raw, self._strings)
+                if row is not None:
+                    when = row.updated_at
+                    if when is not None and (newest is None or when > newest):
+                        newest = when
+                    parsed[row.digest] = template(row, meta, label, teams, known)
+        return parsed, newest
+
+    def _chunks(
+        self, query: str, params: tuple[object, ...] = ()
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        """``query``'s rows, ``CHUNK`` at a time, through a server-side cursor in a read-only
+        transaction (closed when the caller stops early). More than ``MAX_ROWS`` rows is
+        refused as garbage."""
+        self.status.queries += 1
+        seen = 0
         conn = self._connection()
         with conn.transaction(), conn.cursor(name="authsvc_virtual_keys") as cur:
             cur.itersize = CHUNK
@@ -182,15 +198,7 @@ class VirtualKeyStore:
                     raise VirtualKeyDBError(
                         f"more than {MAX_ROWS} virtual keys: refusing to load them"
                     )
-                for raw in chunk:  # a value of the wrong type raises, naming the column
-                    row = sql.parse_row(raw, self._strings)
-                    if row is not None:
-                        when = row.updated_at
-                        if when is not None and (newest is None or when > newest):
-                            newest = when
-                        parsed[row.digest] = template(row, meta, label, teams, known)
-                del chunk
-        return parsed, newest
+                yield chunk
 
     def _failed(self, exc: BaseException) -> None:
         if isinstance(exc, VirtualKeyDBError):
@@ -332,25 +340,15 @@ class VirtualKeyStore:
         strings and a second set of digests at once (that fetchall raised the peak RSS by
         ~29 MB at 100,000 keys, every ``RECONCILE`` seconds)."""
         self._reconciled = time.monotonic()
-        self.status.queries += 1
         missing = self._view.digests()  # references to the stored digests, no new bytes
-        seen = unusable = 0
-        conn = self._connection()
-        with conn.transaction(), conn.cursor(name="authsvc_virtual_tokens") as cur:
-            cur.itersize = CHUNK
-            cur.execute(sql.ALL_TOKENS_SQL)
-            while chunk := cur.fetchmany(CHUNK):
-                seen += len(chunk)
-                if seen > MAX_ROWS:
-                    raise VirtualKeyDBError(
-                        f"more than {MAX_ROWS} virtual keys: refusing to load them"
-                    )
-                for (token,) in chunk:
-                    found = sql.row_digest(token)
-                    if found is None:
-                        unusable += 1  # not a SHA-256 hex digest: no key can match it
-                    else:
-                        missing.discard(found)
+        unusable = 0
+        for chunk in self._chunks(sql.ALL_TOKENS_SQL):
+            for (token,) in chunk:
+                found = sql.row_digest(token)
+                if found is None:
+                    unusable += 1  # not a SHA-256 hex digest: no key can match it
+                else:
+                    missing.discard(found)
         gone = list(missing)
         del missing
         self._view.gone(gone)
