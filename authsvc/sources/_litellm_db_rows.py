@@ -35,6 +35,7 @@ __all__ = [
     "VirtualRow",
     "dsn_from_env",
     "missing_columns",
+    "parse_deprecated",
     "parse_row",
     "parse_when",
     "row_digest",
@@ -242,6 +243,17 @@ def parse_row(row: tuple[object, ...], strings: dict[str, str] | None = None) ->
         routes=_routes(routes),
         updated_at=parse_when(updated, '"LiteLLM_VerificationToken".updated_at'),
     )
+
+
+def parse_deprecated(rows: Iterable[tuple[object, ...]]) -> dict[bytes, tuple[bytes, float]]:
+    """``DEPRECATED_SQL``'s rows as old digest → (active digest, ``revoke_at``)."""
+    deprecated: dict[bytes, tuple[bytes, float]] = {}
+    for old, active, revoke in rows:
+        old_d, active_d = row_digest(old), row_digest(active)
+        revoke_at = parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
+        if old_d is not None and active_d is not None and revoke_at is not None:
+            deprecated[old_d] = (active_d, revoke_at)
+    return deprecated
 
 
 def missing_columns(found: Iterable[tuple[str, str]]) -> list[str]:

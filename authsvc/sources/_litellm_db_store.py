@@ -295,12 +295,7 @@ class VirtualKeyStore:
             raise VirtualKeyDBError(f"more than {MAX_ROWS} teams: refusing to load them")
         known = frozenset(t[: sql.MAX_NAME] for (t,) in all_teams if isinstance(t, str))
         del all_teams
-        deprecated: dict[bytes, tuple[bytes, float]] = {}
-        for old, active, revoke in self._query(sql.DEPRECATED_SQL):
-            old_d, active_d = sql.row_digest(old), sql.row_digest(active)
-            revoke_at = sql.parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
-            if old_d is not None and active_d is not None and revoke_at is not None:
-                deprecated[old_d] = (active_d, revoke_at)
+        deprecated = sql.parse_deprecated(self._query(sql.DEPRECATED_SQL))
         if full:
             self._view.forget_templates()
             parsed, newest_row = self._parsed_rows(sql.KEYS_SQL, (), entry, teams, known)
@@ -333,12 +328,9 @@ class VirtualKeyStore:
         status.blocked_teams = len(teams)
 
     def _reconcile(self) -> bool:
-        """Drop the keys deleted from the database (their tokens are gone). True if any.
-
-        The token column comes through a server-side cursor ``CHUNK`` rows at a time and
-        strikes the snapshot's digests it finds off a set of references: never 100,000 token
-        strings and a second set of digests at once (that fetchall raised the peak RSS by
-        ~29 MB at 100,000 keys, every ``RECONCILE`` seconds)."""
+        """Drop the keys deleted from the database (their tokens are gone). True if any. The
+        token column comes in chunks and strikes the digests it finds off a set of
+        references (a ``fetchall`` of it raised the peak RSS by ~29 MB at 100,000 keys)."""
         self._reconciled = time.monotonic()
         missing = self._view.digests()  # references to the stored digests, no new bytes
         unusable = 0
