@@ -82,6 +82,7 @@ class VirtualKeySource:
             return None
         store = store_for(dsn, schema)
         store.settings = self.settings
+        store.use(self.meta, self.label)
         self.cell.store = store
         return store
 

@@ -35,10 +35,11 @@ __all__ = [
     "VirtualRow",
     "dsn_from_env",
     "missing_columns",
+    "parse_deprecated",
     "parse_row",
     "parse_when",
     "row_digest",
-    "without_update",
+    "standing_of",
 ]
 
 TOKENS = '"LiteLLM_VerificationToken"'
@@ -137,18 +138,30 @@ class VirtualRow:
             name = f"team:{self.team_id}"
         else:
             name = entry.name
-        standing = Standing(
-            blocked=self.blocked,
-            team_id=self.team_id,
-            team_blocked=self.team_id is not None and self.team_id in blocked_teams,
-            revoke_at=revoke_at,
-            team_missing=self.team_id is not None
-            and self.team_id != UI_TEAM_ID
-            and known_teams is not None
-            and self.team_id not in known_teams,
-        )
+        standing = standing_of(self.blocked, self.team_id, blocked_teams, known_teams, revoke_at)
         paths = PathRule.from_patterns(self.routes) if self.routes is not None else entry.paths
         return KeyMeta(name, entry.where, paths, self.expires_at, standing)
+
+
+def standing_of(
+    blocked: bool,
+    team_id: str | None,
+    blocked_teams: frozenset[str],
+    known_teams: frozenset[str] | None,
+    revoke_at: float | None = None,
+) -> Standing:
+    """A key's standing: its own ``blocked``, and its team's (blocked, or gone from
+    ``LiteLLM_TeamTable``: ``known_teams`` ``None`` = not read)."""
+    return Standing(
+        blocked=blocked,
+        team_id=team_id,
+        team_blocked=team_id is not None and team_id in blocked_teams,
+        revoke_at=revoke_at,
+        team_missing=team_id is not None
+        and team_id != UI_TEAM_ID
+        and known_teams is not None
+        and team_id not in known_teams,
+    )
 
 
 def _bounded(text: str | None, what: str) -> str | None:
@@ -232,13 +245,15 @@ def parse_row(row: tuple[object, ...], strings: dict[str, str] | None = None) ->
     )
 
 
-def without_update(row: VirtualRow) -> VirtualRow:
-    """``row`` without its ``updated_at`` (compared by nothing; one float less per key kept)."""
-    if row.updated_at is None:
-        return row
-    return VirtualRow(
-        row.digest, row.alias, row.team_id, row.expires_at, row.blocked, row.routes, None
-    )
+def parse_deprecated(rows: Iterable[tuple[object, ...]]) -> dict[bytes, tuple[bytes, float]]:
+    """``DEPRECATED_SQL``'s rows as old digest → (active digest, ``revoke_at``)."""
+    deprecated: dict[bytes, tuple[bytes, float]] = {}
+    for old, active, revoke in rows:
+        old_d, active_d = row_digest(old), row_digest(active)
+        revoke_at = parse_when(revoke, '"LiteLLM_DeprecatedVerificationToken".revoke_at')
+        if old_d is not None and active_d is not None and revoke_at is not None:
+            deprecated[old_d] = (active_d, revoke_at)
+    return deprecated
 
 
 def missing_columns(found: Iterable[tuple[str, str]]) -> list[str]:
