@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from authsvc.keymodel import KeyRecord, RingBuilder, Standing
 
 KEYS = [f"sk-keyed-edge-{i}-0123456789abcdef" for i in range(6)]
@@ -122,3 +124,27 @@ def test_the_ring_content_follows_the_stamp() -> None:
     keyed = {D[0]: template("vk"), D[5]: template("vk")}
     assert _content(keyed, b"1") == _content(dict(keyed), b"1")
     assert _content(keyed, b"1") != _content(keyed, b"2")
+
+
+def test_a_keyed_map_holding_only_the_master_key_reports_the_master() -> None:
+    """resolve_readings: the master's digest in a virtual-key map is reported as the master
+    key, not as a key already loaded (one clash, so the count tells which it was)."""
+    from authsvc.keymodel import DigestBatch, KeyMeta, Reading, resolve_readings
+
+    master = Reading.of_value("env:M", MASTER_KEY, max_length=1024)
+    keyed = {M: template("vk"), D[0]: template("vk")}
+    batch = DigestBatch(KeyMeta("litellm", "keys[0]"), "vk", b"", keyed=keyed, stamp=b"1")
+    res = resolve_readings([master], batches=[batch])
+    warnings = " ".join(res.warnings)
+    assert "1 the master key" in warnings and "already loaded" not in warnings
+    assert len(res.ring) == 2 and res.ring.lookup(M).name == "master"  # type: ignore[union-attr]
+
+
+def test_a_keyed_batch_with_packed_digests_or_no_stamp_is_refused_with_the_rule() -> None:
+    from authsvc.keymodel import DigestBatch, KeyMeta
+
+    rule = "a keyed batch has a stamp and no packed digests"
+    with pytest.raises(ValueError, match=f"^{rule}$"):
+        DigestBatch(KeyMeta("litellm", "keys[0]"), "vk", D[0], keyed={}, stamp=b"1")
+    with pytest.raises(ValueError, match=f"^{rule}$"):
+        DigestBatch(KeyMeta("litellm", "keys[0]"), "vk", b"", keyed={})

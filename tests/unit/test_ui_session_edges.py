@@ -165,3 +165,11 @@ def test_a_time_claim_in_a_fraction_of_a_second_truncates_like_pyjwt() -> None:
 )
 def test_token_cookie_splits_at_the_first_equals(header: str, value: str | None) -> None:
     assert token_cookie(header) == value
+
+
+def test_a_four_character_segment_is_read() -> None:
+    """``{ }`` is 3 bytes, 4 base64url characters: a segment of exactly 4 is valid."""
+    body = _b64(b"{ }")
+    assert len(body) == 4
+    found = read_session(signed(HEAD, body), mac(), NOW)
+    assert isinstance(found, Session) and found.key is None
