@@ -93,7 +93,9 @@ def test_the_master_wins_its_digest_in_a_keyed_map_added_before_it() -> None:
     ring = builder.build(master=MASTER)
     assert ring.ready and len(ring) == 2
     assert ring.lookup(M) is MASTER
+    assert ring.lookup(D[0]).name == "vk"  # type: ignore[union-attr]
     assert names(ring) == ["master", "vk"]
+    assert sorted(r.digest for r in ring.records()) == sorted([M, D[0]])
     assert len(keyed) == 2  # the source's map is untouched
 
 
