@@ -30,7 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MUTANTS = ROOT / "mutants"
 REASONS = ROOT / "tests" / "mutation_reasons.toml"
-STRICT = ("authsvc/authz/_decide.py", "authsvc/authz/_credentials.py")
+STRICT = (
+    "authsvc/authz/_decide.py",
+    "authsvc/authz/_credentials.py",
+    "authsvc/authz/_ui_session.py",
+)
 BEGIN, END = "<!-- mutation-report:begin -->", "<!-- mutation-report:end -->"
 
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped"}
