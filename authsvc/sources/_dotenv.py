@@ -4,20 +4,17 @@ the layer is then reported as ignored. Label ``dotenv:PATH#LITELLM_MASTER_KEY``.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import yaml
-
 from authsvc.sources._litellm import read_dotenv_source
-from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch
-from authsvc.sources._stat import file_signature
+from authsvc.sources._protocol import OneFile, SourceKind, SourceOutput, parse_file
 
 __all__ = ["KIND", "DotenvSource"]
 
 
 @dataclass(frozen=True, slots=True)
-class DotenvSource:
+class DotenvSource(OneFile):
     """``dotenv: PATH`` (master-key chain only)."""
 
     path: str
@@ -34,15 +31,5 @@ class DotenvSource:
         )
         return SourceOutput(readings=(reading,))
 
-    def watch(self) -> Watch:
-        return Watch(files=(self.path,))
 
-    def change_token(self) -> Hashable | None:
-        return file_signature((self.path,))
-
-
-def _parse(ctx: ParseContext, node: yaml.Node, path: str) -> str:
-    return ctx.file(node, path)
-
-
-KIND = SourceKind("dotenv", _parse, chain=lambda path, where: DotenvSource(path, where))
+KIND = SourceKind("dotenv", parse_file, chain=lambda path, where: DotenvSource(path, where))

@@ -11,22 +11,19 @@ lines or lines authsvc's stricter rules flag as ``file:PATH#lineN`` (resolution 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import yaml
 
 from authsvc.keymodel import OWS, KeyMeta, Reading
 from authsvc.sources._fileio import read_text
 from authsvc.sources._keylist import MAX_LIST_BYTES, list_output, parse_key_lines
-from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
-from authsvc.sources._stat import file_signature
+from authsvc.sources._protocol import OneFile, SourceKind, SourceOutput, output, parse_file
 
 __all__ = ["KIND", "FileSource"]
 
 
 @dataclass(frozen=True, slots=True)
-class FileSource:
+class FileSource(OneFile):
     """``file: PATH`` — an absolute path (relative ones were resolved against the config dir)."""
 
     path: str
@@ -53,20 +50,10 @@ class FileSource:
             self.label, text.strip(OWS + "\r\n"), max_length=max_length, what="the file"
         )
 
-    def watch(self) -> Watch:
-        return Watch(files=(self.path,))
-
-    def change_token(self) -> Hashable | None:
-        return file_signature((self.path,))
-
-
-def _parse(ctx: ParseContext, node: yaml.Node, path: str) -> str:
-    return ctx.file(node, path)
-
 
 KIND = SourceKind(
     "file",
-    _parse,
+    parse_file,
     chain=lambda path, where: FileSource(path, where),
     key=lambda path, meta: FileSource(path, meta.where, meta),
 )

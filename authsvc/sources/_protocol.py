@@ -46,8 +46,18 @@ from typing import Any, NoReturn, Protocol, runtime_checkable
 import yaml
 
 from authsvc.keymodel import DigestBatch, ExtraKeyReadings, KeyMeta, Reading
+from authsvc.sources._stat import file_signature
 
-__all__ = ["KeySource", "ParseContext", "SourceKind", "SourceOutput", "Watch", "output"]
+__all__ = [
+    "KeySource",
+    "OneFile",
+    "ParseContext",
+    "SourceKind",
+    "SourceOutput",
+    "Watch",
+    "output",
+    "parse_file",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +71,21 @@ class Watch:
 
     files: tuple[str, ...] = ()
     poll: float | None = None
+
+
+class OneFile:
+    """The watch and change token of a source read from the one file at ``self.path``
+    (``file:``, ``sha256_file:``, ``dotenv:``): its directory is watched, and the file's
+    signature is the token."""
+
+    __slots__ = ()
+    path: str
+
+    def watch(self) -> Watch:
+        return Watch(files=(self.path,))
+
+    def change_token(self) -> Hashable | None:
+        return file_signature((self.path,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,3 +166,8 @@ class SourceKind:
     parse: Callable[[ParseContext, yaml.Node, str], Any]
     chain: Callable[[Any, str], KeySource] | None = None
     key: Callable[[Any, KeyMeta], KeySource] | None = None
+
+
+def parse_file(ctx: ParseContext, node: yaml.Node, path: str) -> str:
+    """The parser of a kind whose value is one file's path (``SourceKind.parse``)."""
+    return ctx.file(node, path)

@@ -10,22 +10,19 @@ config file. Watched and reloaded like any key file.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import yaml
 
 from authsvc.keymodel import KeyMeta, Reading
 from authsvc.sources._fileio import read_text
 from authsvc.sources._keylist import MAX_LIST_BYTES, list_output, parse_digest_lines
-from authsvc.sources._protocol import ParseContext, SourceKind, SourceOutput, Watch, output
-from authsvc.sources._stat import file_signature
+from authsvc.sources._protocol import OneFile, SourceKind, SourceOutput, output, parse_file
 
 __all__ = ["KIND", "Sha256FileSource"]
 
 
 @dataclass(frozen=True, slots=True)
-class Sha256FileSource:
+class Sha256FileSource(OneFile):
     """``sha256_file: PATH`` (extra keys only): an absolute path to a digest list."""
 
     path: str
@@ -41,15 +38,5 @@ class Sha256FileSource:
             return output([Reading.without_value(self.label, state, detail)], self.key)
         return list_output(self.key, self.label, parse_digest_lines(self.label, text))
 
-    def watch(self) -> Watch:
-        return Watch(files=(self.path,))
 
-    def change_token(self) -> Hashable | None:
-        return file_signature((self.path,))
-
-
-def _parse(ctx: ParseContext, node: yaml.Node, path: str) -> str:
-    return ctx.file(node, path)
-
-
-KIND = SourceKind("sha256_file", _parse, key=lambda path, meta: Sha256FileSource(path, meta))
+KIND = SourceKind("sha256_file", parse_file, key=lambda path, meta: Sha256FileSource(path, meta))
