@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from authsvc.sources._litellm_db_store import stores
 from tests.e2e._harness import Launcher
 from tests.vkeys._litellm_db import DDL, LiteLLMDB
 
@@ -59,3 +60,11 @@ def litellm_schema(postgres: Any) -> LiteLLMDB:
 def litellm_db(litellm_schema: LiteLLMDB) -> LiteLLMDB:
     litellm_schema.reset()
     return litellm_schema
+
+
+@pytest.fixture
+def fresh_stores() -> None:
+    """The in-process virtual-key stores forget their snapshot: each test's tables start empty."""
+    for store in stores():
+        store._loaded = False
+        store.status.newest_update = None

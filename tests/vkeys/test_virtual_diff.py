@@ -12,20 +12,14 @@ import pytest
 from authsvc.keymodel import KeyMeta
 from authsvc.keys import KeyStore, Reloader
 from authsvc.sources._litellm_db_lookup import Lookup
-from authsvc.sources._litellm_db_store import stores
 from tests.vkeys._litellm_db import LiteLLMDB
 from tests.vkeys.test_virtual_source import MASTER, _config
+
+pytestmark = pytest.mark.usefixtures("fresh_stores")
 
 
 def sha(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores() -> None:
-    for store in stores():  # each test's tables start empty: forget the snapshot
-        store._loaded = False
-        store.status.newest_update = None
 
 
 def test_a_refresh_renews_only_the_changed_keys_and_leaves_the_served_ring_alone(

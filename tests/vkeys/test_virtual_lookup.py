@@ -16,9 +16,10 @@ from authsvc.config import load_config
 from authsvc.keys import KeyStore, resolve
 from authsvc.server._check import Checker, finish
 from authsvc.sources import Lookup
-from authsvc.sources._litellm_db_store import stores
 from tests._keys import make_key
 from tests.vkeys._litellm_db import LiteLLMDB
+
+pytestmark = pytest.mark.usefixtures("fresh_stores")
 
 MASTER = make_key("vk-lookup-master")
 
@@ -54,13 +55,6 @@ def _checker(tmp_path: Path, db: LiteLLMDB, settings: str = "") -> Checker:
 async def _ask(checker: Checker, key: str, path: str = "/v1/models") -> int:
     answer, pending = checker.check(_request(key, path))
     return _status(await finish(answer, pending))
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores() -> None:
-    for store in stores():
-        store._loaded = False
-        store.status.newest_update = None
 
 
 def test_a_key_created_after_the_refresh_is_accepted_at_once(

@@ -17,6 +17,8 @@ from authsvc.sources._litellm_db_store import stores
 from tests._keys import make_key
 from tests.vkeys._litellm_db import LiteLLMDB, now_utc
 
+pytestmark = pytest.mark.usefixtures("fresh_stores")
+
 MASTER = make_key("vk-master")
 
 
@@ -40,13 +42,6 @@ def _ask(res: Resolution, key: str, path: str = "/v1/models", now: float | None 
     assert config is not None
     view = RequestView("GET", path, {"authorization": f"Bearer {key}"})
     return decide(view, config.policy, res.ring, time.time() if now is None else now)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_stores() -> None:
-    for store in stores():  # each test's tables start empty: forget the snapshot
-        store._loaded = False
-        store.status.newest_update = None
 
 
 def test_keys_in_the_database_are_accepted_with_their_alias(
